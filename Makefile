@@ -1,0 +1,34 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+SWIFT ?= swift
+SIM_SEEDS ?= 500
+
+.PHONY: deps build test unit-test simulate demo bench clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+# Everything CI runs: the deterministic simulation (release build, $(SIM_SEEDS) seeds), then every
+# unit and integration test. Benchmarks are separate (`make bench`).
+test: deps simulate unit-test
+
+simulate: deps
+	$(SWIFT) build -c release --product pgquorum-sim
+	.build/release/pgquorum-sim --seeds $(SIM_SEEDS)
+
+unit-test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: deps
+	$(SWIFT) build --product pgquorum
+	.build/debug/pgquorum demo
+
+bench: deps
+	$(SWIFT) build -c release --product pgquorum-bench
+	.build/release/pgquorum-bench raft
+
+clean:
+	rm -rf .build

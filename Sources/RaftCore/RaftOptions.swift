@@ -1,0 +1,55 @@
+/// The knobs of one Raft node, in ticks (the agent picks the tick length, 100 ms by default for
+/// heartbeats). Defaults follow etcd-io/raft: heartbeat every tick, election timeout of 10 ticks
+/// randomised into [10, 20).
+public struct RaftOptions: Sendable, Equatable {
+    public var heartbeatTicks: Int = 1
+    /// The minimum election timeout; each node waits a random timeout in [electionTicks, 2×).
+    public var electionTicks: Int = 10
+    /// How long after a heartbeat's send a quorum's acknowledgement keeps the leader lease valid.
+    /// Must be at most `electionTicks - 2`: one tick of granularity on each side (the leader's
+    /// send and the follower's receipt) must fit before a follower would vote again.
+    public var leaseTicks: Int = 8
+    /// Appends in flight to one follower before the leader waits for acknowledgements.
+    public var maxInflightAppends: Int = 256
+    /// Entries in one append message.
+    public var maxEntriesPerAppend: Int = 64
+    /// Seeds the randomised election timeout; the agent passes fresh randomness, the simulator a seed.
+    public var randomSeed: UInt64 = 0x5eed
+
+    public init() {}
+
+    public enum Problem: Error, Equatable, CustomStringConvertible {
+        case invalid(String)
+        public var description: String {
+            switch self { case .invalid(let why): why }
+        }
+    }
+
+    /// Every rule broken, one line each (empty when the options are usable).
+    public var problems: [Problem] {
+        var found: [Problem] = []
+        if heartbeatTicks < 1 { found.append(.invalid("heartbeatTicks must be at least 1 (is \(heartbeatTicks))")) }
+        if electionTicks <= heartbeatTicks {
+            found.append(.invalid("electionTicks (\(electionTicks)) must be greater than heartbeatTicks (\(heartbeatTicks))"))
+        }
+        if leaseTicks < 1 || leaseTicks > electionTicks - 2 {
+            found.append(.invalid("leaseTicks (\(leaseTicks)) must be between 1 and electionTicks - 2 (\(electionTicks - 2)) so a lease ends before any follower may vote again"))
+        }
+        if maxInflightAppends < 1 { found.append(.invalid("maxInflightAppends must be at least 1")) }
+        if maxEntriesPerAppend < 1 { found.append(.invalid("maxEntriesPerAppend must be at least 1")) }
+        return found
+    }
+}
+
+/// SplitMix64: a tiny deterministic generator, so a node's election timeouts replay from its seed.
+public struct SplitMix64: Sendable, RandomNumberGenerator {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

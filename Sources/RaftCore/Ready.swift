@@ -1,0 +1,99 @@
+public enum Role: String, Sendable, Equatable {
+    case follower, preCandidate = "pre-candidate", candidate, leader
+}
+
+/// Volatile facts about a node that the application may want to log or show.
+public struct SoftState: Sendable, Equatable {
+    public var role: Role
+    public var leader: NodeID?
+    public var term: Term
+}
+
+/// The answer to a `readIndex` request: once this node has applied `index`, a read of its state
+/// machine reflects every write committed before the request.
+public struct ReadState: Sendable, Equatable {
+    public var requestID: UInt64
+    public var index: LogIndex
+}
+
+/// Everything the application must do for a node, in this order:
+///
+/// 1. send `messages` (they promise nothing that is not durable yet, so they may go first or
+///    concurrently with step 2);
+/// 2. persist `snapshot`, then `entries` (replacing any stored entries from the first one's
+///    index on), then `hardState` — and sync;
+/// 3. send `messagesAfterPersist` (votes and acknowledgements, which promise what step 2 wrote);
+/// 4. restore `snapshot` into the state machine, then apply `committedEntries` in order;
+/// 5. call `advance(ready)`, with no `step` or `tick` in between.
+public struct Ready: Sendable, Equatable {
+    public var softState: SoftState?
+    public var hardState: HardState?
+    public var snapshot: Snapshot?
+    public var entries: [Entry]
+    public var messages: [Message]
+    public var messagesAfterPersist: [Message]
+    public var committedEntries: [Entry]
+    public var readStates: [ReadState]
+
+    /// Whether step 2 has anything to write (and so to sync).
+    public var needsPersist: Bool { hardState != nil || snapshot != nil || !entries.isEmpty }
+}
+
+/// What a node's storage hands back when it starts: the last persisted hard state, snapshot and
+/// entries after the snapshot.
+public struct DurableState: Sendable, Equatable {
+    public var hardState: HardState
+    public var snapshot: Snapshot
+    public var entries: [Entry]
+
+    public init(hardState: HardState, snapshot: Snapshot, entries: [Entry]) {
+        self.hardState = hardState
+        self.snapshot = snapshot
+        self.entries = entries
+    }
+
+    /// The first start of a founding member of a new cluster.
+    public static func bootstrap(_ configuration: Configuration) -> DurableState {
+        DurableState(
+            hardState: HardState(),
+            snapshot: Snapshot(metadata: SnapshotMetadata(index: 0, term: 0, configuration: configuration), data: []),
+            entries: []
+        )
+    }
+
+    /// The first start of a node that joins an existing cluster: it knows no members and waits for
+    /// the leader to replicate the log (or a snapshot) that adds it.
+    public static let joining = bootstrap(.empty)
+}
+
+public enum ProposalError: Error, Sendable, Equatable, CustomStringConvertible {
+    case notLeader(leader: NodeID?)
+    case leadershipTransferInProgress
+    /// The leader has not yet committed an entry of its own term (the single-server membership
+    /// errata fix; also needed before a read index means anything).
+    case leaderNotReady
+    case membershipChangePending
+    case invalidMembershipChange(String)
+
+    public var description: String {
+        switch self {
+        case .notLeader(let leader): "not the leader" + (leader.map { " (the leader is \($0))" } ?? " (no leader known)")
+        case .leadershipTransferInProgress: "a leadership transfer is in progress"
+        case .leaderNotReady: "the leader has not committed an entry of its term yet"
+        case .membershipChangePending: "another membership change is not committed yet"
+        case .invalidMembershipChange(let why): "invalid membership change: \(why)"
+        }
+    }
+}
+
+public enum RestoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    case invalidOptions([String])
+    case inconsistentState(String)
+
+    public var description: String {
+        switch self {
+        case .invalidOptions(let problems): problems.joined(separator: "; ")
+        case .inconsistentState(let why): "durable Raft state is inconsistent: \(why)"
+        }
+    }
+}
