@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pgquorum-bench",
+        abstract: "Benchmarks that print figures (build with -c release).",
+        subcommands: [RaftBenchmark.self]
+    )
+}
