@@ -1,14 +1,73 @@
 import Testing
 @testable import RaftCore
 
+/// The leader lease the agent fences PostgreSQL on.
 @Suite struct LeaseTests {
     @Test func leaderHoldsLeaseWhileQuorumAcknowledges() {
         var cluster = TestCluster(voters: [1, 2, 3])
         cluster.campaign(1)
-        #expect(cluster[1].role == .leader)
         cluster.tick(times: 3)
         #expect(cluster[1].hasLeaderLease)
         #expect(!cluster[2].hasLeaderLease)
+        #expect(!cluster[3].hasLeaderLease)
+    }
+
+    @Test func leaseLapsesLeaseTicksAfterTheLastAcknowledgedRound() {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.campaign(1)
+        cluster.tick(times: 3)
+        cluster.isolate(1)
+        var heldFor = 0
+        while cluster[1].hasLeaderLease, heldFor < 50 {
+            cluster.tick([1])
+            heldFor += 1
+        }
+        // The last acknowledged round started at the tick before the isolation: the lease
+        // runs out exactly leaseTicks after that round started.
+        #expect(heldFor == cluster[1].options.leaseTicks)
+        #expect(cluster[1].role == .leader)
+    }
+
+    @Test func isolatedLeaderLosesItsLeaseBeforeAnyoneElseIsElected() {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.campaign(1)
+        cluster.tick(times: 3)
+        cluster.isolate(1)
+        var leaseEnded: Int?
+        var otherElected: Int?
+        for tick in 1...60 {
+            cluster.tick()
+            if leaseEnded == nil, !cluster[1].hasLeaderLease { leaseEnded = tick }
+            if otherElected == nil, cluster.leaders.contains(where: { $0 != 1 }) { otherElected = tick }
+            #expect(cluster.nodes.values.filter(\.hasLeaderLease).count <= 1)
+        }
+        #expect(leaseEnded != nil && otherElected != nil)
+        #expect(leaseEnded! < otherElected!)
+    }
+
+    @Test func noLeaseOnceTimeoutNowIsSent() {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.campaign(1)
+        cluster.tick(times: 3)
+        #expect(cluster[1].hasLeaderLease)
+        _ = cluster[1].transferLeadership(to: 2)
+        #expect(!cluster[1].hasLeaderLease)
+    }
+
+    @Test func singleVoterHoldsItsLeaseAlone() {
+        var cluster = TestCluster(voters: [1])
+        cluster.tick(times: 25)
+        #expect(cluster[1].hasLeaderLease)
+    }
+
+    @Test func leaseLongerThanElectionTimeoutAllowsIsRejected() {
+        var options = RaftOptions()
+        options.electionTicks = 10
+        options.leaseTicks = 9
+        #expect(options.problems.count == 1)
+        #expect(throws: RestoreError.self) {
+            try RaftNode(id: 1, options: options, restoring: .bootstrap(Configuration(voters: [1])))
+        }
     }
 }
 
