@@ -620,6 +620,7 @@ public struct RaftNode: Sendable {
             readsAwaitingLeaderCommit = []
             for requestID in waiting { startReadRound(requestID) }
         }
+        if configurationIndex <= log.committed { forgetRemovedPeers() }
         // A leader that committed its own removal steps down (dissertation §4.2.2).
         if !configuration.voters.contains(id), configurationIndex <= log.committed {
             becomeFollower(term: term, leader: nil)
@@ -689,10 +690,20 @@ public struct RaftNode: Sendable {
             for member in next.members where member != id && progress[member] == nil {
                 progress[member] = Progress(next: log.lastIndex + 1)
             }
-            for peer in progress.keys where !next.contains(peer) { progress[peer] = nil }
+            // A removed peer keeps receiving the log until its removal commits (see
+            // `forgetRemovedPeers`), so that it learns it was removed and stops campaigning.
             if let target = transferTarget, !next.voters.contains(target) { transferTarget = nil }
         } else if role != .follower, !next.voters.contains(id) {
             becomeFollower(term: term, leader: nil)
+        }
+    }
+
+    /// Once a removal is committed, tells the removed peer the commit index one last time (so it
+    /// knows its removal is final and stops campaigning) and stops replicating to it.
+    private mutating func forgetRemovedPeers() {
+        for (peer, state) in progress.sorted(by: { $0.key < $1.key }) where !configuration.contains(peer) {
+            send(to: peer, .heartbeat(commit: min(state.match, log.committed), round: round))
+            progress[peer] = nil
         }
     }
 

@@ -8,6 +8,7 @@ struct TestCluster {
     var blocked: Set<[NodeID]> = []
     var applied: [NodeID: [Entry]] = [:]
     var reads: [NodeID: [ReadState]] = [:]
+    var installedSnapshots: [NodeID: [Snapshot]] = [:]
 
     init(voters: [NodeID], learners: [NodeID] = [], options: RaftOptions = TestCluster.defaultOptions) {
         let configuration = Configuration(voters: Set(voters), learners: Set(learners))
@@ -37,6 +38,7 @@ struct TestCluster {
             while nodes[id]!.hasReady {
                 let ready = nodes[id]!.ready()
                 mailbox.append(contentsOf: ready.messages + ready.messagesAfterPersist)
+                if let snapshot = ready.snapshot { installedSnapshots[id, default: []].append(snapshot) }
                 applied[id, default: []].append(contentsOf: ready.committedEntries)
                 reads[id, default: []].append(contentsOf: ready.readStates)
                 nodes[id]!.advance(ready)
