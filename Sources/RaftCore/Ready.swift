@@ -7,6 +7,12 @@ public struct SoftState: Sendable, Equatable {
     public var role: Role
     public var leader: NodeID?
     public var term: Term
+
+    public init(role: Role, leader: NodeID?, term: Term) {
+        self.role = role
+        self.leader = leader
+        self.term = term
+    }
 }
 
 /// The answer to a `readIndex` request: once this node has applied `index`, a read of its state
@@ -14,6 +20,11 @@ public struct SoftState: Sendable, Equatable {
 public struct ReadState: Sendable, Equatable {
     public var requestID: UInt64
     public var index: LogIndex
+
+    public init(requestID: UInt64, index: LogIndex) {
+        self.requestID = requestID
+        self.index = index
+    }
 }
 
 /// Everything the application must do for a node, in this order:
