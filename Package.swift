@@ -43,6 +43,7 @@ let package = Package(
         ),
         .testTarget(name: "RaftCoreTests", dependencies: ["RaftCore"]),
         .testTarget(name: "RaftSimulationTests", dependencies: ["RaftSimulation", "RaftCore"]),
+        .testTarget(name: "pgquorumTests", dependencies: ["pgquorum"]),
     ],
     swiftLanguageModes: [.v6]
 )
