@@ -42,7 +42,8 @@ public struct Message: Sendable, Equatable, CustomStringConvertible {
     public struct ConflictHint: Sendable, Equatable {
         /// The follower's term at the rejected index, or nil when its log is shorter.
         public var conflictTerm: Term?
-        /// The first index the follower holds with `conflictTerm`, or its last index + 1.
+        /// The first index of the follower's run of `conflictTerm` (not looking below its commit
+        /// index, which matches the leader anyway), or its last index + 1.
         public var firstIndex: LogIndex
 
         public init(conflictTerm: Term?, firstIndex: LogIndex) {

@@ -47,9 +47,11 @@ public struct RaftNode: Sendable {
     private var roundStarts: [(round: UInt64, tick: UInt64)] = []
     public private(set) var transferTarget: NodeID?
     private var transferElapsed = 0
+    /// Whether the current transfer's TimeoutNow has gone out.
+    private var transferTimeoutNowSent = false
     /// Once a TimeoutNow has gone out in this term, another node may win an election at any
     /// moment: the lease is forfeit until this node leads again.
-    private var timeoutNowSent = false
+    private var leaseForfeited = false
     private var pendingReads: [(requestID: UInt64, index: LogIndex, round: UInt64)] = []
     private var readsAwaitingLeaderCommit: [UInt64] = []
 
@@ -107,7 +109,7 @@ public struct RaftNode: Sendable {
     /// True only while this node leads and a quorum of voters acknowledged a heartbeat round that
     /// started less than `leaseTicks` ago. The agent keeps PostgreSQL writable only while this holds.
     public var hasLeaderLease: Bool {
-        guard role == .leader, !timeoutNowSent, configuration.voters.contains(id) else { return false }
+        guard role == .leader, !leaseForfeited, configuration.voters.contains(id) else { return false }
         let confirmed = quorumAcknowledgedRound()
         guard let start = roundStarts.first(where: { $0.round == confirmed })?.tick else { return false }
         return now - start < UInt64(options.leaseTicks)
@@ -189,8 +191,11 @@ public struct RaftNode: Sendable {
             // A grant carries the term we would campaign in; a refusal carries the voter's own term.
             guard role == .preCandidate, !granted || message.term == term + 1 else { return }
             tally(message.from, granted: granted)
-        case .voteRequest(let lastIndex, let lastTerm, _):
-            let canVote = vote == message.from || (vote == nil && leader == nil)
+        case .voteRequest(let lastIndex, let lastTerm, let transfer):
+            // The leader-contact rule holds in every term: a follower that was moved to a new
+            // term by some late response must still not help elect a rival of a live leader.
+            let canVote = vote == message.from
+                || (vote == nil && leader == nil && (transfer || !inLeaderContact))
             let granted = canVote && log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
             if granted {
                 vote = message.from
@@ -269,11 +274,12 @@ public struct RaftNode: Sendable {
         guard role == .leader else { return .failure(.notLeader(leader: leader)) }
         guard target != id else { return .success(()) }
         guard configuration.voters.contains(target) else {
-            return .failure(.invalidMembershipChange("\(target) is not a voter"))
+            return .failure(.invalidTransferTarget("\(target) is not a voter"))
         }
         if transferTarget == target { return .success(()) }
         transferTarget = target
         transferElapsed = 0
+        transferTimeoutNowSent = false
         if progress[target]?.match == log.lastIndex {
             sendTimeoutNow(to: target)
         } else {
@@ -313,11 +319,18 @@ public struct RaftNode: Sendable {
             hardState: current == persistedHardState ? nil : current,
             snapshot: log.unstableSnapshot,
             entries: log.unstableEntries,
-            messages: outbox.filter(\.maySendBeforePersist),
-            messagesAfterPersist: outbox.filter { !$0.maySendBeforePersist },
+            messages: outbox.filter { sendableBeforePersist($0) },
+            messagesAfterPersist: outbox.filter { !sendableBeforePersist($0) },
             committedEntries: applyFrom <= log.committed ? log.entries(in: applyFrom...log.committed) : [],
             readStates: readStates
         )
+    }
+
+    /// Leader traffic may precede the disk write, but only if the term it carries is durable
+    /// already. A single voter wins its election in the same step that raises its term; until
+    /// that term is on disk, a crash could let it lead the same term again with another log.
+    private func sendableBeforePersist(_ message: Message) -> Bool {
+        message.maySendBeforePersist && message.term <= persistedHardState.term
     }
 
     /// Records that `ready` was carried out: its state is durable, its messages sent, its entries applied.
@@ -415,7 +428,8 @@ public struct RaftNode: Sendable {
         progress = [:]
         roundStarts = []
         transferTarget = nil
-        timeoutNowSent = false
+        transferTimeoutNowSent = false
+        leaseForfeited = false
         pendingReads = []
         readsAwaitingLeaderCommit = []
         votesGranted = []
@@ -452,7 +466,16 @@ public struct RaftNode: Sendable {
         }
         if transferTarget != nil {
             transferElapsed += 1
-            if transferElapsed >= options.electionTicks { transferTarget = nil }
+            if transferElapsed >= options.electionTicks {
+                transferTarget = nil
+                if leaseForfeited {
+                    // The target got TimeoutNow but did not take over. Without a lease this
+                    // leader could never run a writable primary again in this term: hand the
+                    // decision back to an election instead.
+                    becomeFollower(term: term, leader: nil)
+                    return
+                }
+            }
         }
         for peer in progress.keys {
             guard case .snapshot = progress[peer]?.state else { continue }
@@ -470,7 +493,9 @@ public struct RaftNode: Sendable {
     }
 
     private func leaderRefusal() -> ProposalError? {
-        guard role == .leader, configuration.voters.contains(id) else { return .notLeader(leader: leader) }
+        guard role == .leader else { return .notLeader(leader: leader) }
+        // A leader that appended its own removal is on its way out: there is no leader to name.
+        guard configuration.voters.contains(id) else { return .notLeader(leader: nil) }
         guard transferTarget == nil else { return .leadershipTransferInProgress }
         return nil
     }
@@ -540,7 +565,8 @@ public struct RaftNode: Sendable {
     }
 
     private mutating func sendTimeoutNow(to peer: NodeID) {
-        timeoutNowSent = true
+        transferTimeoutNowSent = true
+        leaseForfeited = true
         send(to: peer, .timeoutNow)
     }
 
@@ -558,7 +584,7 @@ public struct RaftNode: Sendable {
                 }
                 progress[peer] = state
                 maybeCommit()
-                if transferTarget == peer, !timeoutNowSent, match == log.lastIndex { sendTimeoutNow(to: peer) }
+                if transferTarget == peer, !transferTimeoutNowSent, match == log.lastIndex { sendTimeoutNow(to: peer) }
             } else {
                 progress[peer] = state
             }

@@ -5,10 +5,13 @@ public struct RaftOptions: Sendable, Equatable {
     public var heartbeatTicks: Int = 1
     /// The minimum election timeout; each node waits a random timeout in [electionTicks, 2×).
     public var electionTicks: Int = 10
-    /// How long after a heartbeat's send a quorum's acknowledgement keeps the leader lease valid.
-    /// Must be at most `electionTicks - 2`: one tick of granularity on each side (the leader's
-    /// send and the follower's receipt) must fit before a follower would vote again.
-    public var leaseTicks: Int = 8
+    /// How long after a heartbeat round starts a quorum's acknowledgement of it keeps the leader
+    /// lease valid. A follower refuses votes for `electionTicks` after hearing from the leader, and
+    /// its tick may fire just after the message arrives, so only `electionTicks - 1` whole ticks
+    /// are guaranteed; `leaseTicks <= electionTicks - 2` keeps one more tick in hand, and the
+    /// default (`electionTicks - 3`) one more again for clocks that run at different rates
+    /// (20% of a 1 s election timeout).
+    public var leaseTicks: Int = 7
     /// Appends in flight to one follower before the leader waits for acknowledgements.
     public var maxInflightAppends: Int = 256
     /// Entries in one append message.

@@ -30,7 +30,8 @@ public struct ReadState: Sendable, Equatable {
 /// Everything the application must do for a node, in this order:
 ///
 /// 1. send `messages` (they promise nothing that is not durable yet, so they may go first or
-///    concurrently with step 2);
+///    concurrently with step 2; a leader's replication traffic lands here only once the term it
+///    carries is durable);
 /// 2. persist `snapshot`, then `entries` (replacing any stored entries from the first one's
 ///    index on), then `hardState` — and sync;
 /// 3. send `messagesAfterPersist` (votes and acknowledgements, which promise what step 2 wrote);
@@ -85,6 +86,7 @@ public enum ProposalError: Error, Sendable, Equatable, CustomStringConvertible {
     case leaderNotReady
     case membershipChangePending
     case invalidMembershipChange(String)
+    case invalidTransferTarget(String)
 
     public var description: String {
         switch self {
@@ -93,6 +95,7 @@ public enum ProposalError: Error, Sendable, Equatable, CustomStringConvertible {
         case .leaderNotReady: "the leader has not committed an entry of its term yet"
         case .membershipChangePending: "another membership change is not committed yet"
         case .invalidMembershipChange(let why): "invalid membership change: \(why)"
+        case .invalidTransferTarget(let why): "cannot transfer leadership: \(why)"
         }
     }
 }

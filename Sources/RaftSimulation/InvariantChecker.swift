@@ -26,6 +26,9 @@ struct InvariantChecker {
             return "election safety: \(other) and \(id) both lead term \(node.term)"
         }
         leaderOfTerm[node.term] = id
+        // The commit index a new leader inherits was counted by earlier leaders, under their
+        // membership; from here on, every commit it makes is checked against its own.
+        checkedCommit[id] = (node.term, node.commitIndex)
         guard highestCommitted > node.snapshotMetadata.index else { return nil }
         for index in (node.snapshotMetadata.index + 1)...highestCommitted {
             guard let entry = committed[index] else { continue }
@@ -94,14 +97,8 @@ struct InvariantChecker {
         }
         leaderLogs[id] = (node.term, node.lastIndex, node.lastTerm)
 
-        // Only commits this leader made itself are checked against its membership; the commit
-        // index it inherited was counted by an earlier leader, under that leader's membership.
         let commit = node.commitIndex
-        guard let checked = checkedCommit[id], checked.term == node.term else {
-            checkedCommit[id] = (node.term, commit)
-            return nil
-        }
-        if checked.index >= commit { return nil }
+        if let checked = checkedCommit[id], checked.term == node.term, checked.index >= commit { return nil }
         checkedCommit[id] = (node.term, commit)
         guard let commitTerm = node.term(at: commit) else { return nil }
         let voters = node.configuration.voters.sorted()

@@ -43,8 +43,8 @@ public struct SimulationSummary: Sendable {
     }
 
     public var line: String {
-        "seeds=\(seeds) steps=\(ticks) violations=\(violations) elections=\(elections) commits=\(commits) "
+        "seeds=\(seeds) steps=\(ticks) violations=\(violations) elections=\(elections) entries_committed=\(commits) "
             + "messages=\(messages) crashes=\(crashes) partitions=\(partitions) membership_changes=\(membershipChanges) "
-            + "transfers=\(transfers) snapshots_installed=\(snapshots) reads=\(reads) lease_held_ticks=\(leaseHeldTicks) worst_recovery_ticks=\(worstRecovery)"
+            + "transfers_started=\(transfers) snapshots_installed=\(snapshots) reads=\(reads) lease_held_ticks=\(leaseHeldTicks) worst_recovery_ticks=\(worstRecovery)"
     }
 }

@@ -7,7 +7,8 @@ struct SimCommand: ParsableCommand {
         commandName: "pgquorum-sim",
         abstract: "Deterministic simulation of the pgquorum Raft core.",
         discussion: """
-            Each seed runs a five-node world (three founding voters, two joiners) through message \
+            Each seed runs a five-node world (three founding voters and two joiners, or five \
+            founding voters) through message \
             loss, duplication, delay, partitions, one-way cuts, crashes that lose unpersisted state, \
             membership changes, leadership transfers, reads and compactions, checking the safety \
             invariants after every event; then heals everything and requires a commit within a \
@@ -24,10 +25,10 @@ struct SimCommand: ParsableCommand {
     @Option(help: "Ticks of chaos per seed before the heal.")
     var steps: Int = SimulationOptions().chaosTicks
 
-    @Option(help: "Replay exactly one seed and print its trace.")
+    @Option(help: "Replay exactly one seed; prints its summary, and its trace's last events on a violation.")
     var seed: UInt64?
 
-    @Flag(help: "With --seed: print the whole trace, not only the summary.")
+    @Flag(help: "With --seed: print the whole trace.")
     var trace = false
 
     mutating func run() throws {

@@ -198,3 +198,40 @@ import Testing
         #expect(ready.messagesAfterPersist.map(\.kind) == [.voteResponse(granted: true)])
     }
 }
+
+@Suite struct LeaderContactEdgeTests {
+    /// A follower moved to a higher term by a late response (here a pre-vote refusal from an
+    /// earlier campaign of its own) must still refuse a vote while it hears from a live leader.
+    @Test func lateHigherTermResponseDoesNotOpenTheVote() {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.campaign(1)
+        cluster.tick(times: 2)
+        let term = cluster[2].term
+        cluster[2].step(Message(from: 3, to: 2, term: term + 2, kind: .preVoteResponse(granted: false)))
+        #expect(cluster[2].term == term + 2)
+        #expect(cluster[2].leader == nil)
+        cluster[2].step(Message(from: 3, to: 2, term: term + 2,
+                                kind: .voteRequest(lastIndex: 100, lastTerm: term, leadershipTransfer: false)))
+        #expect(cluster[2].vote == nil)
+    }
+
+    /// A single voter wins in the step that raises its term: its appends (to learners) must wait
+    /// until that term is durable.
+    @Test func singleVoterLeaderTrafficWaitsForItsTermOnDisk() {
+        let configuration = Configuration(voters: [1], learners: [2])
+        var node = try! RaftNode(id: 1, options: TestCluster.defaultOptions, restoring: .bootstrap(configuration))
+        for _ in 0..<30 where node.role != .leader { node.tick() }
+        let ready = node.ready()
+        #expect(ready.hardState?.term == 1)
+        #expect(ready.messages.isEmpty)
+        #expect(ready.messagesAfterPersist.contains { if case .append = $0.kind { true } else { false } })
+    }
+
+    @Test func leaderThatRemovedItselfNamesNoLeader() {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.campaign(1)
+        cluster.isolate(1)
+        _ = cluster[1].proposeMembershipChange(.remove(1))
+        #expect(cluster[1].propose([1]) == .failure(.notLeader(leader: nil)))
+    }
+}

@@ -60,3 +60,52 @@ import Testing
         #expect(throws: ProposalError.self) { try cluster[1].transferLeadership(to: 4).get() }
     }
 }
+
+@Suite struct LeadershipTransferEdgeTests {
+    /// A second transfer in the same term, to a target that must first catch up, still ends with
+    /// a TimeoutNow once the target's log is current.
+    @Test func secondTransferInATermCompletes() {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.campaign(1)
+        cluster.cut(1, 2)
+        _ = cluster[1].propose([1])
+        cluster.deliverAll()
+        cluster.cut(1, 3)
+        #expect(throws: Never.self) { try cluster[1].transferLeadership(to: 3).get() }
+        cluster.deliverAll()
+        #expect(cluster[1].role == .leader)
+        #expect(throws: Never.self) { try cluster[1].transferLeadership(to: 2).get() }
+        cluster.heal()
+        cluster.cut(1, 3)
+        cluster.tick([1, 2], times: 3)
+        #expect(cluster[2].role == .leader)
+    }
+
+    /// Once TimeoutNow went out the leader has no lease for the rest of its term; if the target
+    /// never takes over, the leader steps down so an election can produce a leader with a lease.
+    @Test func abandonedTransferAfterTimeoutNowEndsInANewElection() {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.campaign(1)
+        cluster.tick(times: 2)
+        let term = cluster[1].term
+        cluster.isolate(3)
+        #expect(throws: Never.self) { try cluster[1].transferLeadership(to: 3).get() }
+        #expect(!cluster[1].hasLeaderLease)
+        cluster.tick([1, 2], times: 10)
+        #expect(cluster[1].role == .follower)
+        cluster.tick([1, 2], times: 40)
+        let leader = cluster.leaders.first { $0 != 3 }
+        #expect(leader != nil)
+        #expect(cluster[leader ?? 1].term > term)
+        cluster.tick([1, 2], times: 2)
+        #expect(cluster[leader ?? 1].hasLeaderLease)
+    }
+
+    @Test func transferToANonVoterNamesTheProblem() {
+        var cluster = TestCluster(voters: [1, 2, 3], learners: [4])
+        cluster.campaign(1)
+        #expect(throws: ProposalError.invalidTransferTarget("n4 is not a voter")) {
+            try cluster[1].transferLeadership(to: 4).get()
+        }
+    }
+}
