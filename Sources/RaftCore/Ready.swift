@@ -36,7 +36,10 @@ public struct ReadState: Sendable, Equatable {
 ///    index on), then `hardState` — and sync;
 /// 3. send `messagesAfterPersist` (votes and acknowledgements, which promise what step 2 wrote);
 /// 4. restore `snapshot` into the state machine, then apply `committedEntries` in order;
-/// 5. call `advance(ready)`, with no `step` or `tick` in between.
+/// 5. call `advance(ready)`.
+///
+/// Steps and ticks may come between `ready()` and `advance(_:)` (an agent that writes to disk
+/// asynchronously will do that); only `ready()` must not be called again before `advance`.
 public struct Ready: Sendable, Equatable {
     public var softState: SoftState?
     public var hardState: HardState?

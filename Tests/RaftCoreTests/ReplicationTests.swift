@@ -36,6 +36,25 @@ import Testing
         #expect(ready.committedEntries.map(\.payload) == [.noop])
     }
 
+    /// The leader's own copy counts towards a commit only after `advance` declared it durable,
+    /// even when a follower acknowledges first.
+    @Test func followerAckBeforeTheLeadersOwnPersistDoesNotCommit() {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.campaign(1)
+        let before = cluster[1].commitIndex
+        guard case .success(let index) = cluster[1].propose([1]) else {
+            Issue.record("proposal refused")
+            return
+        }
+        let ready = cluster[1].ready()
+        #expect(ready.entries.last?.index == index)
+        cluster[1].step(Message(from: 2, to: 1, term: cluster[1].term,
+                                kind: .appendResponse(.accepted(matchIndex: index), round: 1)))
+        #expect(cluster[1].commitIndex == before)
+        cluster[1].advance(ready)
+        #expect(cluster[1].commitIndex == index)
+    }
+
     @Test func leaderAppendsMayBeSentBeforePersisting() {
         var cluster = TestCluster(voters: [1, 2, 3])
         cluster.campaign(1)
