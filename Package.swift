@@ -20,6 +20,10 @@ let package = Package(
         // Deterministic simulation of RaftCore clusters (seeded network, crashes, invariants).
         // Also stdlib only, so a failing seed replays bit for bit.
         .target(name: "RaftSimulation", dependencies: ["RaftCore"]),
+        // Binary encoding and CRC-32C of the core's values, shared by storage and transport.
+        .target(name: "RaftCodec", dependencies: ["RaftCore"]),
+        // Layer 2: durable Raft state on disk (segments, hard state, snapshots).
+        .target(name: "RaftStorage", dependencies: ["RaftCore", "RaftCodec"]),
         .executableTarget(
             name: "pgquorum",
             dependencies: [
@@ -44,6 +48,8 @@ let package = Package(
         .testTarget(name: "RaftCoreTests", dependencies: ["RaftCore"]),
         .testTarget(name: "RaftSimulationTests", dependencies: ["RaftSimulation", "RaftCore"]),
         .testTarget(name: "pgquorumTests", dependencies: ["pgquorum"]),
+        .testTarget(name: "RaftCodecTests", dependencies: ["RaftCodec", "RaftCore"]),
+        .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "RaftCodec", "RaftCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

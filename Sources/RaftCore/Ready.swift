@@ -52,6 +52,19 @@ public struct Ready: Sendable, Equatable {
 
     /// Whether step 2 has anything to write (and so to sync).
     public var needsPersist: Bool { hardState != nil || snapshot != nil || !entries.isEmpty }
+
+    public init(softState: SoftState? = nil, hardState: HardState? = nil, snapshot: Snapshot? = nil,
+                entries: [Entry] = [], messages: [Message] = [], messagesAfterPersist: [Message] = [],
+                committedEntries: [Entry] = [], readStates: [ReadState] = []) {
+        self.softState = softState
+        self.hardState = hardState
+        self.snapshot = snapshot
+        self.entries = entries
+        self.messages = messages
+        self.messagesAfterPersist = messagesAfterPersist
+        self.committedEntries = committedEntries
+        self.readStates = readStates
+    }
 }
 
 /// What a node's storage hands back when it starts: the last persisted hard state, snapshot and

@@ -1,0 +1,228 @@
+import RaftCodec
+import RaftCore
+
+/// Durable Raft state of one node: a write-ahead log of checksummed records split into segment
+/// files, and snapshot files.
+///
+/// Layout under `directory`:
+/// - `wal/<sequence>.seg`: segments, each starting with a header and the hard state of the
+///   moment it was created, then entry, hard-state and log-reset records, append-only;
+/// - `snapshots/snap-<index>-<term>.snap`: the newest snapshot (older ones are deleted once a
+///   newer one is durable).
+///
+/// `persist(_:)` writes everything a `Ready` asks for with one `write` and one `fdatasync`;
+/// only after it returns may the agent send `Ready.messagesAfterPersist`. Not thread-safe: the
+/// agent's single Raft task owns it.
+public final class RaftStorage {
+    public let directory: String
+    /// What `open` recovered; nil for a directory that has never been initialised.
+    public private(set) var recovered: DurableState?
+    /// A torn tail that recovery cut off (an unsynced, partial last write), for the agent to log.
+    public private(set) var tornTail: (file: String, offset: Int, bytes: Int)?
+
+    /// Segments roll over once they pass this size.
+    public let segmentBytes: Int
+
+    private struct Segment {
+        var sequence: UInt64
+        var path: String
+        /// The highest entry index any record in the segment holds (0 when none).
+        var highestEntryIndex: LogIndex
+    }
+
+    private var walDirectory: String { directory + "/wal" }
+    private var snapshotDirectory: String { directory + "/snapshots" }
+    private var segments: [Segment] = []
+    private var activeDescriptor: Int32 = -1
+    private var activeBytes = 0
+    private var hardState = HardState()
+    private var snapshotIndex: LogIndex = 0
+
+    private init(directory: String, segmentBytes: Int) {
+        self.directory = directory
+        self.segmentBytes = segmentBytes
+    }
+
+    deinit {
+        if activeDescriptor >= 0 { close(activeDescriptor) }
+    }
+
+    /// Opens (creating if needed) the storage in `directory`, verifies everything on disk and
+    /// recovers the durable state. A torn tail is cut off; any other damage is an error.
+    public static func open(directory: String, segmentBytes: Int = 64 << 20) throws(StorageError) -> RaftStorage {
+        let storage = RaftStorage(directory: directory, segmentBytes: segmentBytes)
+        try storage.recover()
+        return storage
+    }
+
+    /// Writes the first state of a node that has never run (`DurableState.bootstrap` or `.joining`).
+    public func initialize(_ state: DurableState) throws(StorageError) {
+        guard recovered == nil else {
+            throw .corrupt(file: directory, offset: 0, reason: "refusing to initialise storage that already holds Raft state")
+        }
+        try writeSnapshotFile(state.snapshot)
+        snapshotIndex = state.snapshot.metadata.index
+        hardState = state.hardState
+        try startSegment()
+        var records: [WALRecord] = state.entries.map { .entry($0) }
+        records.append(.hardState(state.hardState))
+        try append(records)
+        recovered = state
+    }
+
+    /// Step 2 of a `Ready`: the snapshot (if any), then the entries, then the hard state, made
+    /// durable before returning.
+    public func persist(_ ready: Ready) throws(StorageError) {
+        var records: [WALRecord] = []
+        if let snapshot = ready.snapshot {
+            try writeSnapshotFile(snapshot)
+            records.append(.logReset(index: snapshot.metadata.index, term: snapshot.metadata.term))
+        }
+        records.append(contentsOf: ready.entries.map { .entry($0) })
+        if let state = ready.hardState {
+            records.append(.hardState(state))
+            hardState = state
+        }
+        if !records.isEmpty { try append(records) }
+        if let snapshot = ready.snapshot { try discardBelow(snapshot.metadata.index) }
+    }
+
+    /// Stores a snapshot the application made (log compaction), then deletes the segments and
+    /// older snapshots it makes unnecessary.
+    public func saveSnapshot(_ snapshot: Snapshot) throws(StorageError) {
+        guard snapshot.metadata.index > snapshotIndex else { return }
+        try writeSnapshotFile(snapshot)
+        try discardBelow(snapshot.metadata.index)
+    }
+
+    // MARK: - Writing
+
+    private func append(_ records: [WALRecord]) throws(StorageError) {
+        if activeBytes >= segmentBytes { try startSegment() }
+        var bytes: [UInt8] = []
+        for record in records {
+            bytes.append(contentsOf: record.encoded())
+            if case .entry(let entry) = record, var last = segments.last {
+                last.highestEntryIndex = max(last.highestEntryIndex, entry.index)
+                segments[segments.count - 1] = last
+            }
+        }
+        guard let active = segments.last else { return }
+        try FileIO.writeAll(activeDescriptor, bytes, path: active.path)
+        try FileIO.syncData(activeDescriptor, path: active.path)
+        activeBytes += bytes.count
+    }
+
+    /// Creates the next segment, beginning with the current hard state so that deleting older
+    /// segments never loses it.
+    private func startSegment() throws(StorageError) {
+        let sequence = (segments.last?.sequence ?? 0) + 1
+        let path = walDirectory + "/" + SnapshotFile.hex(sequence) + ".seg"
+        let descriptor = try FileIO.openForAppend(path, create: true)
+        var bytes = SegmentHeader(sequence: sequence).encoded()
+        bytes.append(contentsOf: WALRecord.hardState(hardState).encoded())
+        do {
+            try FileIO.writeAll(descriptor, bytes, path: path)
+            try FileIO.syncFile(descriptor, path: path)
+            try FileIO.syncDirectory(walDirectory)
+        } catch {
+            close(descriptor)
+            throw error
+        }
+        if activeDescriptor >= 0 { close(activeDescriptor) }
+        activeDescriptor = descriptor
+        activeBytes = bytes.count
+        segments.append(Segment(sequence: sequence, path: path, highestEntryIndex: 0))
+    }
+
+    private func writeSnapshotFile(_ snapshot: Snapshot) throws(StorageError) {
+        let path = snapshotDirectory + "/" + SnapshotFile.fileName(for: snapshot.metadata)
+        try FileIO.writeAtomically(SnapshotFile.encode(snapshot), to: path, directory: snapshotDirectory)
+        snapshotIndex = max(snapshotIndex, snapshot.metadata.index)
+    }
+
+    /// Deletes older snapshots, and the oldest segments whose entries all sit at or below `index`
+    /// (never the active one). The snapshot at `index` is durable before this runs.
+    private func discardBelow(_ index: LogIndex) throws(StorageError) {
+        for name in try FileIO.list(snapshotDirectory) {
+            guard let fileIndex = SnapshotFile.index(inFileName: name), fileIndex < snapshotIndex else { continue }
+            try FileIO.remove(snapshotDirectory + "/" + name)
+        }
+        var removed = false
+        while segments.count > 1, segments[0].highestEntryIndex <= index {
+            try FileIO.remove(segments[0].path)
+            segments.removeFirst()
+            removed = true
+        }
+        if removed { try FileIO.syncDirectory(walDirectory) }
+        try FileIO.syncDirectory(snapshotDirectory)
+    }
+
+    // MARK: - Recovery
+
+    private func recover() throws(StorageError) {
+        try FileIO.makeDirectory(walDirectory)
+        try FileIO.makeDirectory(snapshotDirectory)
+        for folder in [walDirectory, snapshotDirectory] {
+            for name in try FileIO.list(folder) where name.hasSuffix(".tmp") {
+                // A snapshot or file write that never reached its rename: not part of the state.
+                try FileIO.remove(folder + "/" + name)
+            }
+        }
+
+        let snapshot = try loadNewestSnapshot()
+        let segmentFiles = try FileIO.list(walDirectory).compactMap { name -> (UInt64, String)? in
+            guard name.hasSuffix(".seg"), name.count == 20, let sequence = UInt64(name.prefix(16), radix: 16) else { return nil }
+            return (sequence, walDirectory + "/" + name)
+        }.sorted { $0.0 < $1.0 }
+
+        guard let snapshot else {
+            if let first = segmentFiles.first {
+                throw .corrupt(file: first.1, offset: 0, reason: "the log exists but no snapshot file does (snapshots/ was deleted?)")
+            }
+            return
+        }
+
+        var replay = LogReplay()
+        for (position, (sequence, path)) in segmentFiles.enumerated() {
+            let isLast = position == segmentFiles.count - 1
+            let bytes = try FileIO.readAll(path)
+            let outcome = try replay.scan(bytes, file: path, isLastSegment: isLast)
+            if let tornAt = outcome.tornAt {
+                tornTail = (path, tornAt, bytes.count - tornAt)
+                if tornAt < SegmentHeader.size {
+                    try FileIO.remove(path)
+                    try FileIO.syncDirectory(walDirectory)
+                    continue
+                }
+                try FileIO.truncate(path, to: tornAt)
+            }
+            segments.append(Segment(sequence: sequence, path: path, highestEntryIndex: outcome.highestEntryIndex))
+        }
+
+        let entries = try replay.entries(after: snapshot.metadata, file: segmentFiles.last?.1 ?? walDirectory)
+        hardState = replay.hardState ?? HardState()
+        snapshotIndex = snapshot.metadata.index
+        recovered = DurableState(hardState: hardState, snapshot: snapshot, entries: entries)
+        try startSegment()
+    }
+
+    private func loadNewestSnapshot() throws(StorageError) -> Snapshot? {
+        let names = try FileIO.list(snapshotDirectory).filter { SnapshotFile.index(inFileName: $0) != nil }
+        guard let newest = names.max(by: { (SnapshotFile.index(inFileName: $0) ?? 0) < (SnapshotFile.index(inFileName: $1) ?? 0) }) else {
+            return nil
+        }
+        let path = snapshotDirectory + "/" + newest
+        let snapshot = try SnapshotFile.decode(try FileIO.readAll(path), file: path)
+        guard SnapshotFile.fileName(for: snapshot.metadata) == newest else {
+            throw .corrupt(file: path, offset: 0, reason: "the snapshot inside (index \(snapshot.metadata.index), term \(snapshot.metadata.term)) does not match its file name")
+        }
+        return snapshot
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

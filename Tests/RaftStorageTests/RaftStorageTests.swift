@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+import RaftCore
+@testable import RaftStorage
+
+@Suite struct RaftStorageTests {
+    @Test func freshDirectoryHasNothingToRecover() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let storage = try RaftStorage.open(directory: dir.path)
+        #expect(storage.recovered == nil)
+    }
+
+    @Test func writtenStateComesBackAfterReopening() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let storage = try RaftStorage.open(directory: dir.path)
+            try storage.initialize(.bootstrap(threeVoters))
+            try storage.persist(ready(entries: entries(1...5, term: 1), hardState: HardState(term: 1, vote: 2, commit: 3)))
+            try storage.persist(ready(hardState: HardState(term: 1, vote: 2, commit: 5)))
+        }
+        let reopened = try RaftStorage.open(directory: dir.path)
+        let state = try #require(reopened.recovered)
+        #expect(state.hardState == HardState(term: 1, vote: 2, commit: 5))
+        #expect(state.entries == entries(1...5, term: 1))
+        #expect(state.snapshot.metadata.configuration == threeVoters)
+        #expect(reopened.tornTail == nil)
+    }
+
+    @Test func laterEntriesReplaceAConflictingTail() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let storage = try RaftStorage.open(directory: dir.path)
+            try storage.initialize(.bootstrap(threeVoters))
+            try storage.persist(ready(entries: entries(1...6, term: 1), hardState: HardState(term: 1)))
+            try storage.persist(ready(entries: entries(3...4, term: 2), hardState: HardState(term: 2)))
+        }
+        let state = try #require(try RaftStorage.open(directory: dir.path).recovered)
+        #expect(state.entries == entries(1...2, term: 1) + entries(3...4, term: 2))
+        #expect(state.hardState.term == 2)
+    }
+
+    @Test func recoveredStateStartsARaftNode() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let storage = try RaftStorage.open(directory: dir.path)
+            try storage.initialize(.bootstrap(threeVoters))
+            try storage.persist(ready(entries: entries(1...3, term: 2), hardState: HardState(term: 2, vote: 1, commit: 2)))
+        }
+        let state = try #require(try RaftStorage.open(directory: dir.path).recovered)
+        let node = try RaftNode(id: 1, restoring: state)
+        #expect(node.term == 2 && node.vote == 1 && node.lastIndex == 3 && node.commitIndex == 2)
+    }
+
+    @Test func initialisingTwiceIsRefused() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let storage = try RaftStorage.open(directory: dir.path)
+        try storage.initialize(.bootstrap(threeVoters))
+        #expect(throws: StorageError.self) { try storage.initialize(.joining) }
+        #expect(throws: StorageError.self) { try RaftStorage.open(directory: dir.path).initialize(.joining) }
+    }
+
+    @Test func hardStateSurvivesRolloverAndCompaction() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let storage = try RaftStorage.open(directory: dir.path, segmentBytes: 300)
+            try storage.initialize(.bootstrap(threeVoters))
+            try storage.persist(ready(hardState: HardState(term: 4, vote: 3, commit: 0)))
+            for index in LogIndex(1)...40 {
+                try storage.persist(ready(entries: entries(index...index, term: 4)))
+            }
+            #expect(dir.segmentPaths().count > 5)
+            let snapshot = Snapshot(metadata: SnapshotMetadata(index: 30, term: 4, configuration: threeVoters), data: [7])
+            try storage.saveSnapshot(snapshot)
+        }
+        let segmentsLeft = dir.segmentPaths().count
+        let state = try #require(try RaftStorage.open(directory: dir.path, segmentBytes: 300).recovered)
+        #expect(state.hardState == HardState(term: 4, vote: 3, commit: 0))
+        #expect(state.snapshot.metadata.index == 30)
+        #expect(state.snapshot.data == [7])
+        #expect(state.entries == entries(31...40, term: 4))
+        #expect(segmentsLeft < 6)
+        #expect(dir.snapshotNames().count == 1)
+    }
+
+    @Test func snapshotFromTheLeaderReplacesTheLog() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let storage = try RaftStorage.open(directory: dir.path)
+            try storage.initialize(.bootstrap(threeVoters))
+            try storage.persist(ready(entries: entries(1...20, term: 1), hardState: HardState(term: 1)))
+            let snapshot = Snapshot(metadata: SnapshotMetadata(index: 50, term: 3, configuration: threeVoters), data: [1, 2])
+            try storage.persist(ready(entries: entries(51...52, term: 3), hardState: HardState(term: 3, commit: 50),
+                                      snapshot: snapshot))
+        }
+        let state = try #require(try RaftStorage.open(directory: dir.path).recovered)
+        #expect(state.snapshot.metadata.index == 50)
+        #expect(state.entries == entries(51...52, term: 3))
+        #expect(state.hardState == HardState(term: 3, commit: 50))
+    }
+
+    /// A crash after the snapshot file is renamed into place but before the log records the
+    /// reset: the snapshot wins and the older entries it covers are ignored.
+    @Test func snapshotWrittenButLogNotResetStillRecovers() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let storage = try RaftStorage.open(directory: dir.path)
+            try storage.initialize(.bootstrap(threeVoters))
+            try storage.persist(ready(entries: entries(1...10, term: 1), hardState: HardState(term: 1)))
+        }
+        let snapshot = Snapshot(metadata: SnapshotMetadata(index: 15, term: 2, configuration: threeVoters), data: [9])
+        writeBytes(SnapshotFile.encode(snapshot), to: dir.path + "/snapshots/" + SnapshotFile.fileName(for: snapshot.metadata))
+        let state = try #require(try RaftStorage.open(directory: dir.path).recovered)
+        #expect(state.snapshot == snapshot)
+        #expect(state.entries.isEmpty)
+    }
+
+    @Test func logThatDivergedFromANewerSnapshotIsDropped() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let storage = try RaftStorage.open(directory: dir.path)
+            try storage.initialize(.bootstrap(threeVoters))
+            try storage.persist(ready(entries: entries(1...10, term: 1), hardState: HardState(term: 2)))
+        }
+        let snapshot = Snapshot(metadata: SnapshotMetadata(index: 5, term: 2, configuration: threeVoters), data: [])
+        writeBytes(SnapshotFile.encode(snapshot), to: dir.path + "/snapshots/" + SnapshotFile.fileName(for: snapshot.metadata))
+        let state = try #require(try RaftStorage.open(directory: dir.path).recovered)
+        #expect(state.snapshot.metadata.index == 5)
+        #expect(state.entries.isEmpty)
+    }
+
+    @Test func aMissingSnapshotDirectoryIsCorruption() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try RaftStorage.open(directory: dir.path).initialize(.bootstrap(threeVoters))
+        try FileManager.default.removeItem(atPath: dir.path + "/snapshots")
+        #expect(throws: StorageError.self) { try RaftStorage.open(directory: dir.path) }
+    }
+
+    @Test func corruptionMessageNamesFileOffsetAndRemedy() {
+        let error = StorageError.corrupt(file: "/data/wal/0000000000000001.seg", offset: 120, reason: "record checksum mismatch")
+        #expect(error.description.contains("/data/wal/0000000000000001.seg at offset 120: record checksum mismatch"))
+        #expect(error.description.contains("docs/storage.md"))
+        #expect(!error.description.contains("\n"))
+    }
+}

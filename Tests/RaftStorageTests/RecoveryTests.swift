@@ -1,0 +1,166 @@
+import Foundation
+import Testing
+import RaftCore
+@testable import RaftStorage
+
+/// Torn writes and corruption of the last record: recovery must yield exactly the synced
+/// prefix, or refuse with an error; it must never drop a synced entry silently nor replay garbage.
+@Suite struct RecoveryTests {
+    /// A storage with six synced entries whose last record (entry 6) ends the active segment.
+    /// Returns the directory, the active segment and where its last record starts.
+    private func prepared() throws -> (TemporaryDirectory, segment: String, lastRecordStart: Int) {
+        let dir = TemporaryDirectory()
+        let storage = try RaftStorage.open(directory: dir.path)
+        try storage.initialize(.bootstrap(threeVoters))
+        try storage.persist(ready(entries: entries(1...5, term: 1), hardState: HardState(term: 1, vote: 1, commit: 5)))
+        let segment = try #require(dir.segmentPaths().last)
+        let before = readBytes(segment).count
+        try storage.persist(ready(entries: entries(6...6, term: 1)))
+        #expect(readBytes(segment).count > before)
+        return (dir, segment, before)
+    }
+
+    @Test func truncationAtEveryOffsetOfTheLastRecordYieldsTheSyncedPrefix() throws {
+        let (dir, segment, start) = try prepared()
+        defer { dir.remove() }
+        let original = readBytes(segment)
+        let scratch = TemporaryDirectory()
+        defer { scratch.remove() }
+        for cut in start..<original.count {
+            dir.copy(to: scratch)
+            let copy = scratch.path + "/wal/" + URL(fileURLWithPath: segment).lastPathComponent
+            writeBytes(Array(original.prefix(cut)), to: copy)
+            let storage = try RaftStorage.open(directory: scratch.path)
+            let state = try #require(storage.recovered)
+            #expect(state.entries == entries(1...5, term: 1), "cut at \(cut)")
+            #expect(state.hardState == HardState(term: 1, vote: 1, commit: 5))
+            if cut > start { #expect(storage.tornTail?.offset == start, "cut at \(cut)") }
+            // The torn tail is gone from disk: a second recovery finds a clean log.
+            #expect(try RaftStorage.open(directory: scratch.path).recovered?.entries == entries(1...5, term: 1))
+        }
+    }
+
+    private func openResult(_ path: String) -> Result<DurableState?, StorageError> {
+        do {
+            return .success(try RaftStorage.open(directory: path).recovered)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    @Test func everyBitFlipInTheLastRecordIsReportedAsCorruption() throws {
+        let (dir, segment, start) = try prepared()
+        defer { dir.remove() }
+        let original = readBytes(segment)
+        let scratch = TemporaryDirectory()
+        defer { scratch.remove() }
+        var flips = 0
+        for position in start..<original.count {
+            for bit in 0..<8 {
+                dir.copy(to: scratch)
+                var damaged = original
+                damaged[position] ^= UInt8(1 << bit)
+                let copy = scratch.path + "/wal/" + URL(fileURLWithPath: segment).lastPathComponent
+                writeBytes(damaged, to: copy)
+                switch openResult(scratch.path) {
+                case .success(let recovered):
+                    Issue.record("flip of bit \(bit) at \(position) recovered \(recovered?.entries.count ?? -1) entries")
+                case .failure(.corrupt(let file, let offset, _)):
+                    #expect(file == copy)
+                    #expect(offset == start)
+                case .failure(let other):
+                    Issue.record("unexpected \(other)")
+                }
+                flips += 1
+            }
+        }
+        #expect(flips == (original.count - start) * 8)
+    }
+
+    @Test func bitFlipInAnEarlierRecordIsCorruptionNotATornTail() throws {
+        let (dir, segment, start) = try prepared()
+        defer { dir.remove() }
+        var damaged = readBytes(segment)
+        damaged[start - 3] ^= 0x10
+        writeBytes(damaged, to: segment)
+        #expect(throws: StorageError.self) { try RaftStorage.open(directory: dir.path) }
+    }
+
+    @Test func zeroFilledTailIsATornWrite() throws {
+        let (dir, segment, _) = try prepared()
+        defer { dir.remove() }
+        writeBytes(readBytes(segment) + [UInt8](repeating: 0, count: 4096), to: segment)
+        let storage = try RaftStorage.open(directory: dir.path)
+        #expect(storage.recovered?.entries == entries(1...6, term: 1))
+        #expect(storage.tornTail?.bytes == 4096)
+    }
+
+    @Test func damageInAnOlderSegmentIsNeverTreatedAsTorn() throws {
+        let (dir, segment, start) = try prepared()
+        defer { dir.remove() }
+        // Reopening starts a new active segment: the damaged one is no longer the last.
+        _ = try RaftStorage.open(directory: dir.path)
+        writeBytes(Array(readBytes(segment).prefix(start + 5)), to: segment)
+        #expect(throws: StorageError.self) { try RaftStorage.open(directory: dir.path) }
+    }
+
+    @Test func segmentWithAForeignHeaderIsRefused() throws {
+        let (dir, segment, _) = try prepared()
+        defer { dir.remove() }
+        var bytes = readBytes(segment)
+        bytes[0] = UInt8(ascii: "X")
+        writeBytes(bytes, to: segment)
+        #expect(throws: StorageError.corrupt(file: segment, offset: 0, reason: "not a pgquorum WAL segment (bad magic)")) {
+            try RaftStorage.open(directory: dir.path)
+        }
+    }
+}
+
+/// Snapshots are written to a temporary file, synced and renamed: a crash at any step leaves
+/// the old snapshot or the new one usable.
+@Suite struct SnapshotCrashTests {
+    private let old = Snapshot(metadata: SnapshotMetadata(index: 10, term: 1, configuration: threeVoters), data: [1])
+    private let new = Snapshot(metadata: SnapshotMetadata(index: 20, term: 1, configuration: threeVoters), data: [2, 2])
+
+    private func storageWithOldSnapshot() throws -> TemporaryDirectory {
+        let dir = TemporaryDirectory()
+        let storage = try RaftStorage.open(directory: dir.path)
+        try storage.initialize(.bootstrap(threeVoters))
+        try storage.persist(ready(entries: entries(1...25, term: 1), hardState: HardState(term: 1, commit: 25)))
+        try storage.saveSnapshot(old)
+        return dir
+    }
+
+    @Test func partialTemporaryFileLeavesTheOldSnapshot() throws {
+        let dir = try storageWithOldSnapshot()
+        defer { dir.remove() }
+        let encoded = SnapshotFile.encode(new)
+        let path = dir.path + "/snapshots/" + SnapshotFile.fileName(for: new.metadata) + ".tmp"
+        for length in [0, 1, encoded.count / 2, encoded.count] {
+            writeBytes(Array(encoded.prefix(length)), to: path)
+            let state = try #require(try RaftStorage.open(directory: dir.path).recovered)
+            #expect(state.snapshot == old)
+            #expect(state.entries == entries(11...25, term: 1))
+            #expect(!FileManager.default.fileExists(atPath: path))
+        }
+    }
+
+    @Test func renamedButOldNotYetDeletedUsesTheNewSnapshot() throws {
+        let dir = try storageWithOldSnapshot()
+        defer { dir.remove() }
+        writeBytes(SnapshotFile.encode(new), to: dir.path + "/snapshots/" + SnapshotFile.fileName(for: new.metadata))
+        #expect(dir.snapshotNames().count == 2)
+        let state = try #require(try RaftStorage.open(directory: dir.path).recovered)
+        #expect(state.snapshot == new)
+        #expect(state.entries == entries(21...25, term: 1))
+    }
+
+    @Test func damagedNewestSnapshotIsRefusedNotSkipped() throws {
+        let dir = try storageWithOldSnapshot()
+        defer { dir.remove() }
+        var encoded = SnapshotFile.encode(new)
+        encoded[encoded.count - 6] ^= 1
+        writeBytes(encoded, to: dir.path + "/snapshots/" + SnapshotFile.fileName(for: new.metadata))
+        #expect(throws: StorageError.self) { try RaftStorage.open(directory: dir.path) }
+    }
+}
