@@ -41,7 +41,7 @@ let package = Package(
         .executableTarget(
             name: "pgquorum-bench",
             dependencies: [
-                "RaftCore", "RaftSimulation",
+                "RaftCore", "RaftSimulation", "RaftStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

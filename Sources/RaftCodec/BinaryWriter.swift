@@ -18,7 +18,7 @@ public struct BinaryWriter: Sendable {
     public mutating func writeRaw(_ value: [UInt8]) { bytes.append(contentsOf: value) }
 
     private mutating func append(_ value: UInt64, width: Int) {
-        for shift in 0..<width { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(shift)))) }
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0.prefix(width)) }
     }
 }
 
