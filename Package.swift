@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "RaftSimulationTests", dependencies: ["RaftSimulation", "RaftCore"]),
         .testTarget(name: "pgquorumTests", dependencies: ["pgquorum"]),
         .testTarget(name: "RaftCodecTests", dependencies: ["RaftCodec", "RaftCore"]),
-        .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "RaftCodec", "RaftCore"]),
+        .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "RaftCodec", "RaftCore", "RaftSimulation"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -92,11 +92,13 @@ struct LogReplay {
             resetAt = (index, term)
         case .entry(let entry):
             if let first = log.first, let last = log.last {
-                guard entry.index >= first.index, entry.index <= last.index + 1 else {
+                guard entry.index <= last.index + 1 else {
                     throw .corrupt(file: file, offset: offset,
-                                   reason: "entry \(entry.index) does not follow the log \(first.index)…\(last.index)")
+                                   reason: "entry \(entry.index) leaves a gap after the log \(first.index)…\(last.index)")
                 }
-                log.removeLast(Int(last.index + 1 - entry.index))
+                // An overwrite replaces everything from its index on. Below the first replayed
+                // entry it overwrote entries of segments that compaction has since deleted.
+                log.removeLast(Int(last.index + 1 - max(entry.index, first.index)))
             } else if let reset = resetAt, entry.index != reset.index + 1 {
                 throw .corrupt(file: file, offset: offset,
                                reason: "entry \(entry.index) does not follow the snapshot at \(reset.index)")
