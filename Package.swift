@@ -27,7 +27,7 @@ let package = Package(
         .executableTarget(
             name: "pgquorum",
             dependencies: [
-                "RaftCore", "RaftSimulation",
+                "RaftCore", "RaftSimulation", "RaftStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

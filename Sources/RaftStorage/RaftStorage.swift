@@ -22,6 +22,10 @@ public final class RaftStorage {
 
     /// Segments roll over once they pass this size.
     public let segmentBytes: Int
+    /// Segments found, oldest first, with the highest entry index each holds.
+    public var segmentSummary: [(path: String, highestEntryIndex: LogIndex)] {
+        segments.map { ($0.path, $0.highestEntryIndex) }
+    }
 
     private struct Segment {
         var sequence: UInt64
@@ -51,13 +55,21 @@ public final class RaftStorage {
     /// recovers the durable state. A torn tail is cut off; any other damage is an error.
     public static func open(directory: String, segmentBytes: Int = 64 << 20) throws(StorageError) -> RaftStorage {
         let storage = RaftStorage(directory: directory, segmentBytes: segmentBytes)
-        try storage.recover()
+        try storage.recover(readOnly: false)
+        return storage
+    }
+
+    /// Verifies the storage in `directory` and reports what recovery would find, changing
+    /// nothing on disk (a torn tail is reported, not cut off). The result cannot write.
+    public static func inspect(directory: String) throws(StorageError) -> RaftStorage {
+        let storage = RaftStorage(directory: directory, segmentBytes: .max)
+        try storage.recover(readOnly: true)
         return storage
     }
 
     /// Writes the first state of a node that has never run (`DurableState.bootstrap` or `.joining`).
     public func initialize(_ state: DurableState) throws(StorageError) {
-        guard recovered == nil else {
+        guard recovered == nil, segmentBytes != .max else {
             throw .corrupt(file: directory, offset: 0, reason: "refusing to initialise storage that already holds Raft state")
         }
         try writeSnapshotFile(state.snapshot)
@@ -73,6 +85,7 @@ public final class RaftStorage {
     /// Step 2 of a `Ready`: the snapshot (if any), then the entries, then the hard state, made
     /// durable before returning.
     public func persist(_ ready: Ready) throws(StorageError) {
+        try requireWritable()
         var records: [WALRecord] = []
         if let snapshot = ready.snapshot {
             try writeSnapshotFile(snapshot)
@@ -90,12 +103,19 @@ public final class RaftStorage {
     /// Stores a snapshot the application made (log compaction), then deletes the segments and
     /// older snapshots it makes unnecessary.
     public func saveSnapshot(_ snapshot: Snapshot) throws(StorageError) {
+        try requireWritable()
         guard snapshot.metadata.index > snapshotIndex else { return }
         try writeSnapshotFile(snapshot)
         try discardBelow(snapshot.metadata.index)
     }
 
     // MARK: - Writing
+
+    private func requireWritable() throws(StorageError) {
+        guard activeDescriptor >= 0 else {
+            throw .io(operation: "write to", path: directory + " (opened by inspect, or never initialised)", errno: EBADF)
+        }
+    }
 
     private func append(_ records: [WALRecord]) throws(StorageError) {
         if activeBytes >= segmentBytes { try startSegment() }
@@ -160,10 +180,15 @@ public final class RaftStorage {
 
     // MARK: - Recovery
 
-    private func recover() throws(StorageError) {
-        try FileIO.makeDirectory(walDirectory)
-        try FileIO.makeDirectory(snapshotDirectory)
-        for folder in [walDirectory, snapshotDirectory] {
+    private func recover(readOnly: Bool) throws(StorageError) {
+        if readOnly {
+            _ = try FileIO.list(walDirectory)
+            _ = try FileIO.list(snapshotDirectory)
+        } else {
+            try FileIO.makeDirectory(walDirectory)
+            try FileIO.makeDirectory(snapshotDirectory)
+        }
+        for folder in [walDirectory, snapshotDirectory] where !readOnly {
             for name in try FileIO.list(folder) where name.hasSuffix(".tmp") {
                 // A snapshot or file write that never reached its rename: not part of the state.
                 try FileIO.remove(folder + "/" + name)
@@ -190,6 +215,10 @@ public final class RaftStorage {
             let outcome = try replay.scan(bytes, file: path, isLastSegment: isLast)
             if let tornAt = outcome.tornAt {
                 tornTail = (path, tornAt, bytes.count - tornAt)
+                if readOnly {
+                    segments.append(Segment(sequence: sequence, path: path, highestEntryIndex: outcome.highestEntryIndex))
+                    continue
+                }
                 if tornAt < SegmentHeader.size {
                     try FileIO.remove(path)
                     try FileIO.syncDirectory(walDirectory)
@@ -204,7 +233,7 @@ public final class RaftStorage {
         hardState = replay.hardState ?? HardState()
         snapshotIndex = snapshot.metadata.index
         recovered = DurableState(hardState: hardState, snapshot: snapshot, entries: entries)
-        try startSegment()
+        if !readOnly { try startSegment() }
     }
 
     private func loadNewestSnapshot() throws(StorageError) -> Snapshot? {

@@ -12,10 +12,11 @@ struct PGQuorum: ParsableCommand {
             Raft over mutual TLS; only the leader, while a quorum confirms its lease, may run a \
             writable primary, so a network partition never produces two primaries.
 
-            Available now: `demo` (an in-process simulated cluster). The agent, status, failover, \
-            switchover, backup and lab commands arrive with the next milestones; see docs/.
+            Available now: `demo` (an in-process simulated cluster) and `storage verify` (check a \
+            node's Raft log and snapshots). The agent, status, failover, switchover, backup and lab \
+            commands arrive with the next milestones; see docs/.
             """,
         version: version,
-        subcommands: [DemoCommand.self]
+        subcommands: [DemoCommand.self, StorageCommand.self]
     )
 }

@@ -164,3 +164,29 @@ import RaftCore
         #expect(throws: StorageError.self) { try RaftStorage.open(directory: dir.path) }
     }
 }
+
+@Suite struct InspectTests {
+    @Test func inspectReportsATornTailWithoutCuttingIt() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let storage = try RaftStorage.open(directory: dir.path)
+            try storage.initialize(.bootstrap(threeVoters))
+            try storage.persist(ready(entries: entries(1...3, term: 1), hardState: HardState(term: 1)))
+        }
+        let segment = try #require(dir.segmentPaths().last)
+        let damaged = readBytes(segment).dropLast(3)
+        writeBytes(Array(damaged), to: segment)
+        let inspected = try RaftStorage.inspect(directory: dir.path)
+        // The last record written was the hard state (after the entries): it is the torn one.
+        #expect(inspected.recovered?.entries == entries(1...3, term: 1))
+        #expect(inspected.recovered?.hardState == HardState())
+        #expect(inspected.tornTail?.file == segment)
+        #expect(readBytes(segment) == Array(damaged))
+        #expect(throws: StorageError.self) { try inspected.persist(ready(hardState: HardState(term: 2))) }
+    }
+
+    @Test func inspectOfAMissingDirectoryFails() {
+        #expect(throws: StorageError.self) { try RaftStorage.inspect(directory: "/nonexistent/pgquorum") }
+    }
+}
