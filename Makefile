@@ -29,6 +29,7 @@ demo: deps
 bench: deps
 	$(SWIFT) build -c release --product pgquorum-bench
 	.build/release/pgquorum-bench raft
+	.build/release/pgquorum-bench storage
 
 clean:
 	rm -rf .build

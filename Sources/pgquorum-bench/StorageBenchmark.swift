@@ -24,7 +24,8 @@ struct StorageBenchmark: ParsableCommand {
     var payloadBytes = 128
 
     func run() throws {
-        let root = directory + "/pgquorum-bench-storage-" + UUID().uuidString
+        let base = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        let root = base + "/pgquorum-bench-storage-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
         print("pgquorum-bench storage: \(root), payload \(payloadBytes) B")
