@@ -53,9 +53,7 @@ import Testing
     @Test func newLeaderMustCommitInItsTermBeforeAChange() {
         var node = try! RaftNode(id: 1, options: TestCluster.defaultOptions,
                                  restoring: .bootstrap(Configuration(voters: [1, 2, 3])))
-        for _ in 0..<30 where node.role == .follower { node.tick() }
-        node.step(Message(from: 2, to: 1, term: 1, kind: .preVoteResponse(granted: true)))
-        node.step(Message(from: 2, to: 1, term: 1, kind: .voteResponse(granted: true)))
+        node.electByHand()
         #expect(node.role == .leader)
         #expect(node.proposeMembershipChange(.addLearner(4)) == .failure(.leaderNotReady))
     }

@@ -33,9 +33,7 @@ import Testing
     @Test func readWaitsForTheLeadersFirstCommit() {
         var node = try! RaftNode(id: 1, options: TestCluster.defaultOptions,
                                  restoring: .bootstrap(Configuration(voters: [1, 2, 3])))
-        for _ in 0..<30 where node.role == .follower { node.tick() }
-        node.step(Message(from: 2, to: 1, term: 1, kind: .preVoteResponse(granted: true)))
-        node.step(Message(from: 2, to: 1, term: 1, kind: .voteResponse(granted: true)))
+        node.electByHand()
         #expect(node.role == .leader)
         #expect(throws: Never.self) { try node.readIndex(requestID: 5).get() }
         node.advance(node.ready())

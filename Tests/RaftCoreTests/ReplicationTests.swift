@@ -100,9 +100,7 @@ import Testing
         var leader = try! RaftNode(id: 1, options: TestCluster.defaultOptions, restoring: DurableState(
             hardState: HardState(term: 2), snapshot: Snapshot(metadata: .init(index: 0, term: 0, configuration: configuration), data: []),
             entries: [old]))
-        for _ in 0..<30 where leader.role == .follower { leader.tick() }
-        leader.step(Message(from: 2, to: 1, term: 3, kind: .preVoteResponse(granted: true)))
-        leader.step(Message(from: 2, to: 1, term: 3, kind: .voteResponse(granted: true)))
+        leader.electByHand()
         #expect(leader.role == .leader)
         #expect(leader.term(at: 2) == 3)
         leader.advance(leader.ready())

@@ -96,3 +96,13 @@ struct TestCluster {
 
     var leaders: [NodeID] { nodes.keys.sorted().filter { nodes[$0]!.role == .leader } }
 }
+
+extension RaftNode {
+    /// Makes a lone node leader by hand: its election timer fires, then `voter`'s pre-vote and
+    /// vote arrive. Enough for a three-voter configuration.
+    mutating func electByHand(voter: NodeID = 2) {
+        for _ in 0..<(2 * options.electionTicks) where role == .follower { tick() }
+        step(Message(from: voter, to: id, term: term + 1, kind: .preVoteResponse(granted: true)))
+        step(Message(from: voter, to: id, term: term, kind: .voteResponse(granted: true)))
+    }
+}
