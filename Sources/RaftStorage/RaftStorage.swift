@@ -41,6 +41,10 @@ public final class RaftStorage {
     private var activeBytes = 0
     private var hardState = HardState()
     private var snapshotIndex: LogIndex = 0
+    /// Set by the first failed write or sync. After a failed fsync the kernel may have dropped
+    /// the dirty pages, so what is on disk is unknown: the only safe continuation is a restart
+    /// that recovers from the files.
+    private var failure: StorageError?
 
     private init(directory: String, segmentBytes: Int) {
         self.directory = directory
@@ -112,6 +116,7 @@ public final class RaftStorage {
     // MARK: - Writing
 
     private func requireWritable() throws(StorageError) {
+        if let failure { throw failure }
         guard activeDescriptor >= 0 else {
             throw .io(operation: "write to", path: directory + " (opened by inspect, or never initialised)", errno: EBADF)
         }
@@ -128,8 +133,13 @@ public final class RaftStorage {
             }
         }
         guard let active = segments.last else { return }
-        try FileIO.writeAll(activeDescriptor, bytes, path: active.path)
-        try FileIO.syncData(activeDescriptor, path: active.path)
+        do {
+            try FileIO.writeAll(activeDescriptor, bytes, path: active.path)
+            try FileIO.syncData(activeDescriptor, path: active.path)
+        } catch {
+            failure = error
+            throw error
+        }
         activeBytes += bytes.count
     }
 
