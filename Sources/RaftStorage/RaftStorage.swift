@@ -123,7 +123,15 @@ public final class RaftStorage {
     }
 
     private func append(_ records: [WALRecord]) throws(StorageError) {
-        if activeBytes >= segmentBytes { try startSegment() }
+        if activeBytes >= segmentBytes {
+            do {
+                try startSegment()
+            } catch {
+                // A half-made newer segment would replay after records appended here later.
+                failure = error
+                throw error
+            }
+        }
         var bytes: [UInt8] = []
         for record in records {
             bytes.append(contentsOf: record.encoded())
