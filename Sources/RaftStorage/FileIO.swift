@@ -26,8 +26,14 @@ enum FileIO {
             parts.append(current)
         }
         if !path.hasPrefix("/") { parts = parts.map { String($0.dropFirst()) } }
-        for part in parts where mkdir(part, 0o700) != 0 && errno != EEXIST {
-            throw fail("mkdir", part)
+        for part in parts {
+            if mkdir(part, 0o700) == 0 {
+                // The new directory's name lives in its parent: make it durable there too.
+                let parent = part.split(separator: "/").dropLast().joined(separator: "/")
+                try syncDirectory(part.hasPrefix("/") ? "/" + parent : (parent.isEmpty ? "." : parent))
+            } else if errno != EEXIST {
+                throw fail("mkdir", part)
+            }
         }
     }
 

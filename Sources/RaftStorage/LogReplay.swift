@@ -8,6 +8,7 @@ struct LogReplay {
     private var log: [Entry] = []
     /// After a log reset, the index the next entry must have.
     private var resetAt: (index: LogIndex, term: Term)?
+    private var sawEntries = false
 
     struct Outcome {
         var highestEntryIndex: LogIndex = 0
@@ -15,7 +16,7 @@ struct LogReplay {
         var tornAt: Int?
     }
 
-    mutating func scan(_ bytes: [UInt8], file: String, isLastSegment: Bool) throws(StorageError) -> Outcome {
+    mutating func scan(_ bytes: [UInt8], file: String, sequence: UInt64, isLastSegment: Bool) throws(StorageError) -> Outcome {
         var outcome = Outcome()
         func tornOrCorrupt(_ offset: Int, _ reason: String) throws(StorageError) {
             guard isLastSegment else { throw .corrupt(file: file, offset: offset, reason: reason) }
@@ -26,12 +27,12 @@ struct LogReplay {
             try tornOrCorrupt(0, "segment is \(bytes.count) bytes, shorter than its header")
             return outcome
         }
-        if let reason = SegmentHeader.problem(in: Array(bytes[0..<SegmentHeader.size])) {
+        if let problem = SegmentHeader.problem(in: Array(bytes[0..<SegmentHeader.size]), file: file, sequence: sequence) {
             if isLastSegment, bytes.allSatisfy({ $0 == 0 }) {
                 outcome.tornAt = 0
                 return outcome
             }
-            throw .corrupt(file: file, offset: 0, reason: reason)
+            throw problem
         }
 
         var offset = SegmentHeader.size
@@ -91,6 +92,7 @@ struct LogReplay {
             log = []
             resetAt = (index, term)
         case .entry(let entry):
+            sawEntries = true
             if let first = log.first, let last = log.last {
                 guard entry.index <= last.index + 1 else {
                     throw .corrupt(file: file, offset: offset,
@@ -109,6 +111,12 @@ struct LogReplay {
             }
             log.append(entry)
         }
+    }
+
+    /// Whether the replayed segments hold nothing but empty hard states: what an `initialize`
+    /// interrupted before its snapshot file was renamed into place leaves behind.
+    var isOnlyAnInterruptedInitialisation: Bool {
+        log.isEmpty && resetAt == nil && (hardState ?? HardState()) == HardState() && !sawEntries
     }
 
     /// The entries that follow `snapshot`. Entries the snapshot covers are dropped; if the log

@@ -46,9 +46,12 @@ public final class RaftStorage {
     /// that recovers from the files.
     private var failure: StorageError?
 
-    private init(directory: String, segmentBytes: Int) {
+    private let readOnly: Bool
+
+    private init(directory: String, segmentBytes: Int, readOnly: Bool) {
         self.directory = directory
         self.segmentBytes = segmentBytes
+        self.readOnly = readOnly
     }
 
     deinit {
@@ -58,31 +61,32 @@ public final class RaftStorage {
     /// Opens (creating if needed) the storage in `directory`, verifies everything on disk and
     /// recovers the durable state. A torn tail is cut off; any other damage is an error.
     public static func open(directory: String, segmentBytes: Int = 64 << 20) throws(StorageError) -> RaftStorage {
-        let storage = RaftStorage(directory: directory, segmentBytes: segmentBytes)
-        try storage.recover(readOnly: false)
+        let storage = RaftStorage(directory: directory, segmentBytes: segmentBytes, readOnly: false)
+        try storage.recover()
         return storage
     }
 
     /// Verifies the storage in `directory` and reports what recovery would find, changing
     /// nothing on disk (a torn tail is reported, not cut off). The result cannot write.
     public static func inspect(directory: String) throws(StorageError) -> RaftStorage {
-        let storage = RaftStorage(directory: directory, segmentBytes: .max)
-        try storage.recover(readOnly: true)
+        let storage = RaftStorage(directory: directory, segmentBytes: .max, readOnly: true)
+        try storage.recover()
         return storage
     }
 
-    /// Writes the first state of a node that has never run (`DurableState.bootstrap` or `.joining`).
+    /// Writes the first state of a node that has never run (`DurableState.bootstrap` or
+    /// `.joining`). The snapshot file goes last: until it exists, recovery treats the directory
+    /// as never initialised.
     public func initialize(_ state: DurableState) throws(StorageError) {
-        guard recovered == nil, segmentBytes != .max else {
+        guard recovered == nil, !readOnly else {
             throw .corrupt(file: directory, offset: 0, reason: "refusing to initialise storage that already holds Raft state")
         }
-        try writeSnapshotFile(state.snapshot)
-        snapshotIndex = state.snapshot.metadata.index
-        hardState = state.hardState
         try startSegment()
         var records: [WALRecord] = state.entries.map { .entry($0) }
         records.append(.hardState(state.hardState))
         try append(records)
+        hardState = state.hardState
+        try writeSnapshotFile(state.snapshot)
         recovered = state
     }
 
@@ -96,11 +100,10 @@ public final class RaftStorage {
             records.append(.logReset(index: snapshot.metadata.index, term: snapshot.metadata.term))
         }
         records.append(contentsOf: ready.entries.map { .entry($0) })
-        if let state = ready.hardState {
-            records.append(.hardState(state))
-            hardState = state
-        }
+        if let state = ready.hardState { records.append(.hardState(state)) }
         if !records.isEmpty { try append(records) }
+        // Only now is the new hard state durable, and may head the next segment.
+        if let state = ready.hardState { hardState = state }
         if let snapshot = ready.snapshot { try discardBelow(snapshot.metadata.index) }
     }
 
@@ -134,7 +137,7 @@ public final class RaftStorage {
         }
         var bytes: [UInt8] = []
         for record in records {
-            bytes.append(contentsOf: record.encoded())
+            bytes.append(contentsOf: try record.encoded())
             if case .entry(let entry) = record, var last = segments.last {
                 last.highestEntryIndex = max(last.highestEntryIndex, entry.index)
                 segments[segments.count - 1] = last
@@ -158,7 +161,7 @@ public final class RaftStorage {
         let path = walDirectory + "/" + SnapshotFile.hex(sequence) + ".seg"
         let descriptor = try FileIO.openForAppend(path, create: true)
         var bytes = SegmentHeader(sequence: sequence).encoded()
-        bytes.append(contentsOf: WALRecord.hardState(hardState).encoded())
+        bytes.append(contentsOf: try WALRecord.hardState(hardState).encoded())
         do {
             try FileIO.writeAll(descriptor, bytes, path: path)
             try FileIO.syncFile(descriptor, path: path)
@@ -186,19 +189,18 @@ public final class RaftStorage {
             guard let fileIndex = SnapshotFile.index(inFileName: name), fileIndex < snapshotIndex else { continue }
             try FileIO.remove(snapshotDirectory + "/" + name)
         }
-        var removed = false
-        while segments.count > 1, segments[0].highestEntryIndex <= index {
-            try FileIO.remove(segments[0].path)
-            segments.removeFirst()
-            removed = true
-        }
-        if removed { try FileIO.syncDirectory(walDirectory) }
         try FileIO.syncDirectory(snapshotDirectory)
+        while segments.count > 1, segments[0].highestEntryIndex <= index {
+            // Oldest first, each deletion durable before the next: a crash leaves a gapless suffix.
+            try FileIO.remove(segments[0].path)
+            try FileIO.syncDirectory(walDirectory)
+            segments.removeFirst()
+        }
     }
 
     // MARK: - Recovery
 
-    private func recover(readOnly: Bool) throws(StorageError) {
+    private func recover() throws(StorageError) {
         if readOnly {
             _ = try FileIO.list(walDirectory)
             _ = try FileIO.list(snapshotDirectory)
@@ -219,18 +221,15 @@ public final class RaftStorage {
             return (sequence, walDirectory + "/" + name)
         }.sorted { $0.0 < $1.0 }
 
-        guard let snapshot else {
-            if let first = segmentFiles.first {
-                throw .corrupt(file: first.1, offset: 0, reason: "the log exists but no snapshot file does (snapshots/ was deleted?)")
-            }
-            return
+        if snapshot != nil, segmentFiles.isEmpty {
+            throw .corrupt(file: walDirectory, offset: 0, reason: "a snapshot exists but the log has no segments (wal/ was emptied?)")
         }
 
         var replay = LogReplay()
         for (position, (sequence, path)) in segmentFiles.enumerated() {
             let isLast = position == segmentFiles.count - 1
             let bytes = try FileIO.readAll(path)
-            let outcome = try replay.scan(bytes, file: path, isLastSegment: isLast)
+            let outcome = try replay.scan(bytes, file: path, sequence: sequence, isLastSegment: isLast)
             if let tornAt = outcome.tornAt {
                 tornTail = (path, tornAt, bytes.count - tornAt)
                 if readOnly {
@@ -247,8 +246,27 @@ public final class RaftStorage {
             segments.append(Segment(sequence: sequence, path: path, highestEntryIndex: outcome.highestEntryIndex))
         }
 
+        guard let snapshot else {
+            guard segmentFiles.isEmpty || replay.isOnlyAnInterruptedInitialisation else {
+                throw .corrupt(file: segmentFiles[0].1, offset: 0, reason: "the log exists but no snapshot file does (snapshots/ was emptied?)")
+            }
+            // An initialisation that never reached its snapshot: nothing was ever promised.
+            segments = []
+            if !readOnly {
+                for (_, path) in segmentFiles { try FileIO.remove(path) }
+                try FileIO.syncDirectory(walDirectory)
+            }
+            return
+        }
+
         let entries = try replay.entries(after: snapshot.metadata, file: segmentFiles.last?.1 ?? walDirectory)
         hardState = replay.hardState ?? HardState()
+        // Records are written entries first, hard state last, and a leader's snapshot before
+        // both: a crash can leave entries or a snapshot of a term the durable hard state never
+        // reached. The node did hold that term, and it sent nothing in it (that waits for the
+        // whole write), so it resumes in that term with no vote.
+        let seenTerm = max(entries.last?.term ?? 0, snapshot.metadata.term)
+        if seenTerm > hardState.term { hardState = HardState(term: seenTerm, vote: nil, commit: hardState.commit) }
         snapshotIndex = snapshot.metadata.index
         recovered = DurableState(hardState: hardState, snapshot: snapshot, entries: entries)
         if !readOnly { try startSegment() }

@@ -42,8 +42,7 @@ enum SnapshotFile {
         var reader = BinaryReader(Array(body), offset: magic.count)
         let version = (try? reader.readUInt32()) ?? 0
         guard version == currentVersion else {
-            throw .corrupt(file: file, offset: magic.count,
-                           reason: "snapshot format version \(version) is not supported (this pgquorum reads version \(currentVersion))")
+            throw .unsupportedVersion(file: file, version: version, supported: currentVersion)
         }
         let metadata: SnapshotMetadata, data: [UInt8]
         do {

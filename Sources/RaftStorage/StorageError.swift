@@ -5,6 +5,10 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case corrupt(file: String, offset: Int, reason: String)
     /// A system call failed.
     case io(operation: String, path: String, errno: Int32)
+    /// A file written by a newer pgquorum, in a format this one cannot read.
+    case unsupportedVersion(file: String, version: UInt32, supported: UInt32)
+    /// A record too large to write (and so to ever read back).
+    case recordTooLarge(bytes: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -13,6 +17,11 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
                 + "wipe it and let the node rejoin from its peers (docs/storage.md, \"Recovering a node\")"
         case .io(let operation, let path, let errno):
             "\(operation) \(path) failed: \(SystemError.message(errno))"
+        case .unsupportedVersion(let file, let version, let supported):
+            "\(file) has format version \(version), written by a newer pgquorum; this one reads version \(supported) — "
+                + "run the newer pgquorum on this node (do not wipe the state: it is not damaged)"
+        case .recordTooLarge(let bytes, let limit):
+            "refusing to write a Raft log record of \(bytes) bytes (the limit is \(limit)): keep proposals small"
         }
     }
 }

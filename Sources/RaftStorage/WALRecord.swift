@@ -20,7 +20,7 @@ enum WALRecord: Equatable {
     /// A record this large is a corrupt length, not a real record.
     static let maxPayload = 64 << 20
 
-    func encoded() -> [UInt8] {
+    func encoded() throws(StorageError) -> [UInt8] {
         var body = BinaryWriter(capacity: 64)
         switch self {
         case .entry(let entry):
@@ -33,6 +33,9 @@ enum WALRecord: Equatable {
             body.write(UInt8(3))
             body.write(index)
             body.write(term)
+        }
+        guard body.bytes.count <= Self.maxPayload else {
+            throw .recordTooLarge(bytes: body.bytes.count, limit: Self.maxPayload)
         }
         var header = BinaryWriter(capacity: Self.headerSize + body.bytes.count)
         header.write(UInt32(body.bytes.count))
@@ -76,15 +79,18 @@ struct SegmentHeader: Equatable {
         return writer.bytes
     }
 
-    /// Why `bytes` is not a segment header this version can read; nil when it is one.
-    static func problem(in bytes: [UInt8]) -> String? {
-        guard bytes.count >= size else { return "segment header is \(bytes.count) bytes, expected \(size)" }
-        guard Array(bytes[0..<8]) == magic else { return "not a pgquorum WAL segment (bad magic)" }
-        guard CRC32C.checksum(bytes[0..<24]) == read32(bytes, 24) else { return "segment header checksum mismatch" }
+    /// The error that makes `bytes` unusable as the header of segment `sequence`, if any.
+    static func problem(in bytes: [UInt8], file: String, sequence: UInt64) -> StorageError? {
+        func corrupt(_ reason: String) -> StorageError { .corrupt(file: file, offset: 0, reason: reason) }
+        guard bytes.count >= size else { return corrupt("segment header is \(bytes.count) bytes, expected \(size)") }
+        guard Array(bytes[0..<8]) == magic else { return corrupt("not a pgquorum WAL segment (bad magic)") }
+        guard CRC32C.checksum(bytes[0..<24]) == read32(bytes, 24) else { return corrupt("segment header checksum mismatch") }
         let version = read32(bytes, 8)
         guard version == currentVersion else {
-            return "segment format version \(version) is not supported by this pgquorum (it reads version \(currentVersion))"
+            return .unsupportedVersion(file: file, version: version, supported: currentVersion)
         }
+        let stored = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[16 + $1]) << (8 * UInt64($1)) }
+        guard stored == sequence else { return corrupt("the header says segment \(stored), the file name \(sequence)") }
         return nil
     }
 

@@ -140,7 +140,9 @@ import RaftCore
     @Test func aMissingSnapshotDirectoryIsCorruption() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        try RaftStorage.open(directory: dir.path).initialize(.bootstrap(threeVoters))
+        let storage = try RaftStorage.open(directory: dir.path)
+        try storage.initialize(.bootstrap(threeVoters))
+        try storage.persist(ready(hardState: HardState(term: 2, vote: 1)))
         try FileManager.default.removeItem(atPath: dir.path + "/snapshots")
         #expect(throws: StorageError.self) { try RaftStorage.open(directory: dir.path) }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import RaftCodec
 import RaftCore
 @testable import RaftStorage
 
@@ -179,8 +180,9 @@ import RaftCore
         writeBytes(Array(damaged), to: segment)
         let inspected = try RaftStorage.inspect(directory: dir.path)
         // The last record written was the hard state (after the entries): it is the torn one.
+        // The entries' term is kept; the vote that went with it was never sent.
         #expect(inspected.recovered?.entries == entries(1...3, term: 1))
-        #expect(inspected.recovered?.hardState == HardState())
+        #expect(inspected.recovered?.hardState == HardState(term: 1))
         #expect(inspected.tornTail?.file == segment)
         #expect(readBytes(segment) == Array(damaged))
         #expect(throws: StorageError.self) { try inspected.persist(ready(hardState: HardState(term: 2))) }
@@ -188,5 +190,90 @@ import RaftCore
 
     @Test func inspectOfAMissingDirectoryFails() {
         #expect(throws: StorageError.self) { try RaftStorage.inspect(directory: "/nonexistent/pgquorum") }
+    }
+}
+
+@Suite struct RecoveryEdgeTests {
+    /// Entries reached the disk but the hard state written after them in the same batch did not:
+    /// the node must still start, in the entries' term, with no vote.
+    @Test func entriesOfANewerTermWithoutTheirHardStateStillStartANode() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let storage = try RaftStorage.open(directory: dir.path)
+            try storage.initialize(.bootstrap(threeVoters))
+            try storage.persist(ready(entries: entries(1...2, term: 1), hardState: HardState(term: 1, vote: 1, commit: 2)))
+            try storage.persist(ready(entries: entries(3...4, term: 3), hardState: HardState(term: 3, vote: 2, commit: 2)))
+        }
+        let segment = try #require(dir.segmentPaths().last)
+        writeBytes(Array(readBytes(segment).dropLast(5)), to: segment)
+        let state = try #require(try RaftStorage.open(directory: dir.path).recovered)
+        #expect(state.entries.last?.index == 4)
+        #expect(state.hardState == HardState(term: 3, vote: nil, commit: 2))
+        let node = try RaftNode(id: 1, restoring: state)
+        #expect(node.term == 3 && node.vote == nil)
+    }
+
+    @Test func leaderSnapshotRenamedBeforeItsRecordsStillStartsANode() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let storage = try RaftStorage.open(directory: dir.path)
+            try storage.initialize(.bootstrap(threeVoters))
+            try storage.persist(ready(entries: entries(1...4, term: 1), hardState: HardState(term: 1, vote: 2)))
+        }
+        let snapshot = Snapshot(metadata: SnapshotMetadata(index: 9, term: 4, configuration: threeVoters), data: [])
+        writeBytes(SnapshotFile.encode(snapshot), to: dir.path + "/snapshots/" + SnapshotFile.fileName(for: snapshot.metadata))
+        let state = try #require(try RaftStorage.open(directory: dir.path).recovered)
+        let node = try RaftNode(id: 1, restoring: state)
+        #expect(node.term == 4 && node.vote == nil && node.lastIndex == 9)
+    }
+
+    @Test func segmentFromANewerVersionIsNotCalledCorrupt() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try RaftStorage.open(directory: dir.path).initialize(.bootstrap(threeVoters))
+        let segment = try #require(dir.segmentPaths().last)
+        var bytes = readBytes(segment)
+        bytes[8] = 2
+        let crc = CRC32C.checksum(Array(bytes[0..<24]))
+        for shift in 0..<4 { bytes[24 + shift] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(shift))) }
+        writeBytes(bytes, to: segment)
+        #expect(throws: StorageError.unsupportedVersion(file: segment, version: 2, supported: 1)) {
+            try RaftStorage.open(directory: dir.path)
+        }
+        #expect(!StorageError.unsupportedVersion(file: segment, version: 2, supported: 1).description.contains("wipe it"))
+    }
+
+    @Test func emptiedLogDirectoryIsCorruptionNotAFreshStart() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let storage = try RaftStorage.open(directory: dir.path)
+        try storage.initialize(.bootstrap(threeVoters))
+        try storage.persist(ready(hardState: HardState(term: 2, vote: 3)))
+        for segment in dir.segmentPaths() { try FileManager.default.removeItem(atPath: segment) }
+        #expect(throws: StorageError.self) { try RaftStorage.open(directory: dir.path) }
+    }
+
+    @Test func initialisationInterruptedBeforeItsSnapshotStartsAfresh() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        try RaftStorage.open(directory: dir.path).initialize(.bootstrap(threeVoters))
+        for name in dir.snapshotNames() { try FileManager.default.removeItem(atPath: dir.path + "/snapshots/" + name) }
+        let storage = try RaftStorage.open(directory: dir.path)
+        #expect(storage.recovered == nil)
+        try storage.initialize(.joining)
+        #expect(try RaftStorage.open(directory: dir.path).recovered == .joining)
+    }
+
+    @Test func oversizedRecordIsRefusedBeforeWriting() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let storage = try RaftStorage.open(directory: dir.path)
+        try storage.initialize(.bootstrap(threeVoters))
+        let huge = Entry(term: 1, index: 1, payload: .application([UInt8](repeating: 1, count: WALRecord.maxPayload + 1)))
+        #expect(throws: StorageError.recordTooLarge(bytes: WALRecord.maxPayload + 1 + 22, limit: WALRecord.maxPayload)) {
+            try storage.persist(ready(entries: [huge]))
+        }
     }
 }

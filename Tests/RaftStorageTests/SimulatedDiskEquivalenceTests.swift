@@ -18,6 +18,9 @@ import RaftCore
         try storage.initialize(bootstrap)
         var term: Term = 1
         var hard = HardState(term: 1)
+        // As the core does, a term is durable before any entry of it.
+        disk.persist(ready(hardState: hard))
+        try storage.persist(ready(hardState: hard))
 
         for step in 0..<300 {
             let snapshotIndex = disk.snapshot.metadata.index
