@@ -81,12 +81,16 @@ public final class RaftStorage {
         guard recovered == nil, !readOnly else {
             throw .corrupt(file: directory, offset: 0, reason: "refusing to initialise storage that already holds Raft state")
         }
-        try startSegment()
+        if let failure { throw failure }
         var records: [WALRecord] = state.entries.map { .entry($0) }
         records.append(.hardState(state.hardState))
-        try append(records)
-        hardState = state.hardState
-        try writeSnapshotFile(state.snapshot)
+        let batch = try Batch(records)
+        try failing { () throws(StorageError) in
+            try startSegment()
+            try append(batch)
+            hardState = state.hardState
+            try writeSnapshotFile(state.snapshot)
+        }
         recovered = state
     }
 
@@ -96,15 +100,42 @@ public final class RaftStorage {
         try requireWritable()
         var records: [WALRecord] = []
         if let snapshot = ready.snapshot {
-            try writeSnapshotFile(snapshot)
             records.append(.logReset(index: snapshot.metadata.index, term: snapshot.metadata.term))
         }
         records.append(contentsOf: ready.entries.map { .entry($0) })
         if let state = ready.hardState { records.append(.hardState(state)) }
-        if !records.isEmpty { try append(records) }
-        // Only now is the new hard state durable, and may head the next segment.
-        if let state = ready.hardState { hardState = state }
-        if let snapshot = ready.snapshot { try discardBelow(snapshot.metadata.index) }
+        // Encoding first: a record too large is refused before anything reaches the disk.
+        let batch = try Batch(records)
+        try failing { () throws(StorageError) in
+            if let snapshot = ready.snapshot { try writeSnapshotFile(snapshot) }
+            if !records.isEmpty { try append(batch) }
+            // Only now is the new hard state durable, and may head the next segment.
+            if let state = ready.hardState { hardState = state }
+            if let snapshot = ready.snapshot { try discardBelow(snapshot.metadata.index) }
+        }
+    }
+
+    /// Runs `body`; any error it throws stops all further writes (see `failure`).
+    private func failing(_ body: () throws(StorageError) -> Void) throws(StorageError) {
+        do {
+            try body()
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    /// Records encoded for one write.
+    private struct Batch {
+        var bytes: [UInt8] = []
+        var highestEntryIndex: LogIndex = 0
+
+        init(_ records: [WALRecord]) throws(StorageError) {
+            for record in records {
+                bytes.append(contentsOf: try record.encoded())
+                if case .entry(let entry) = record { highestEntryIndex = max(highestEntryIndex, entry.index) }
+            }
+        }
     }
 
     /// Stores a snapshot the application made (log compaction), then deletes the segments and
@@ -112,8 +143,10 @@ public final class RaftStorage {
     public func saveSnapshot(_ snapshot: Snapshot) throws(StorageError) {
         try requireWritable()
         guard snapshot.metadata.index > snapshotIndex else { return }
-        try writeSnapshotFile(snapshot)
-        try discardBelow(snapshot.metadata.index)
+        try failing { () throws(StorageError) in
+            try writeSnapshotFile(snapshot)
+            try discardBelow(snapshot.metadata.index)
+        }
     }
 
     // MARK: - Writing
@@ -125,33 +158,15 @@ public final class RaftStorage {
         }
     }
 
-    private func append(_ records: [WALRecord]) throws(StorageError) {
-        if activeBytes >= segmentBytes {
-            do {
-                try startSegment()
-            } catch {
-                // A half-made newer segment would replay after records appended here later.
-                failure = error
-                throw error
-            }
-        }
-        var bytes: [UInt8] = []
-        for record in records {
-            bytes.append(contentsOf: try record.encoded())
-            if case .entry(let entry) = record, var last = segments.last {
-                last.highestEntryIndex = max(last.highestEntryIndex, entry.index)
-                segments[segments.count - 1] = last
-            }
-        }
+    /// Writes and syncs one batch. Callers run it under `failing`: after an error here the file's
+    /// tail is unknown (a half-made newer segment, or a write the kernel may have dropped).
+    private func append(_ batch: Batch) throws(StorageError) {
+        if activeBytes >= segmentBytes { try startSegment() }
         guard let active = segments.last else { return }
-        do {
-            try FileIO.writeAll(activeDescriptor, bytes, path: active.path)
-            try FileIO.syncData(activeDescriptor, path: active.path)
-        } catch {
-            failure = error
-            throw error
-        }
-        activeBytes += bytes.count
+        try FileIO.writeAll(activeDescriptor, batch.bytes, path: active.path)
+        try FileIO.syncData(activeDescriptor, path: active.path)
+        activeBytes += batch.bytes.count
+        segments[segments.count - 1].highestEntryIndex = max(active.highestEntryIndex, batch.highestEntryIndex)
     }
 
     /// Creates the next segment, beginning with the current hard state so that deleting older
@@ -221,10 +236,6 @@ public final class RaftStorage {
             return (sequence, walDirectory + "/" + name)
         }.sorted { $0.0 < $1.0 }
 
-        if snapshot != nil, segmentFiles.isEmpty {
-            throw .corrupt(file: walDirectory, offset: 0, reason: "a snapshot exists but the log has no segments (wal/ was emptied?)")
-        }
-
         var replay = LogReplay()
         for (position, (sequence, path)) in segmentFiles.enumerated() {
             let isLast = position == segmentFiles.count - 1
@@ -259,6 +270,9 @@ public final class RaftStorage {
             return
         }
 
+        guard !segments.isEmpty else {
+            throw .corrupt(file: walDirectory, offset: 0, reason: "a snapshot exists but the log has no usable segment (wal/ was emptied?)")
+        }
         let entries = try replay.entries(after: snapshot.metadata, file: segmentFiles.last?.1 ?? walDirectory)
         hardState = replay.hardState ?? HardState()
         // Records are written entries first, hard state last, and a leader's snapshot before

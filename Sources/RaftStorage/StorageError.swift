@@ -18,8 +18,8 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         case .io(let operation, let path, let errno):
             "\(operation) \(path) failed: \(SystemError.message(errno))"
         case .unsupportedVersion(let file, let version, let supported):
-            "\(file) has format version \(version), written by a newer pgquorum; this one reads version \(supported) — "
-                + "run the newer pgquorum on this node (do not wipe the state: it is not damaged)"
+            "\(file) has format version \(version), which this pgquorum cannot read (it reads version \(supported)) — "
+                + "run the pgquorum version that wrote it (do not wipe the state: it is not damaged)"
         case .recordTooLarge(let bytes, let limit):
             "refusing to write a Raft log record of \(bytes) bytes (the limit is \(limit)): keep proposals small"
         }

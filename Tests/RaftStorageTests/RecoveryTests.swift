@@ -277,3 +277,32 @@ import RaftCore
         }
     }
 }
+
+@Suite struct WriteFailureTests {
+    @Test func oversizedBatchWritesNothingNotEvenItsSnapshot() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let storage = try RaftStorage.open(directory: dir.path)
+        try storage.initialize(.bootstrap(threeVoters))
+        let snapshot = Snapshot(metadata: SnapshotMetadata(index: 5, term: 1, configuration: threeVoters), data: [])
+        let huge = Entry(term: 1, index: 6, payload: .application([UInt8](repeating: 0, count: WALRecord.maxPayload)))
+        #expect(throws: StorageError.self) { try storage.persist(ready(entries: [huge], snapshot: snapshot)) }
+        #expect(dir.snapshotNames() == [SnapshotFile.fileName(for: DurableState.bootstrap(threeVoters).snapshot.metadata)])
+        // Nothing reached the disk, so the storage is still usable.
+        try storage.persist(ready(hardState: HardState(term: 1)))
+        #expect(try RaftStorage.open(directory: dir.path).recovered?.hardState == HardState(term: 1))
+    }
+
+    @Test func snapshotWhoseOnlySegmentIsTornIsCorruption() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let storage = try RaftStorage.open(directory: dir.path)
+            try storage.initialize(.bootstrap(threeVoters))
+            try storage.persist(ready(hardState: HardState(term: 3, vote: 2)))
+        }
+        for segment in dir.segmentPaths() { writeBytes([UInt8](repeating: 0, count: 100), to: segment) }
+        for segment in dir.segmentPaths().dropLast() { try FileManager.default.removeItem(atPath: segment) }
+        #expect(throws: StorageError.self) { try RaftStorage.open(directory: dir.path) }
+    }
+}
