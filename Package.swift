@@ -12,6 +12,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // Layer 1: the Raft algorithm as a pure value type. Swift stdlib only: no Foundation,
@@ -24,10 +27,19 @@ let package = Package(
         .target(name: "RaftCodec", dependencies: ["RaftCore"]),
         // Layer 2: durable Raft state on disk (segments, hard state, snapshots).
         .target(name: "RaftStorage", dependencies: ["RaftCore", "RaftCodec"]),
+        // The cluster CA and node certificates (mutual TLS identities), in pure Swift.
+        .target(
+            name: "ClusterCertificates",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         .executableTarget(
             name: "pgquorum",
             dependencies: [
-                "RaftCore", "RaftSimulation", "RaftStorage",
+                "RaftCore", "RaftSimulation", "RaftStorage", "ClusterCertificates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -49,6 +61,7 @@ let package = Package(
         .testTarget(name: "RaftSimulationTests", dependencies: ["RaftSimulation", "RaftCore"]),
         .testTarget(name: "pgquorumTests", dependencies: ["pgquorum"]),
         .testTarget(name: "RaftCodecTests", dependencies: ["RaftCodec", "RaftCore"]),
+        .testTarget(name: "ClusterCertificatesTests", dependencies: ["ClusterCertificates"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "RaftCodec", "RaftCore", "RaftSimulation"]),
     ],
     swiftLanguageModes: [.v6]

@@ -12,11 +12,12 @@ struct PGQuorum: ParsableCommand {
             Raft over mutual TLS; only the leader, while a quorum confirms its lease, may run a \
             writable primary, so a network partition never produces two primaries.
 
-            Available now: `demo` (an in-process simulated cluster) and `storage verify` (check a \
-            node's Raft log and snapshots). The agent, status, failover, switchover, backup and lab \
+            Available now: `demo` (an in-process simulated cluster), `storage verify` (check a \
+            node's Raft log and snapshots) and `certs init` / `certs check` (the cluster's mutual-TLS \
+            certificates). The agent, status, failover, switchover, backup and lab \
             commands arrive with the next milestones; see docs/.
             """,
         version: version,
-        subcommands: [DemoCommand.self, StorageCommand.self]
+        subcommands: [DemoCommand.self, StorageCommand.self, CertsCommand.self]
     )
 }

@@ -1,0 +1,161 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+
+/// A node as certificates see it: its cluster name, and the hosts (DNS names or IP addresses)
+/// its peers use to reach it.
+public struct NodeIdentity: Sendable, Equatable {
+    public var name: String
+    public var hosts: [String]
+
+    public init(name: String, hosts: [String]) {
+        self.name = name
+        self.hosts = hosts
+    }
+
+    /// The URI every node certificate carries as a subject alternative name. The transport
+    /// accepts a peer only if this names the node it expects on that connection.
+    public static func uri(cluster: String, node: String) -> String { "pgquorum://\(cluster)/\(node)" }
+}
+
+public enum CertificateError: Error, Equatable, CustomStringConvertible {
+    case invalidNodeName(String)
+    case duplicateNode(String)
+    case fileExists(String)
+    case cannotWrite(String, String)
+    case cannotRead(String, String)
+    case invalid(String, String)
+
+    public var description: String {
+        switch self {
+        case .invalidNodeName(let name):
+            "invalid node name \"\(name)\": use letters, digits, '-' and '_' only"
+        case .duplicateNode(let name): "node \"\(name)\" is listed twice"
+        case .fileExists(let path):
+            "\(path) already exists: refusing to overwrite certificates or keys (remove it first, or use another --dir)"
+        case .cannotWrite(let path, let why): "cannot write \(path): \(why)"
+        case .cannotRead(let path, let why): "cannot read \(path): \(why)"
+        case .invalid(let path, let why): "\(path) is not a usable certificate or key: \(why)"
+        }
+    }
+}
+
+/// Creates and inspects the cluster CA and the node certificates, in pure Swift
+/// (swift-certificates and swift-crypto), as PEM files: `ca.crt`, `ca.key` and, per node,
+/// `<node>.crt` and `<node>.key`. Private keys are written with mode 0600.
+public enum ClusterCertificates {
+    /// Writes a new CA and one key + certificate per node into `directory`. Refuses to overwrite
+    /// anything that exists.
+    public static func create(cluster: String, nodes: [NodeIdentity], directory: String,
+                              validity: TimeInterval = 825 * 86_400, now: Date = Date()) throws -> [String] {
+        var seen: Set<String> = []
+        for node in nodes {
+            guard isValidName(node.name) else { throw CertificateError.invalidNodeName(node.name) }
+            guard seen.insert(node.name).inserted else { throw CertificateError.duplicateNode(node.name) }
+        }
+        guard isValidName(cluster) else { throw CertificateError.invalidNodeName(cluster) }
+        let files = ["ca.crt", "ca.key"] + nodes.flatMap { ["\($0.name).crt", "\($0.name).key"] }
+        for file in files where FileManager.default.fileExists(atPath: directory + "/" + file) {
+            throw CertificateError.fileExists(directory + "/" + file)
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+
+        let caKey = P256.Signing.PrivateKey()
+        let caName = try DistinguishedName {
+            OrganizationName("pgquorum")
+            CommonName("pgquorum CA for cluster \(cluster)")
+        }
+        let caCertificate = try Certificate(
+            version: .v3,
+            serialNumber: Certificate.SerialNumber(),
+            publicKey: .init(caKey.publicKey),
+            notValidBefore: now.addingTimeInterval(-300),
+            notValidAfter: now.addingTimeInterval(validity + 86_400),
+            issuer: caName,
+            subject: caName,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+            },
+            issuerPrivateKey: .init(caKey)
+        )
+        try write(caCertificate.serializeAsPEM().pemString, to: directory + "/ca.crt", mode: 0o644)
+        try write(caKey.pemRepresentation, to: directory + "/ca.key", mode: 0o600)
+
+        for node in nodes {
+            let key = P256.Signing.PrivateKey()
+            let names: [GeneralName] = [.uniformResourceIdentifier(NodeIdentity.uri(cluster: cluster, node: node.name))]
+                + node.hosts.map(generalName(forHost:))
+            let certificate = try Certificate(
+                version: .v3,
+                serialNumber: Certificate.SerialNumber(),
+                publicKey: .init(key.publicKey),
+                notValidBefore: now.addingTimeInterval(-300),
+                notValidAfter: now.addingTimeInterval(validity),
+                issuer: caName,
+                subject: try DistinguishedName {
+                    OrganizationName("pgquorum")
+                    OrganizationalUnitName(cluster)
+                    CommonName(node.name)
+                },
+                signatureAlgorithm: .ecdsaWithSHA256,
+                extensions: try Certificate.Extensions {
+                    Critical(BasicConstraints.notCertificateAuthority)
+                    Critical(KeyUsage(digitalSignature: true))
+                    try ExtendedKeyUsage([.serverAuth, .clientAuth])
+                    SubjectAlternativeNames(names)
+                },
+                issuerPrivateKey: .init(caKey)
+            )
+            try write(certificate.serializeAsPEM().pemString, to: directory + "/\(node.name).crt", mode: 0o644)
+            try write(key.pemRepresentation, to: directory + "/\(node.name).key", mode: 0o600)
+        }
+        return files.map { directory + "/" + $0 }
+    }
+
+    /// An IP address becomes an IP SAN, anything else a DNS SAN.
+    static func generalName(forHost host: String) -> GeneralName {
+        if let bytes = ipv4Bytes(host) ?? ipv6Bytes(host) { return .ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes))) }
+        return .dnsName(host)
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
+        }
+    }
+
+    private static func ipv4Bytes(_ host: String) -> [UInt8]? {
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        let bytes = parts.compactMap { UInt8($0) }
+        return bytes.count == 4 ? bytes : nil
+    }
+
+    private static func ipv6Bytes(_ host: String) -> [UInt8]? {
+        guard host.contains(":") else { return nil }
+        var address = in6_addr()
+        guard inet_pton(AF_INET6, host, &address) == 1 else { return nil }
+        return withUnsafeBytes(of: &address) { Array($0) }
+    }
+
+    /// Creates the file with its final mode from the start (never readable by others, not even
+    /// for a moment) and refuses to replace an existing one.
+    private static func write(_ text: String, to path: String, mode: mode_t) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else {
+            if errno == EEXIST { throw CertificateError.fileExists(path) }
+            throw CertificateError.cannotWrite(path, String(cString: strerror(errno)))
+        }
+        defer { close(fd) }
+        guard fchmod(fd, mode) == 0 else { throw CertificateError.cannotWrite(path, String(cString: strerror(errno))) }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count, fsync(fd) == 0 else {
+            throw CertificateError.cannotWrite(path, String(cString: strerror(errno)))
+        }
+    }
+}

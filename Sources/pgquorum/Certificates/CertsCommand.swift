@@ -1,0 +1,107 @@
+import ArgumentParser
+import ClusterCertificates
+import Foundation
+
+struct CertsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "certs",
+        abstract: "Create and check the cluster CA and the node certificates for mutual TLS.",
+        subcommands: [InitCerts.self, CheckCerts.self]
+    )
+}
+
+/// `--nodes primary=10.0.1.100,secondary1=10.0.2.100,witness` — a host is optional; several
+/// hosts for one node are joined with `+`.
+struct NodeList: ExpressibleByArgument {
+    var nodes: [NodeIdentity]
+
+    init?(argument: String) {
+        var nodes: [NodeIdentity] = []
+        for item in argument.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = parts.first, !name.isEmpty else { return nil }
+            let hosts = parts.count > 1 ? parts[1].split(separator: "+").map(String.init) : []
+            nodes.append(NodeIdentity(name: String(name), hosts: hosts))
+        }
+        guard !nodes.isEmpty else { return nil }
+        self.nodes = nodes
+    }
+}
+
+struct InitCerts: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create a cluster CA and a key and certificate per node.",
+        discussion: """
+            Writes DIR/ca.crt, DIR/ca.key and, per node, DIR/<node>.crt and DIR/<node>.key (keys \
+            with mode 0600). Each node certificate names the node (SAN URI \
+            pgquorum://<cluster>/<node>, CN <node>) and carries its hosts as DNS or IP SANs; it is \
+            valid for TLS server and client authentication. Existing files are never overwritten. \
+            Keep ca.key offline once the node certificates are issued.
+            Example: pgquorum certs init --dir /etc/pgquorum/tls --cluster three-dc \\
+                       --nodes primary=10.0.1.100,secondary1=10.0.2.100,secondary2=10.1.1.100
+            """
+    )
+
+    @Option(help: "Directory to write the certificates and keys into (created with mode 0700).")
+    var dir: String
+
+    @Option(help: "Cluster name, recorded in every node certificate.")
+    var cluster = "pgquorum"
+
+    @Option(help: "Nodes as name=host[+host…], comma-separated.")
+    var nodes: NodeList
+
+    @Option(help: "Validity of the node certificates, in days (the CA gets one more day).")
+    var days = 825
+
+    func run() throws {
+        guard days > 0 else { throw CommandFailure("--days must be positive") }
+        let files: [String]
+        do {
+            files = try ClusterCertificates.create(cluster: cluster, nodes: nodes.nodes, directory: dir,
+                                                   validity: TimeInterval(days) * 86_400)
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        for file in files { print("wrote \(file)") }
+        print("Node certificates are valid for \(days) days. Copy each node's .crt and .key, and ca.crt, to that node; keep ca.key offline.")
+    }
+}
+
+struct CheckCerts: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Report expiry, missing files, name mismatches and exposed keys of the cluster's certificates.",
+        discussion: "Exits 1 when any certificate has a problem (expiring within --warn-days counts)."
+    )
+
+    @Option(help: "Directory holding ca.crt and the nodes' .crt and .key files.")
+    var dir: String
+
+    @Option(help: "Cluster name the certificates must carry.")
+    var cluster = "pgquorum"
+
+    @Option(help: "Node names, comma-separated (hosts after '=' are ignored).")
+    var nodes: NodeList
+
+    @Option(help: "Report certificates that expire within this many days.")
+    var warnDays = 30
+
+    func run() throws {
+        let result = ClusterCertificates.check(cluster: cluster, nodes: nodes.nodes.map(\.name), directory: dir,
+                                               warnWithin: TimeInterval(warnDays) * 86_400)
+        var failed = !result.ca.isEmpty
+        print("CA \(dir)/ca.crt: " + (result.ca.isEmpty ? "ok" : result.ca.joined(separator: "; ")))
+        for status in result.nodes {
+            let expiry = status.notValidAfter.map { " (valid until \($0), hosts \(status.hosts.joined(separator: ", ")))" } ?? ""
+            if status.problems.isEmpty {
+                print("\(status.node): ok\(expiry)")
+            } else {
+                failed = true
+                print("\(status.node): " + status.problems.joined(separator: "; "))
+            }
+        }
+        if failed { throw ExitCode.failure }
+    }
+}
