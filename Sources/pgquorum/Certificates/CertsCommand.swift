@@ -28,6 +28,18 @@ struct NodeList: ExpressibleByArgument {
     }
 }
 
+/// Where the certificates live and whose they are: shared by `init` and `check`.
+struct CertificateSetOptions: ParsableArguments {
+    @Option(help: "Directory of ca.crt and the nodes' .crt and .key files (init creates it with mode 0700).")
+    var dir: String
+
+    @Option(help: "Cluster name, recorded in (and required of) every node certificate.")
+    var cluster = "pgquorum"
+
+    @Option(help: "Nodes as name[=host[+host…]], comma-separated (check ignores the hosts).")
+    var nodes: NodeList
+}
+
 struct InitCerts: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
@@ -43,14 +55,7 @@ struct InitCerts: ParsableCommand {
             """
     )
 
-    @Option(help: "Directory to write the certificates and keys into (created with mode 0700).")
-    var dir: String
-
-    @Option(help: "Cluster name, recorded in every node certificate.")
-    var cluster = "pgquorum"
-
-    @Option(help: "Nodes as name=host[+host…], comma-separated.")
-    var nodes: NodeList
+    @OptionGroup var set: CertificateSetOptions
 
     @Option(help: "Validity of the node certificates, in days (the CA gets one more day).")
     var days = 825
@@ -59,7 +64,7 @@ struct InitCerts: ParsableCommand {
         guard days > 0 else { throw CommandFailure("--days must be positive") }
         let files: [String]
         do {
-            files = try ClusterCertificates.create(cluster: cluster, nodes: nodes.nodes, directory: dir,
+            files = try ClusterCertificates.create(cluster: set.cluster, nodes: set.nodes.nodes, directory: set.dir,
                                                    validity: TimeInterval(days) * 86_400)
         } catch {
             throw CommandFailure("\(error)")
@@ -76,23 +81,16 @@ struct CheckCerts: ParsableCommand {
         discussion: "Exits 1 when any certificate has a problem (expiring within --warn-days counts)."
     )
 
-    @Option(help: "Directory holding ca.crt and the nodes' .crt and .key files.")
-    var dir: String
-
-    @Option(help: "Cluster name the certificates must carry.")
-    var cluster = "pgquorum"
-
-    @Option(help: "Node names, comma-separated (hosts after '=' are ignored).")
-    var nodes: NodeList
+    @OptionGroup var set: CertificateSetOptions
 
     @Option(help: "Report certificates that expire within this many days.")
     var warnDays = 30
 
     func run() throws {
-        let result = ClusterCertificates.check(cluster: cluster, nodes: nodes.nodes.map(\.name), directory: dir,
+        let result = ClusterCertificates.check(cluster: set.cluster, nodes: set.nodes.nodes.map(\.name), directory: set.dir,
                                                warnWithin: TimeInterval(warnDays) * 86_400)
         var failed = !result.ca.isEmpty
-        print("CA \(dir)/ca.crt: " + (result.ca.isEmpty ? "ok" : result.ca.joined(separator: "; ")))
+        print("CA \(set.dir)/ca.crt: " + (result.ca.isEmpty ? "ok" : result.ca.joined(separator: "; ")))
         for status in result.nodes {
             let expiry = status.notValidAfter.map { " (valid until \($0), hosts \(status.hosts.joined(separator: ", ")))" } ?? ""
             if status.problems.isEmpty {
