@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Layer 1: the Raft algorithm as a pure value type. Swift stdlib only: no Foundation,
@@ -61,6 +63,20 @@ let package = Package(
         .testTarget(name: "RaftSimulationTests", dependencies: ["RaftSimulation", "RaftCore"]),
         .testTarget(name: "pgquorumTests", dependencies: ["pgquorum"]),
         .testTarget(name: "RaftCodecTests", dependencies: ["RaftCodec", "RaftCore"]),
+        // Layer 2: mutual-TLS peer connections between agents.
+        .target(
+            name: "PeerTransport",
+            dependencies: [
+                "RaftCore", "RaftCodec",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]
+        ),
+        .testTarget(name: "PeerTransportTests", dependencies: ["PeerTransport", "ClusterCertificates", "RaftCore", "RaftCodec"]),
         .testTarget(name: "ClusterCertificatesTests", dependencies: ["ClusterCertificates"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "RaftCodec", "RaftCore", "RaftSimulation"]),
     ],

@@ -1,0 +1,111 @@
+import NIOCore
+import NIOSSL
+import NIOTLS
+import RaftCodec
+import RaftCore
+
+/// The last handler of every peer connection, inbound or outbound: checks the peer's identity
+/// once TLS is up, then turns bytes into frames and Raft messages. Any violation closes the
+/// connection with a reason.
+final class PeerChannelHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    struct Callbacks: Sendable {
+        /// The peer proved to be `node` (the connection may carry messages now).
+        var authenticated: @Sendable (_ node: NodeID, _ channel: Channel) -> Void
+        var message: @Sendable (Message) -> Void
+        var pong: @Sendable (_ from: NodeID, _ payload: [UInt8]) -> Void
+        var rejected: @Sendable (_ reason: String) -> Void
+    }
+
+    private let cluster: String
+    private let localID: NodeID
+    private let members: [String: NodeID]
+    /// For an outbound connection: the node we dialled. Inbound connections accept any member.
+    private let expected: NodeID?
+    private let callbacks: Callbacks
+    private var decoder: FrameDecoder
+    private var peer: NodeID?
+    private var closing = false
+
+    init(cluster: String, localID: NodeID, members: [String: NodeID], expected: NodeID?, maximumFrame: Int,
+         callbacks: Callbacks) {
+        self.cluster = cluster
+        self.localID = localID
+        self.members = members
+        self.expected = expected
+        self.callbacks = callbacks
+        self.decoder = FrameDecoder(maximumLength: maximumFrame)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls {
+            authenticate(context: context)
+        } else if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            reject(context: context, "peer sent nothing within the idle timeout")
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func authenticate(context: ChannelHandlerContext) {
+        guard let tls = try? context.pipeline.syncOperations.handler(type: NIOSSLHandler.self),
+              let certificate = tls.peerCertificate, let der = try? certificate.toDERBytes() else {
+            return reject(context: context, "peer presented no certificate")
+        }
+        guard let name = PeerIdentity.node(inCertificateDER: der, cluster: cluster) else {
+            return reject(context: context, "peer certificate names no node of cluster \(cluster)")
+        }
+        guard let id = members[name], id != localID else {
+            return reject(context: context, "peer certificate names \(name), not a member of this cluster")
+        }
+        if let expected, expected != id {
+            return reject(context: context, "dialled \(expected) but its certificate names \(name)")
+        }
+        peer = id
+        callbacks.authenticated(id, context.channel)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closing else { return }
+        var buffer = unwrapInboundIn(data)
+        guard let peer else { return reject(context: context, "data before the peer was authenticated") }
+        decoder.append(buffer.readBytes(length: buffer.readableBytes) ?? [])
+        do {
+            while let frame = try decoder.next() {
+                switch frame.type {
+                case .raft:
+                    let message: Message
+                    do {
+                        message = try MessageCodec.decode(frame.payload)
+                    } catch {
+                        return reject(context: context, "undecodable Raft message: \(error)")
+                    }
+                    guard message.from == peer, message.to == localID else {
+                        return reject(context: context, "message from \(message.from) to \(message.to) on the connection of \(peer)")
+                    }
+                    callbacks.message(message)
+                case .ping:
+                    let pong = Frame(type: .pong, payload: frame.payload).encoded()
+                    context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: pong)), promise: nil)
+                case .pong:
+                    callbacks.pong(peer, frame.payload)
+                }
+            }
+        } catch {
+            reject(context: context, "\(error)")
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        reject(context: context, "\(error)")
+    }
+
+    private func reject(context: ChannelHandlerContext, _ reason: String) {
+        guard !closing else { return }
+        closing = true
+        callbacks.rejected("\(context.channel.remoteAddress.map { "\($0)" } ?? "peer"): \(reason)")
+        context.close(promise: nil)
+    }
+}

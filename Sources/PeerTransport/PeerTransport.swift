@@ -1,0 +1,225 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import RaftCodec
+import RaftCore
+
+/// Mutual-TLS connections between agents. Each node dials every peer for the messages it sends
+/// to it and accepts connections for the messages it receives. Outbound messages wait in a
+/// bounded queue per peer (the oldest are dropped when it is full: Raft retries), so a slow or
+/// absent peer never delays the others; a lost connection is redialled with jittered
+/// exponential backoff.
+public final class PeerTransport: Sendable {
+    public struct Peer: Sendable {
+        public var id: NodeID
+        public var name: String
+        public var host: String
+        public var port: Int
+
+        public init(id: NodeID, name: String, host: String, port: Int) {
+            self.id = id
+            self.name = name
+            self.host = host
+            self.port = port
+        }
+    }
+
+    public struct Options: Sendable {
+        public var maximumFrame = Frame.defaultMaximumLength
+        public var queueLimit = 1_024
+        public var handshakeTimeout = TimeAmount.seconds(5)
+        /// A connection that carries nothing (not even a ping) for this long is closed.
+        public var idleTimeout = TimeAmount.seconds(30)
+        public var minimumBackoff = TimeAmount.milliseconds(50)
+        public var maximumBackoff = TimeAmount.seconds(5)
+        public init() {}
+    }
+
+    private struct Outbound {
+        var queue: [[UInt8]] = []
+        var channel: Channel?
+        var connecting = false
+        var failures = 0
+        var dropped = 0
+        var connectedAt: ContinuousClock.Instant?
+    }
+
+    private struct State {
+        var outbound: [NodeID: Outbound] = [:]
+        var serverChannel: Channel?
+        var rtt: [NodeID: Duration] = [:]
+        var stopped = false
+    }
+
+    private let identity: TransportIdentity
+    private let localID: NodeID
+    private let peers: [NodeID: Peer]
+    private let members: [String: NodeID]
+    private let group: EventLoopGroup
+    private let options: Options
+    private let onMessage: @Sendable (Message) -> Void
+    private let onEvent: @Sendable (String) -> Void
+    private let state = NIOLockedValueBox(State())
+
+    public init(identity: TransportIdentity, localID: NodeID, peers: [Peer], group: EventLoopGroup,
+                options: Options = Options(), onMessage: @escaping @Sendable (Message) -> Void,
+                onEvent: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.identity = identity
+        self.localID = localID
+        self.peers = Dictionary(uniqueKeysWithValues: peers.map { ($0.id, $0) })
+        var members = Dictionary(uniqueKeysWithValues: peers.map { ($0.name, $0.id) })
+        members[identity.node] = localID
+        self.members = members
+        self.group = group
+        self.options = options
+        self.onMessage = onMessage
+        self.onEvent = onEvent
+    }
+
+    /// Starts accepting peer connections; returns the bound port (useful with port 0).
+    public func listen(host: String, port: Int) async throws -> Int {
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.installHandlers(on: channel, expected: nil, tls: NIOSSLServerHandler(context: identity.serverContext))
+                }
+            }
+            .bind(host: host, port: port).get()
+        state.withLockedValue { $0.serverChannel = channel }
+        return channel.localAddress?.port ?? port
+    }
+
+    /// Queues `message` for its destination and makes sure a connection is on its way.
+    public func send(_ message: Message) {
+        guard peers[message.to] != nil else { return }
+        let bytes = Frame(type: .raft, payload: MessageCodec.encode(message)).encoded()
+        enqueue(bytes, to: message.to)
+    }
+
+    /// Sends a ping whose pong updates the peer's round-trip time.
+    public func ping(_ peer: NodeID) {
+        let now = ContinuousClock.now
+        let stamp = withUnsafeBytes(of: now) { Array($0) }
+        enqueue(Frame(type: .ping, payload: stamp).encoded(), to: peer)
+    }
+
+    public func roundTripTime(of peer: NodeID) -> Duration? { state.withLockedValue { $0.rtt[peer] } }
+
+    /// Messages dropped so far because the peer's queue was full.
+    public func droppedMessages(to peer: NodeID) -> Int { state.withLockedValue { $0.outbound[peer]?.dropped ?? 0 } }
+
+    public func shutdown() async {
+        let channels = state.withLockedValue { state -> [Channel] in
+            state.stopped = true
+            return [state.serverChannel].compactMap { $0 } + state.outbound.values.compactMap(\.channel)
+        }
+        for channel in channels { try? await channel.close() }
+    }
+
+    // MARK: - Outbound
+
+    private func enqueue(_ bytes: [UInt8], to peer: NodeID) {
+        let (channel, dial) = state.withLockedValue { state -> (Channel?, Bool) in
+            guard !state.stopped else { return (nil, false) }
+            var outbound = state.outbound[peer] ?? Outbound()
+            defer { state.outbound[peer] = outbound }
+            if let channel = outbound.channel { return (channel, false) }
+            outbound.queue.append(bytes)
+            if outbound.queue.count > options.queueLimit {
+                outbound.queue.removeFirst(outbound.queue.count - options.queueLimit)
+                outbound.dropped += 1
+            }
+            guard !outbound.connecting else { return (nil, false) }
+            outbound.connecting = true
+            return (nil, true)
+        }
+        if let channel {
+            channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: nil)
+        } else if dial {
+            connect(to: peer)
+        }
+    }
+
+    private func connect(to id: NodeID) {
+        guard let peer = peers[id] else { return }
+        let connection = ClientBootstrap(group: group)
+            .connectTimeout(options.handshakeTimeout)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.installHandlers(on: channel, expected: id,
+                                             tls: NIOSSLClientHandler(context: identity.clientContext, serverHostname: nil))
+                }
+            }
+            .connect(host: peer.host, port: peer.port)
+        connection.whenFailure { [self] error in
+            onEvent("connecting to \(peer.name) at \(peer.host):\(peer.port) failed: \(error)")
+            connectionLost(id)
+        }
+        connection.whenSuccess { [self] channel in
+            channel.closeFuture.whenComplete { _ in self.connectionLost(id, channel: channel) }
+            // Nothing is written before the peer proves its identity (see `authenticated`).
+            channel.eventLoop.scheduleTask(in: options.handshakeTimeout) {
+                if self.state.withLockedValue({ $0.outbound[id]?.channel }) !== channel { channel.close(promise: nil) }
+            }
+        }
+    }
+
+    private func authenticated(_ id: NodeID, channel: Channel, outbound: Bool) {
+        guard outbound else { return }
+        let queued = state.withLockedValue { state -> [[UInt8]] in
+            var entry = state.outbound[id] ?? Outbound()
+            entry.channel = channel
+            entry.connecting = false
+            entry.connectedAt = .now
+            let queued = entry.queue
+            entry.queue = []
+            state.outbound[id] = entry
+            return queued
+        }
+        for bytes in queued { channel.write(channel.allocator.buffer(bytes: bytes), promise: nil) }
+        channel.flush()
+    }
+
+    private func connectionLost(_ id: NodeID, channel: Channel? = nil) {
+        let delay = state.withLockedValue { state -> TimeAmount? in
+            guard !state.stopped, var entry = state.outbound[id] else { return nil }
+            if let channel, let current = entry.channel, current !== channel { return nil }
+            entry.channel = nil
+            // A connection that lasted resets the backoff; one dropped at once (a peer that
+            // rejects us after the handshake) keeps backing off.
+            if let since = entry.connectedAt, ContinuousClock.now - since > .seconds(1) { entry.failures = 0 }
+            entry.connectedAt = nil
+            entry.failures += 1
+            // Jittered exponential backoff: uniform in [base/2, base].
+            let base = min(options.maximumBackoff.nanoseconds,
+                           options.minimumBackoff.nanoseconds << Int64(min(entry.failures, 20)))
+            entry.connecting = true
+            state.outbound[id] = entry
+            return .nanoseconds(Int64.random(in: (base / 2)...max(base / 2, base)))
+        }
+        guard let delay else { return }
+        group.next().scheduleTask(in: delay) { self.connect(to: id) }
+    }
+
+    // MARK: - Pipeline
+
+    private func installHandlers(on channel: Channel, expected: NodeID?, tls: NIOSSLHandler) throws {
+        let callbacks = PeerChannelHandler.Callbacks(
+            authenticated: { [self] id, channel in authenticated(id, channel: channel, outbound: expected != nil) },
+            message: onMessage,
+            pong: { [self] id, payload in
+                guard payload.count == MemoryLayout<ContinuousClock.Instant>.size else { return }
+                let sent = payload.withUnsafeBytes { $0.loadUnaligned(as: ContinuousClock.Instant.self) }
+                state.withLockedValue { $0.rtt[id] = ContinuousClock.now - sent }
+            },
+            rejected: onEvent
+        )
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(tls)
+        try sync.addHandler(IdleStateHandler(readTimeout: options.idleTimeout))
+        try sync.addHandler(PeerChannelHandler(cluster: identity.cluster, localID: localID, members: members,
+                                               expected: expected, maximumFrame: options.maximumFrame, callbacks: callbacks))
+    }
+}

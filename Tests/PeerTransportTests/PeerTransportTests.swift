@@ -1,0 +1,165 @@
+import ClusterCertificates
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import RaftCodec
+import RaftCore
+import Testing
+@testable import PeerTransport
+
+/// Real TLS over loopback, certificates from `ClusterCertificates`.
+@Suite(.serialized) struct PeerTransportTests {
+    final class Inbox: Sendable {
+        let messages = NIOLockedValueBox<[Message]>([])
+        let events = NIOLockedValueBox<[String]>([])
+        func waitForMessages(_ count: Int, seconds: Double = 5) async -> [Message] {
+            await waitFor(seconds: seconds) { self.messages.withLockedValue { $0.count >= count } }
+            return messages.withLockedValue { $0 }
+        }
+        func waitForEvent(containing text: String, seconds: Double = 5) async -> Bool {
+            await waitFor(seconds: seconds) { self.events.withLockedValue { $0.contains { $0.contains(text) } } }
+            return events.withLockedValue { $0.contains { $0.contains(text) } }
+        }
+    }
+
+    static func waitFor(seconds: Double, _ condition: @Sendable () -> Bool) async {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while !condition(), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    struct Fixture {
+        let dir: String
+        let group: MultiThreadedEventLoopGroup
+        init() throws {
+            dir = NSTemporaryDirectory() + "pgquorum-transport-" + UUID().uuidString
+            _ = try ClusterCertificates.create(cluster: "lab", nodes: ["a", "b", "c"].map { NodeIdentity(name: $0, hosts: ["127.0.0.1"]) },
+                                               directory: dir)
+            group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        }
+        func remove() {
+            try? group.syncShutdownGracefully()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        func transport(_ name: String, id: NodeID, peers: [PeerTransport.Peer], inbox: Inbox,
+                       options: PeerTransport.Options = .init(), certificateOf: String? = nil, cluster: String = "lab") throws -> PeerTransport {
+            let identity = try TransportIdentity(cluster: cluster, node: certificateOf ?? name, directory: dir)
+            return PeerTransport(identity: identity, localID: id, peers: peers, group: group, options: options,
+                                 onMessage: { message in inbox.messages.withLockedValue { $0.append(message) } },
+                                 onEvent: { event in inbox.events.withLockedValue { $0.append(event) } })
+        }
+    }
+
+    /// The whole membership (a, b, c), with the ports known so far.
+    static func members(a: Int = 1, b: Int = 1, c: Int = 1, except: NodeID) -> [PeerTransport.Peer] {
+        [PeerTransport.Peer(id: 1, name: "a", host: "127.0.0.1", port: a),
+         PeerTransport.Peer(id: 2, name: "b", host: "127.0.0.1", port: b),
+         PeerTransport.Peer(id: 3, name: "c", host: "127.0.0.1", port: c)].filter { $0.id != except }
+    }
+
+    @Test func membersExchangeMessagesBothWays() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let inboxA = Inbox(), inboxB = Inbox()
+        let a = try fixture.transport("a", id: 1, peers: Self.members(except: 1), inbox: inboxA)
+        let portA = try await a.listen(host: "127.0.0.1", port: 0)
+        let b = try fixture.transport("b", id: 2, peers: Self.members(a: portA, except: 2), inbox: inboxB)
+        let portB = try await b.listen(host: "127.0.0.1", port: 0)
+        let a2 = try fixture.transport("a", id: 1, peers: Self.members(b: portB, except: 1), inbox: inboxA)
+        let heartbeat = Message(from: 2, to: 1, term: 3, kind: .heartbeat(commit: 9, round: 4))
+        b.send(heartbeat)
+        #expect(await inboxA.waitForMessages(1) == [heartbeat])
+        let response = Message(from: 1, to: 2, term: 3, kind: .heartbeatResponse(round: 4))
+        a2.send(response)
+        #expect(await inboxB.waitForMessages(1) == [response])
+        b.ping(1)
+        await PeerTransportTests.waitFor(seconds: 5) { b.roundTripTime(of: 1) != nil }
+        #expect(b.roundTripTime(of: 1) != nil)
+        await a.shutdown(); await a2.shutdown(); await b.shutdown()
+    }
+
+    @Test func certificateFromAnotherCAIsRejected() async throws {
+        let fixture = try Fixture(), stranger = try Fixture()
+        defer { fixture.remove(); stranger.remove() }
+        let inbox = Inbox(), strangerInbox = Inbox()
+        let a = try fixture.transport("a", id: 1, peers: Self.members(except: 1), inbox: inbox)
+        let port = try await a.listen(host: "127.0.0.1", port: 0)
+        let b = try stranger.transport("b", id: 2, peers: Self.members(a: port, except: 2), inbox: strangerInbox)
+        b.send(Message(from: 2, to: 1, term: 1, kind: .timeoutNow))
+        #expect(await strangerInbox.waitForEvent(containing: "handshake"))
+        #expect(await inbox.waitForEvent(containing: "handshake"))
+        #expect(inbox.messages.withLockedValue { $0.isEmpty })
+        await a.shutdown(); await b.shutdown()
+    }
+
+    /// c holds a valid member certificate but sends messages claiming to be b.
+    @Test func memberClaimingAnotherIdentityIsRejected() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let inbox = Inbox(), cInbox = Inbox()
+        let a = try fixture.transport("a", id: 1, peers: Self.members(except: 1), inbox: inbox)
+        let port = try await a.listen(host: "127.0.0.1", port: 0)
+        let c = try fixture.transport("c", id: 3, peers: Self.members(a: port, except: 3), inbox: cInbox)
+        c.send(Message(from: 2, to: 1, term: 1, kind: .timeoutNow))
+        #expect(await inbox.waitForEvent(containing: "message from n2 to n1 on the connection of n3"))
+        #expect(inbox.messages.withLockedValue { $0.isEmpty })
+        await a.shutdown(); await c.shutdown()
+    }
+
+    /// A node dials "b" but the server there presents c's certificate.
+    @Test func dialledPeerWithAnotherIdentityIsRejected() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let inbox = Inbox(), impostorInbox = Inbox()
+        let impostor = try fixture.transport("c", id: 3, peers: Self.members(except: 3), inbox: impostorInbox)
+        let port = try await impostor.listen(host: "127.0.0.1", port: 0)
+        let a = try fixture.transport("a", id: 1, peers: Self.members(b: port, except: 1), inbox: inbox)
+        a.send(Message(from: 1, to: 2, term: 1, kind: .timeoutNow))
+        #expect(await inbox.waitForEvent(containing: "dialled n2 but its certificate names c"))
+        #expect(impostorInbox.messages.withLockedValue { $0.isEmpty })
+        await a.shutdown(); await impostor.shutdown()
+    }
+
+    /// Raw bytes on a connection: a plaintext client, garbage after a good handshake, a frame over
+    /// the cap, and a peer that sends nothing. Each is closed with a reason; nothing is delivered.
+    @Test func plaintextGarbageOversizedAndSilentPeersAreClosed() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let inbox = Inbox()
+        var options = PeerTransport.Options()
+        options.maximumFrame = 1024
+        options.idleTimeout = .milliseconds(300)
+        let a = try fixture.transport("a", id: 1, peers: Self.members(except: 1), inbox: inbox, options: options)
+        let port = try await a.listen(host: "127.0.0.1", port: 0)
+
+        let plain = try await ClientBootstrap(group: fixture.group).connect(host: "127.0.0.1", port: port).get()
+        try await plain.writeAndFlush(plain.allocator.buffer(string: "GET / HTTP/1.1\r\n\r\n"))
+        try await plain.closeFuture.get()
+
+        let identity = try TransportIdentity(cluster: "lab", node: "b", directory: fixture.dir)
+        func tlsClient(_ bytes: [UInt8]?) async throws -> Channel {
+            let channel = try await ClientBootstrap(group: fixture.group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: identity.clientContext, serverHostname: nil))
+                    }
+                }
+                .connect(host: "127.0.0.1", port: port).get()
+            if let bytes { try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)) }
+            return channel
+        }
+        let garbage = try await tlsClient([9, 0, 0, 0, 1, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+        #expect(await inbox.waitForEvent(containing: "undecodable Raft message"))
+        try await garbage.closeFuture.get()
+        let oversized = try await tlsClient([0, 0, 1, 0, 1, 0, 1])
+        #expect(await inbox.waitForEvent(containing: "exceeds the limit of 1024"))
+        try await oversized.closeFuture.get()
+        let silent = try await tlsClient(nil)
+        #expect(await inbox.waitForEvent(containing: "sent nothing within the idle timeout"))
+        try await silent.closeFuture.get()
+        #expect(inbox.messages.withLockedValue { $0.isEmpty })
+        await a.shutdown()
+    }
+}
