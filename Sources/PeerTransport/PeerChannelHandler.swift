@@ -29,15 +29,33 @@ final class PeerChannelHandler: ChannelDuplexHandler {
     private var decoder: FrameDecoder
     private var peer: NodeID?
     private var closing = false
+    private let handshakeTimeout: TimeAmount
+    private var handshakeDeadline: Scheduled<Void>?
 
     init(cluster: String, localID: NodeID, members: [String: NodeID], expected: NodeID?, maximumFrame: Int,
-         callbacks: Callbacks) {
+         handshakeTimeout: TimeAmount, callbacks: Callbacks) {
+        self.handshakeTimeout = handshakeTimeout
         self.cluster = cluster
         self.localID = localID
         self.members = members
         self.expected = expected
         self.callbacks = callbacks
         self.decoder = FrameDecoder(maximumLength: maximumFrame)
+    }
+
+    /// A peer must finish the TLS handshake and prove its identity within the handshake timeout.
+    func channelActive(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        handshakeDeadline = context.eventLoop.scheduleTask(in: handshakeTimeout) {
+            let (handler, context) = bound.value
+            if handler.peer == nil { handler.reject(context: context, "no authenticated TLS handshake within the handshake timeout") }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        handshakeDeadline?.cancel()
+        context.fireChannelInactive()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -64,6 +82,7 @@ final class PeerChannelHandler: ChannelDuplexHandler {
             return reject(context: context, "dialled \(expected) but its certificate names \(name)")
         }
         peer = id
+        handshakeDeadline?.cancel()
         callbacks.authenticated(id, context.channel)
     }
 

@@ -158,11 +158,9 @@ public final class PeerTransport: Sendable {
             connectionLost(id)
         }
         connection.whenSuccess { [self] channel in
+            // Nothing is written before the peer proves its identity (see `authenticated`); the
+            // channel handler closes a connection whose handshake does not finish in time.
             channel.closeFuture.whenComplete { _ in self.connectionLost(id, channel: channel) }
-            // Nothing is written before the peer proves its identity (see `authenticated`).
-            channel.eventLoop.scheduleTask(in: options.handshakeTimeout) {
-                if self.state.withLockedValue({ $0.outbound[id]?.channel }) !== channel { channel.close(promise: nil) }
-            }
         }
     }
 
@@ -220,6 +218,7 @@ public final class PeerTransport: Sendable {
         try sync.addHandler(tls)
         try sync.addHandler(IdleStateHandler(readTimeout: options.idleTimeout))
         try sync.addHandler(PeerChannelHandler(cluster: identity.cluster, localID: localID, members: members,
-                                               expected: expected, maximumFrame: options.maximumFrame, callbacks: callbacks))
+                                               expected: expected, maximumFrame: options.maximumFrame,
+                                               handshakeTimeout: options.handshakeTimeout, callbacks: callbacks))
     }
 }

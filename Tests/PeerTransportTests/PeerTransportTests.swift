@@ -129,13 +129,18 @@ import Testing
         let inbox = Inbox()
         var options = PeerTransport.Options()
         options.maximumFrame = 1024
-        options.idleTimeout = .milliseconds(300)
+        options.idleTimeout = .milliseconds(1500)
+        options.handshakeTimeout = .milliseconds(400)
         let a = try fixture.transport("a", id: 1, peers: Self.members(except: 1), inbox: inbox, options: options)
         let port = try await a.listen(host: "127.0.0.1", port: 0)
 
         let plain = try await ClientBootstrap(group: fixture.group).connect(host: "127.0.0.1", port: port).get()
         try await plain.writeAndFlush(plain.allocator.buffer(string: "GET / HTTP/1.1\r\n\r\n"))
         try await plain.closeFuture.get()
+
+        let mute = try await ClientBootstrap(group: fixture.group).connect(host: "127.0.0.1", port: port).get()
+        #expect(await inbox.waitForEvent(containing: "no authenticated TLS handshake within the handshake timeout"))
+        try await mute.closeFuture.get()
 
         let identity = try TransportIdentity(cluster: "lab", node: "b", directory: fixture.dir)
         func tlsClient(_ bytes: [UInt8]?) async throws -> Channel {
