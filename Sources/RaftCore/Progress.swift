@@ -16,6 +16,8 @@ public struct Progress: Sendable, Equatable {
     public internal(set) var acknowledgedRound: UInt64 = 0
     /// Heard from since the last CheckQuorum pass.
     var recentlyActive = false
+    /// The leader's tick of the last response from this peer (nil: none yet).
+    var lastResponseTick: UInt64?
     /// In probe state: an append is out and unanswered.
     var probeSent = false
     /// In replicate state: the last index and round of every unacknowledged append.

@@ -253,6 +253,13 @@ public struct RaftNode: Sendable {
         guard !next.voters.isEmpty else {
             return .failure(.invalidMembershipChange("the cluster would have no voters"))
         }
+        // The change takes effect at once: if the new voters that answered recently do not form
+        // a quorum, the cluster could neither commit nor undo it until they return.
+        let reachable = Set(next.voters.filter { $0 == id || isReachable($0) })
+        guard next.hasQuorum(reachable) else {
+            let missing = next.voters.subtracting(reachable).sorted().map(\.description).joined(separator: ", ")
+            return .failure(.invalidMembershipChange("the new configuration has no reachable quorum (not answering: \(missing))"))
+        }
         return .success(appendAsLeader(.membership(change, result: next)))
     }
 
@@ -295,8 +302,12 @@ public struct RaftNode: Sendable {
         guard index > log.snapshot.metadata.index, index <= log.applied, let entryTerm = log.term(at: index) else {
             return nil
         }
-        let metadata = SnapshotMetadata(index: index, term: entryTerm,
-                                        configuration: log.configuration(atOrBefore: index).configuration)
+        let configuration = log.configuration(atOrBefore: index).configuration
+        // A joining node does not know the membership before the entry that added it (the
+        // founders' is in no entry): a snapshot claiming an empty one would mislead whoever
+        // restores it. It compacts once that entry is covered.
+        guard !configuration.voters.isEmpty else { return nil }
+        let metadata = SnapshotMetadata(index: index, term: entryTerm, configuration: configuration)
         let snapshot = Snapshot(metadata: metadata, data: data)
         log.compact(to: snapshot)
         return snapshot
@@ -356,8 +367,10 @@ public struct RaftNode: Sendable {
 
     private mutating func becomeFollower(term newTerm: Term, leader newLeader: NodeID?) {
         if role == .leader {
-            // The lease ends here; and having led, this node has no leader to be loyal to.
-            leaderContactElapsed = options.electionTicks
+            // The lease ends here. The followers that acknowledged its newest confirmed round
+            // refuse votes until an election timeout after hearing it; a deposed leader does the
+            // same, so its own vote cannot complete a rival's quorum sooner than theirs could.
+            leaderContactElapsed = leaseForfeited ? options.electionTicks : ticksSinceConfirmedRound()
         }
         if newTerm > term {
             term = newTerm
@@ -492,6 +505,12 @@ public struct RaftNode: Sendable {
         while roundStarts.count > 1, roundStarts[0].tick < horizon { roundStarts.removeFirst() }
     }
 
+    /// Whether `peer` answered this leader within the last election timeout.
+    private func isReachable(_ peer: NodeID) -> Bool {
+        guard let heard = progress[peer]?.lastResponseTick else { return false }
+        return now - heard < UInt64(options.electionTicks)
+    }
+
     private func leaderRefusal() -> ProposalError? {
         guard role == .leader else { return .notLeader(leader: leader) }
         // A leader that appended its own removal is on its way out: there is no leader to name.
@@ -527,6 +546,13 @@ public struct RaftNode: Sendable {
         }
         broadcastHeartbeat()
         pendingReads.append((requestID, log.committed, round))
+    }
+
+    /// Ticks since the newest quorum-acknowledged round started (at most `electionTicks`).
+    private func ticksSinceConfirmedRound() -> Int {
+        let confirmed = quorumAcknowledgedRound()
+        guard let start = roundStarts.first(where: { $0.round == confirmed })?.tick else { return options.electionTicks }
+        return Int(min(UInt64(options.electionTicks), now - start))
     }
 
     /// The newest round that a quorum of voters (this leader included) has acknowledged.
@@ -573,6 +599,7 @@ public struct RaftNode: Sendable {
     private mutating func handleAppendResponse(from peer: NodeID, _ result: Message.AppendResult, round acked: UInt64) {
         guard role == .leader, var state = progress[peer] else { return }
         state.recentlyActive = true
+        state.lastResponseTick = now
         state.acknowledgedRound = max(state.acknowledgedRound, acked)
         switch result {
         case .accepted(let match):
@@ -618,6 +645,7 @@ public struct RaftNode: Sendable {
     private mutating func handleHeartbeatResponse(from peer: NodeID, round acked: UInt64) {
         guard role == .leader, var state = progress[peer] else { return }
         state.recentlyActive = true
+        state.lastResponseTick = now
         state.acknowledgedRound = max(state.acknowledgedRound, acked)
         switch state.state {
         case .probe:

@@ -38,8 +38,11 @@ public struct RaftOptions: Sendable, Equatable {
         if leaseTicks < 1 || leaseTicks > electionTicks - 2 {
             found.append(.invalid("leaseTicks (\(leaseTicks)) must be between 1 and electionTicks - 2 (\(electionTicks - 2)) so a lease ends before any follower may vote again"))
         }
-        if maxInflightAppends < 1 { found.append(.invalid("maxInflightAppends must be at least 1")) }
-        if maxEntriesPerAppend < 1 { found.append(.invalid("maxEntriesPerAppend must be at least 1")) }
+        if heartbeatTicks * 2 > leaseTicks {
+            found.append(.invalid("leaseTicks (\(leaseTicks)) must be at least twice heartbeatTicks (\(heartbeatTicks)), or the lease lapses between heartbeats"))
+        }
+        if maxInflightAppends < 1 || maxInflightAppends > 1 << 16 { found.append(.invalid("maxInflightAppends must be between 1 and 65536")) }
+        if maxEntriesPerAppend < 1 || maxEntriesPerAppend > 1 << 20 { found.append(.invalid("maxEntriesPerAppend must be between 1 and 1048576")) }
         return found
     }
 }

@@ -89,3 +89,30 @@ import Testing
         #expect(cluster[3].role != .leader)
     }
 }
+
+@Suite struct DeposedLeaderTests {
+    /// A leader pushed out by a higher term keeps refusing votes as long as the followers that
+    /// acknowledged its last round do: its own vote must not complete a rival's quorum early.
+    @Test func deposedLeaderWithholdsItsVoteLikeItsFollowers() {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.campaign(1)
+        cluster.tick(times: 2)
+        #expect(cluster[1].hasLeaderLease)
+        let term = cluster[1].term
+        cluster[1].step(Message(from: 3, to: 1, term: term + 1, kind: .heartbeatResponse(round: 0)))
+        #expect(cluster[1].role == .follower)
+        #expect(!cluster[1].hasLeaderLease)
+        cluster[1].step(Message(from: 3, to: 1, term: term + 2,
+                                kind: .voteRequest(lastIndex: 100, lastTerm: term, leadershipTransfer: false)))
+        #expect(cluster[1].vote == nil)
+        #expect(cluster[1].term == term + 1)
+    }
+
+    @Test func leaseShorterThanTwoHeartbeatsIsRejected() {
+        var options = RaftOptions()
+        options.heartbeatTicks = 4
+        options.electionTicks = 10
+        options.leaseTicks = 7
+        #expect(options.problems.contains { $0.description.contains("twice heartbeatTicks") })
+    }
+}

@@ -105,3 +105,44 @@ import Testing
         #expect(cluster[1].configuration.voters == [1, 2, 3])
     }
 }
+
+@Suite struct MembershipSafetyTests {
+    /// A change whose new voters cannot currently form a quorum would leave the cluster unable
+    /// to commit or undo it: refused up front (etcd's strict reconfiguration check).
+    @Test func changeWithoutAReachableNewQuorumIsRefused() {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.campaign(1)
+        cluster.isolate(3)
+        cluster.tick([1, 2], times: 12)
+        #expect(cluster[1].role == .leader)
+        guard case .failure(.invalidMembershipChange(let why)) = cluster[1].proposeMembershipChange(.remove(2)) else {
+            Issue.record("removing a live voter while another is down was accepted")
+            return
+        }
+        #expect(why.contains("no reachable quorum") && why.contains("n3"))
+        guard case .failure = cluster[1].proposeMembershipChange(.addVoter(4)) else {
+            Issue.record("adding an absent voter while another is down was accepted")
+            return
+        }
+        // Removing the dead voter itself is fine: n1 and n2 are the new quorum.
+        guard case .success = cluster[1].proposeMembershipChange(.remove(3)) else {
+            Issue.record("removing the unreachable voter was refused")
+            return
+        }
+    }
+
+    /// A joining node does not know the membership before the entry that added it; it must not
+    /// write a snapshot that claims an empty one.
+    @Test func joinerDoesNotSnapshotAnUnknownMembership() throws {
+        let configuration = Configuration(voters: [1, 2, 3, 4])
+        let entries = [Entry(term: 1, index: 1, payload: .noop),
+                       Entry(term: 1, index: 2, payload: .membership(.addVoter(4), result: configuration)),
+                       Entry(term: 1, index: 3, payload: .application([1]))]
+        var node = try RaftNode(id: 4, restoring: DurableState(hardState: HardState(term: 1, commit: 3),
+                                                               snapshot: DurableState.joining.snapshot, entries: entries))
+        node.advance(node.ready())
+        #expect(node.appliedIndex == 3)
+        #expect(node.compact(through: 1, snapshotData: []) == nil)
+        #expect(node.compact(through: 2, snapshotData: [])?.metadata.configuration == configuration)
+    }
+}
