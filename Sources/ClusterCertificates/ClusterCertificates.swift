@@ -86,34 +86,67 @@ public enum ClusterCertificates {
         try write(caKey.pemRepresentation, to: directory + "/ca.key", mode: 0o600)
 
         for node in nodes {
-            let key = P256.Signing.PrivateKey()
-            let names: [GeneralName] = [.uniformResourceIdentifier(NodeIdentity.uri(cluster: cluster, node: node.name))]
-                + node.hosts.map(generalName(forHost:))
-            let certificate = try Certificate(
-                version: .v3,
-                serialNumber: Certificate.SerialNumber(),
-                publicKey: .init(key.publicKey),
-                notValidBefore: now.addingTimeInterval(-300),
-                notValidAfter: now.addingTimeInterval(validity),
-                issuer: caName,
-                subject: try DistinguishedName {
-                    OrganizationName("pgquorum")
-                    OrganizationalUnitName(cluster)
-                    CommonName(node.name)
-                },
-                signatureAlgorithm: .ecdsaWithSHA256,
-                extensions: try Certificate.Extensions {
-                    Critical(BasicConstraints.notCertificateAuthority)
-                    Critical(KeyUsage(digitalSignature: true))
-                    try ExtendedKeyUsage([.serverAuth, .clientAuth])
-                    SubjectAlternativeNames(names)
-                },
-                issuerPrivateKey: .init(caKey)
-            )
-            try write(certificate.serializeAsPEM().pemString, to: directory + "/\(node.name).crt", mode: 0o644)
-            try write(key.pemRepresentation, to: directory + "/\(node.name).key", mode: 0o600)
+            try issueNode(node, cluster: cluster, caName: caName, caKey: caKey, directory: directory,
+                          validity: validity, now: now)
         }
         return files.map { directory + "/" + $0 }
+    }
+
+    /// Issues certificates for more nodes from the CA already in `directory` (a new member, or a
+    /// node whose certificate expires). Refuses to overwrite a node's existing files.
+    public static func issue(cluster: String, nodes: [NodeIdentity], directory: String,
+                             validity: TimeInterval = 825 * 86_400, now: Date = Date()) throws -> [String] {
+        guard isValidName(cluster) else { throw CertificateError.invalidNodeName(cluster) }
+        for node in nodes where !isValidName(node.name) { throw CertificateError.invalidNodeName(node.name) }
+        let caCertificate = try loadCertificate(directory + "/ca.crt")
+        let caKey: P256.Signing.PrivateKey
+        do {
+            caKey = try P256.Signing.PrivateKey(pemRepresentation: String(contentsOfFile: directory + "/ca.key", encoding: .utf8))
+        } catch {
+            throw CertificateError.invalid(directory + "/ca.key", "not a P-256 private key in PEM (\(error))")
+        }
+        guard Certificate.PublicKey(caKey.publicKey) == caCertificate.publicKey else {
+            throw CertificateError.invalid(directory + "/ca.key", "does not belong to \(directory)/ca.crt")
+        }
+        let files = nodes.flatMap { ["\($0.name).crt", "\($0.name).key"] }
+        for file in files where FileManager.default.fileExists(atPath: directory + "/" + file) {
+            throw CertificateError.fileExists(directory + "/" + file)
+        }
+        for node in nodes {
+            try issueNode(node, cluster: cluster, caName: caCertificate.subject, caKey: caKey, directory: directory,
+                          validity: validity, now: now)
+        }
+        return files.map { directory + "/" + $0 }
+    }
+
+    private static func issueNode(_ node: NodeIdentity, cluster: String, caName: DistinguishedName,
+                                  caKey: P256.Signing.PrivateKey, directory: String, validity: TimeInterval, now: Date) throws {
+        let key = P256.Signing.PrivateKey()
+        let names: [GeneralName] = [.uniformResourceIdentifier(NodeIdentity.uri(cluster: cluster, node: node.name))]
+            + node.hosts.map(generalName(forHost:))
+        let certificate = try Certificate(
+            version: .v3,
+            serialNumber: Certificate.SerialNumber(),
+            publicKey: .init(key.publicKey),
+            notValidBefore: now.addingTimeInterval(-300),
+            notValidAfter: now.addingTimeInterval(validity),
+            issuer: caName,
+            subject: try DistinguishedName {
+                OrganizationName("pgquorum")
+                OrganizationalUnitName(cluster)
+                CommonName(node.name)
+            },
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage([.serverAuth, .clientAuth])
+                SubjectAlternativeNames(names)
+            },
+            issuerPrivateKey: .init(caKey)
+        )
+        try write(certificate.serializeAsPEM().pemString, to: directory + "/\(node.name).crt", mode: 0o644)
+        try write(key.pemRepresentation, to: directory + "/\(node.name).key", mode: 0o600)
     }
 
     /// An IP address becomes an IP SAN, anything else a DNS SAN.

@@ -102,3 +102,34 @@ import X509
         #expect(problems("witness").contains("missing or unreadable"))
     }
 }
+
+@Suite struct IssueTests {
+    @Test func issuesNewNodesFromTheExistingCA() throws {
+        let dir = NSTemporaryDirectory() + "pgquorum-issue-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try ClusterCertificates.create(cluster: "c", nodes: [NodeIdentity(name: "a", hosts: [])], directory: dir)
+        let files = try ClusterCertificates.issue(cluster: "c", nodes: [NodeIdentity(name: "d", hosts: ["10.9.9.9"])], directory: dir)
+        #expect(files == [dir + "/d.crt", dir + "/d.key"])
+        let check = ClusterCertificates.check(cluster: "c", nodes: ["a", "d"], directory: dir)
+        #expect(check.nodes.allSatisfy { $0.problems.isEmpty })
+        #expect(throws: CertificateError.fileExists(dir + "/d.crt")) {
+            try ClusterCertificates.issue(cluster: "c", nodes: [NodeIdentity(name: "d", hosts: [])], directory: dir)
+        }
+    }
+
+    @Test func refusesACAKeyThatIsNotTheCAs() throws {
+        let dir = NSTemporaryDirectory() + "pgquorum-issue-" + UUID().uuidString
+        let other = NSTemporaryDirectory() + "pgquorum-issue-" + UUID().uuidString
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: other)
+        }
+        _ = try ClusterCertificates.create(cluster: "c", nodes: [], directory: dir)
+        _ = try ClusterCertificates.create(cluster: "c", nodes: [], directory: other)
+        try FileManager.default.removeItem(atPath: dir + "/ca.key")
+        try FileManager.default.copyItem(atPath: other + "/ca.key", toPath: dir + "/ca.key")
+        #expect(throws: CertificateError.invalid(dir + "/ca.key", "does not belong to \(dir)/ca.crt")) {
+            try ClusterCertificates.issue(cluster: "c", nodes: [NodeIdentity(name: "x", hosts: [])], directory: dir)
+        }
+    }
+}

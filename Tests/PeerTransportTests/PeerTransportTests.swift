@@ -93,6 +93,30 @@ import Testing
         await a.shutdown(); await b.shutdown()
     }
 
+    /// b's certificate is signed by the right CA but expired: the handshake fails.
+    @Test func expiredCertificateIsRejected() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let expiredDir = fixture.dir + "-expired"
+        defer { try? FileManager.default.removeItem(atPath: expiredDir) }
+        try FileManager.default.createDirectory(atPath: expiredDir, withIntermediateDirectories: true)
+        for file in ["ca.crt", "ca.key"] {
+            try FileManager.default.copyItem(atPath: fixture.dir + "/" + file, toPath: expiredDir + "/" + file)
+        }
+        _ = try ClusterCertificates.issue(cluster: "lab", nodes: [NodeIdentity(name: "b", hosts: ["127.0.0.1"])],
+                                          directory: expiredDir, validity: 86_400, now: Date().addingTimeInterval(-10 * 86_400))
+        let inbox = Inbox(), expiredInbox = Inbox()
+        let a = try fixture.transport("a", id: 1, peers: Self.members(except: 1), inbox: inbox)
+        let port = try await a.listen(host: "127.0.0.1", port: 0)
+        let identity = try TransportIdentity(cluster: "lab", node: "b", directory: expiredDir)
+        let b = PeerTransport(identity: identity, localID: 2, peers: Self.members(a: port, except: 2), group: fixture.group,
+                              onMessage: { _ in }, onEvent: { event in expiredInbox.events.withLockedValue { $0.append(event) } })
+        b.send(Message(from: 2, to: 1, term: 1, kind: .timeoutNow))
+        #expect(await inbox.waitForEvent(containing: "handshake"))
+        #expect(inbox.messages.withLockedValue { $0.isEmpty })
+        await a.shutdown(); await b.shutdown()
+    }
+
     /// c holds a valid member certificate but sends messages claiming to be b.
     @Test func memberClaimingAnotherIdentityIsRejected() async throws {
         let fixture = try Fixture()

@@ -20,5 +20,7 @@ import Testing
             try InitCerts.parse(["--dir", dir, "--cluster", "lab", "--nodes", "a=127.0.0.1"]).run()
         }
         #expect(throws: (any Error).self) { try CheckCerts.parse(["--dir", dir, "--cluster", "other", "--nodes", "a"]).run() }
+        try IssueCerts.parse(["--dir", dir, "--cluster", "lab", "--nodes", "c=127.0.0.3"]).run()
+        #expect(throws: Never.self) { try CheckCerts.parse(["--dir", dir, "--cluster", "lab", "--nodes", "a,b,c"]).run() }
     }
 }

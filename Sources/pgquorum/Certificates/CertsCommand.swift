@@ -6,7 +6,7 @@ struct CertsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "certs",
         abstract: "Create and check the cluster CA and the node certificates for mutual TLS.",
-        subcommands: [InitCerts.self, CheckCerts.self]
+        subcommands: [InitCerts.self, IssueCerts.self, CheckCerts.self]
     )
 }
 
@@ -101,5 +101,33 @@ struct CheckCerts: ParsableCommand {
             }
         }
         if failed { throw ExitCode.failure }
+    }
+}
+
+struct IssueCerts: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "issue",
+        abstract: "Issue certificates for more nodes (a new member, or a renewal) from the CA already in --dir.",
+        discussion: """
+            Needs DIR/ca.crt and DIR/ca.key. Writes DIR/<node>.crt and DIR/<node>.key; an existing \
+            file is never overwritten (move the old pair aside to renew).
+            """
+    )
+
+    @OptionGroup var set: CertificateSetOptions
+
+    @Option(help: "Validity of the node certificates, in days.")
+    var days = 825
+
+    func run() throws {
+        guard days > 0 else { throw CommandFailure("--days must be positive") }
+        let files: [String]
+        do {
+            files = try ClusterCertificates.issue(cluster: set.cluster, nodes: set.nodes.nodes, directory: set.dir,
+                                                  validity: TimeInterval(days) * 86_400)
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        for file in files { print("wrote \(file)") }
     }
 }
