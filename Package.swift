@@ -55,7 +55,9 @@ let package = Package(
         .executableTarget(
             name: "pgquorum-bench",
             dependencies: [
-                "RaftCore", "RaftSimulation", "RaftStorage",
+                "RaftCore", "RaftSimulation", "RaftStorage", "PeerTransport", "ClusterCertificates",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -81,6 +81,8 @@ public final class PeerTransport: Sendable {
     public func listen(host: String, port: Int) async throws -> Int {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            // Raft messages are small and latency-bound: no Nagle delay.
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try self.installHandlers(on: channel, expected: nil, tls: NIOSSLServerHandler(context: identity.serverContext))
@@ -146,6 +148,7 @@ public final class PeerTransport: Sendable {
         guard let peer = peers[id] else { return }
         let connection = ClientBootstrap(group: group)
             .connectTimeout(options.handshakeTimeout)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try self.installHandlers(on: channel, expected: id,
