@@ -30,6 +30,7 @@ bench: deps
 	$(SWIFT) build -c release --product pgquorum-bench
 	.build/release/pgquorum-bench raft
 	.build/release/pgquorum-bench storage
+	.build/release/pgquorum-bench transport
 
 clean:
 	rm -rf .build
