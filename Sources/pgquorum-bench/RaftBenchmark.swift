@@ -87,7 +87,7 @@ private struct BenchCluster {
             }
             settle()
         }
-        return (proposals, seconds(since: start, clock))
+        return (proposals, (clock.now - start).seconds)
     }
 
     mutating func idle(ticks: Int) -> Double {
@@ -97,7 +97,7 @@ private struct BenchCluster {
             for i in nodes.indices { nodes[i].tick() }
             settle()
         }
-        return seconds(since: start, clock)
+        return (clock.now - start).seconds
     }
 
     /// Runs Readys and delivers messages until the cluster is quiet.
@@ -117,8 +117,4 @@ private struct BenchCluster {
         } while !mailbox.isEmpty || nodes.contains(where: \.hasReady)
     }
 
-    private func seconds(since start: ContinuousClock.Instant, _ clock: ContinuousClock) -> Double {
-        let elapsed = clock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    }
 }

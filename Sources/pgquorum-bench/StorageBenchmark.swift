@@ -74,9 +74,9 @@ struct StorageBenchmark: ParsableCommand {
         for _ in 0..<count {
             let before = clock.now
             try body()
-            latencies.append(seconds(clock.now - before))
+            latencies.append((clock.now - before).seconds)
         }
-        let total = seconds(clock.now - start)
+        let total = (clock.now - start).seconds
         latencies.sort()
         return Measurement(total: total, latencies: latencies)
     }
@@ -95,12 +95,8 @@ struct StorageBenchmark: ParsableCommand {
 
     private func row(_ name: String, _ m: Measurement, unit: String) -> String {
         let label = name + String(repeating: " ", count: max(1, 31 - name.count))
-        return "  \(label)\(Int(m.rate.rounded())) \(unit)  p50 \(micros(m.median)) µs  p99 \(micros(m.p99)) µs"
+        return "  \(label)\(Int(m.rate.rounded())) \(unit)  p50 \(microseconds(m.median)) µs  p99 \(microseconds(m.p99)) µs"
     }
 
-    private func micros(_ seconds: Double) -> String { String(Int((seconds * 1_000_000).rounded())) }
     private func format(_ value: Double) -> String { String(Double(Int(value * 100)) / 100) }
-    private func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 }

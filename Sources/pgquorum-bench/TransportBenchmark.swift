@@ -61,11 +61,11 @@ struct TransportBenchmark: ParsableCommand {
             let sent = clock.now
             b.send(request)
             arrived.wait()
-            latencies.append(Self.seconds(clock.now - sent))
+            latencies.append((clock.now - sent).seconds)
         }
-        let sequential = Self.seconds(clock.now - start)
+        let sequential = (clock.now - start).seconds
         latencies.sort()
-        print("  round trips, 1 outstanding     \(Int(Double(roundTrips) / sequential)) /s  p50 \(Self.micros(latencies[latencies.count / 2])) µs  p99 \(Self.micros(latencies[latencies.count * 99 / 100])) µs")
+        print("  round trips, 1 outstanding     \(Int(Double(roundTrips) / sequential)) /s  p50 \(microseconds(latencies[latencies.count / 2])) µs  p99 \(microseconds(latencies[latencies.count * 99 / 100])) µs")
 
         let window = 256
         let pipelineStart = clock.now
@@ -74,7 +74,7 @@ struct TransportBenchmark: ParsableCommand {
             b.send(request)
         }
         for _ in 0..<min(window, pipelined) { arrived.wait() }
-        let pipelinedSeconds = Self.seconds(clock.now - pipelineStart)
+        let pipelinedSeconds = (clock.now - pipelineStart).seconds
         print("  round trips, \(window) outstanding   \(Int(Double(pipelined) / pipelinedSeconds)) /s")
 
         var setups: [Double] = []
@@ -84,11 +84,11 @@ struct TransportBenchmark: ParsableCommand {
             let began = clock.now
             fresh.send(request)
             arrived.wait()
-            setups.append(Self.seconds(clock.now - began))
+            setups.append((clock.now - began).seconds)
             wait { await fresh.shutdown() }
         }
         setups.sort()
-        print("  new connection + first message p50 \(Self.micros(setups[setups.count / 2])) µs  p99 \(Self.micros(setups[setups.count * 99 / 100])) µs  (TCP connect, TLS 1.3 handshake, identity check, one round trip)")
+        print("  new connection + first message p50 \(microseconds(setups[setups.count / 2])) µs  p99 \(microseconds(setups[setups.count * 99 / 100])) µs  (TCP connect, TLS 1.3 handshake, identity check, one round trip)")
         wait { await a.shutdown(); await aToB.shutdown(); await b.shutdown() }
     }
 
@@ -111,9 +111,4 @@ struct TransportBenchmark: ParsableCommand {
         _ = try? wait { await body(); return 0 }
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
-    static func micros(_ seconds: Double) -> String { String(Int((seconds * 1_000_000).rounded())) }
 }

@@ -38,6 +38,21 @@ struct CertificateSetOptions: ParsableArguments {
 
     @Option(help: "Nodes as name[=host[+host…]], comma-separated (check ignores the hosts).")
     var nodes: NodeList
+
+    /// Runs `create` or `issue` for these nodes and lists the files written.
+    func writeCertificates(
+        days: Int,
+        _ write: (String, [NodeIdentity], String, TimeInterval, Date) throws -> [String]
+    ) throws {
+        guard days > 0 else { throw CommandFailure("--days must be positive") }
+        let files: [String]
+        do {
+            files = try write(cluster, nodes.nodes, dir, TimeInterval(days) * 86_400, Date())
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        for file in files { print("wrote \(file)") }
+    }
 }
 
 struct InitCerts: ParsableCommand {
@@ -61,15 +76,7 @@ struct InitCerts: ParsableCommand {
     var days = 825
 
     func run() throws {
-        guard days > 0 else { throw CommandFailure("--days must be positive") }
-        let files: [String]
-        do {
-            files = try ClusterCertificates.create(cluster: set.cluster, nodes: set.nodes.nodes, directory: set.dir,
-                                                   validity: TimeInterval(days) * 86_400)
-        } catch {
-            throw CommandFailure("\(error)")
-        }
-        for file in files { print("wrote \(file)") }
+        try set.writeCertificates(days: days, ClusterCertificates.create)
         print("Node certificates are valid for \(days) days. Copy each node's .crt and .key, and ca.crt, to that node; keep ca.key offline.")
     }
 }
@@ -120,14 +127,6 @@ struct IssueCerts: ParsableCommand {
     var days = 825
 
     func run() throws {
-        guard days > 0 else { throw CommandFailure("--days must be positive") }
-        let files: [String]
-        do {
-            files = try ClusterCertificates.issue(cluster: set.cluster, nodes: set.nodes.nodes, directory: set.dir,
-                                                  validity: TimeInterval(days) * 86_400)
-        } catch {
-            throw CommandFailure("\(error)")
-        }
-        for file in files { print("wrote \(file)") }
+        try set.writeCertificates(days: days, ClusterCertificates.issue)
     }
 }
