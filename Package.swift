@@ -17,6 +17,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // No default traits: swift-configuration support is not needed.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
     ],
     targets: [
         // Layer 1: the Raft algorithm as a pure value type. Swift stdlib only: no Foundation,
@@ -38,10 +43,34 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
+        // The cluster description (one YAML file) and its validation.
+        .target(
+            name: "ClusterConfig",
+            dependencies: [
+                "RaftCore",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // Layer 3: the agent process: owns the Raft node, drives storage and transport, serves the
+        // operator API.
+        .target(
+            name: "Agent",
+            dependencies: [
+                "RaftCore", "RaftCodec", "RaftStorage", "PeerTransport", "ClusterConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+            ]
+        ),
         .executableTarget(
             name: "pgquorum",
             dependencies: [
-                "RaftCore", "RaftSimulation", "RaftStorage", "ClusterCertificates",
+                "RaftCore", "RaftSimulation", "RaftStorage", "ClusterCertificates", "ClusterConfig", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -80,6 +109,8 @@ let package = Package(
         ),
         .testTarget(name: "PeerTransportTests", dependencies: ["PeerTransport", "ClusterCertificates", "RaftCore", "RaftCodec"]),
         .testTarget(name: "ClusterCertificatesTests", dependencies: ["ClusterCertificates"]),
+        .testTarget(name: "ClusterConfigTests", dependencies: ["ClusterConfig"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "ClusterConfig", "ClusterCertificates", "RaftCore"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "RaftCodec", "RaftCore", "RaftSimulation"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct PGQuorum: ParsableCommand {
+struct PGQuorum: AsyncParsableCommand {
     static let version = "0.1.0"
 
     static let configuration = CommandConfiguration(
@@ -12,12 +12,13 @@ struct PGQuorum: ParsableCommand {
             Raft over mutual TLS; only the leader, while a quorum confirms its lease, may run a \
             writable primary, so a network partition never produces two primaries.
 
-            Available now: `demo` (an in-process simulated cluster), `storage verify` (check a \
-            node's Raft log and snapshots) and `certs init` / `certs check` (the cluster's mutual-TLS \
-            certificates). The agent, status, failover, switchover, backup and lab \
-            commands arrive with the next milestones; see docs/.
+            Available now: `agent` (run a node), `status` (the leader view), `config validate`, \
+            `certs init|issue|check` (the cluster's mutual-TLS certificates), `storage verify` \
+            (check a node's Raft log and snapshots) and `demo` (an in-process simulated cluster). \
+            Agents run as voting witnesses: PostgreSQL management, failover, switchover, backup \
+            and the lab arrive with the next milestones; see docs/.
             """,
         version: version,
-        subcommands: [DemoCommand.self, StorageCommand.self, CertsCommand.self]
+        subcommands: [AgentCommand.self, StatusCommand.self, ConfigCommand.self, CertsCommand.self, StorageCommand.self, DemoCommand.self]
     )
 }

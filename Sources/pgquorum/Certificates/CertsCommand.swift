@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClusterCertificates
+import ClusterConfig
 import Foundation
 
 struct CertsCommand: ParsableCommand {
@@ -28,16 +29,43 @@ struct NodeList: ExpressibleByArgument {
     }
 }
 
-/// Where the certificates live and whose they are: shared by `init` and `check`.
+/// Where the certificates live and whose they are: shared by `init`, `issue` and `check`. Either
+/// from a cluster config (`--config`: its cluster name, `tls.dir` and nodes with their hosts) or
+/// from `--dir`, `--cluster` and `--nodes`.
 struct CertificateSetOptions: ParsableArguments {
+    @Option(help: "Cluster config file: takes the cluster name, tls.dir and every node with its host from it.")
+    var config: String?
+
     @Option(help: "Directory of ca.crt and the nodes' .crt and .key files (init creates it with mode 0700).")
-    var dir: String
+    var dir: String?
 
     @Option(help: "Cluster name, recorded in (and required of) every node certificate.")
-    var cluster = "pgquorum"
+    var cluster: String?
 
     @Option(help: "Nodes as name[=host[+host…]], comma-separated (check ignores the hosts).")
-    var nodes: NodeList
+    var nodes: NodeList?
+
+    func validate() throws {
+        if config == nil, dir == nil || nodes == nil {
+            throw ValidationError("give --config FILE, or --dir and --nodes")
+        }
+    }
+
+    /// The certificate set these options describe.
+    func resolved() throws -> (cluster: String, directory: String, nodes: [NodeIdentity]) {
+        guard let config else {
+            return (cluster ?? "pgquorum", dir ?? "", nodes?.nodes ?? [])
+        }
+        let loaded: ClusterConfig
+        do {
+            loaded = try ConfigLoader.load(path: config, checkFiles: false)
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        // Nodes on one machine (loopback) share a host; every node still gets its own name.
+        let identities = loaded.nodes.map { NodeIdentity(name: $0.name, hosts: [$0.host]) }
+        return (cluster ?? loaded.cluster, dir ?? loaded.tlsDirectory, nodes?.nodes ?? identities)
+    }
 
     /// Runs `create` or `issue` for these nodes and lists the files written.
     func writeCertificates(
@@ -45,9 +73,10 @@ struct CertificateSetOptions: ParsableArguments {
         _ write: (String, [NodeIdentity], String, TimeInterval, Date) throws -> [String]
     ) throws {
         guard days > 0 else { throw CommandFailure("--days must be positive") }
+        let (cluster, dir, nodes) = try resolved()
         let files: [String]
         do {
-            files = try write(cluster, nodes.nodes, dir, TimeInterval(days) * 86_400, Date())
+            files = try write(cluster, nodes, dir, TimeInterval(days) * 86_400, Date())
         } catch {
             throw CommandFailure("\(error)")
         }
@@ -65,8 +94,9 @@ struct InitCerts: ParsableCommand {
             pgquorum://<cluster>/<node>, CN <node>) and carries its hosts as DNS or IP SANs; it is \
             valid for TLS server and client authentication. Existing files are never overwritten. \
             Keep ca.key offline once the node certificates are issued.
-            Example: pgquorum certs init --dir /etc/pgquorum/tls --cluster three-dc \\
-                       --nodes primary=10.0.1.100,secondary1=10.0.2.100,secondary2=10.1.1.100
+            Examples: pgquorum certs init --config cluster-configs/three-dc.yaml
+                      pgquorum certs init --dir /etc/pgquorum/tls --cluster seed-3dc \\
+                        --nodes primary=10.0.1.100,secondary1=10.0.2.100,secondary2=10.1.1.100
             """
     )
 
@@ -94,10 +124,11 @@ struct CheckCerts: ParsableCommand {
     var warnDays = 30
 
     func run() throws {
-        let result = ClusterCertificates.check(cluster: set.cluster, nodes: set.nodes.nodes.map(\.name), directory: set.dir,
+        let (cluster, dir, nodes) = try set.resolved()
+        let result = ClusterCertificates.check(cluster: cluster, nodes: nodes.map(\.name), directory: dir,
                                                warnWithin: TimeInterval(warnDays) * 86_400)
         var failed = !result.ca.isEmpty
-        print("CA \(set.dir)/ca.crt: " + (result.ca.isEmpty ? "ok" : result.ca.joined(separator: "; ")))
+        print("CA \(dir)/ca.crt: " + (result.ca.isEmpty ? "ok" : result.ca.joined(separator: "; ")))
         for status in result.nodes {
             let expiry = status.notValidAfter.map { " (valid until \($0), hosts \(status.hosts.joined(separator: ", ")))" } ?? ""
             if status.problems.isEmpty {

@@ -1,0 +1,115 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// A small HTTPS client for the operator API: one GET per connection, a hard deadline on the
+/// whole exchange (connect, handshake, response), trust in the cluster CA only. Used by
+/// `pgquorum status` and by agents forwarding a linearizable read to the leader.
+public struct APIClient: Sendable {
+    public struct Response: Sendable {
+        public var status: Int
+        public var body: [UInt8]
+        /// From starting to connect until the whole response arrived.
+        public var elapsed: Duration
+    }
+
+    public enum Failure: Error, CustomStringConvertible {
+        case timedOut(Duration)
+        case connection(String)
+
+        public var description: String {
+            switch self {
+            case .timedOut(let limit): "no answer within \(limit)"
+            case .connection(let why): why
+            }
+        }
+    }
+
+    private let context: NIOSSLContext
+    private let group: any EventLoopGroup
+
+    /// Trusts `<tlsDirectory>/ca.crt`. Host names are not checked (nodes are often addressed by
+    /// IP); only a certificate the cluster CA signed is accepted.
+    public init(tlsDirectory: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        try self.init(caFile: tlsDirectory + "/ca.crt", group: group)
+    }
+
+    public init(caFile: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+        configuration.certificateVerification = .noHostnameVerification
+        self.context = try NIOSSLContext(configuration: configuration)
+        self.group = group
+    }
+
+    public func get(host: String, port: Int, path: String, headers: [(String, String)] = [],
+                    timeout: Duration) async throws -> Response {
+        let started = ContinuousClock.now
+        let limit = TimeAmount.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        let eventLoop = group.next()
+        let promise = eventLoop.makePromise(of: (Int, [UInt8]).self)
+        let deadline = eventLoop.scheduleTask(in: limit) { promise.fail(Failure.timedOut(timeout)) }
+        let context = self.context
+        let connect = ClientBootstrap(group: eventLoop)
+            .connectTimeout(limit)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise))
+                }
+            }
+            .connect(host: host, port: port)
+        connect.whenFailure { promise.fail(Failure.connection("cannot connect to \(host):\(port): \($0)")) }
+        connect.whenSuccess { channel in
+            var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
+            head.headers.add(name: "Host", value: "\(host):\(port)")
+            head.headers.add(name: "Connection", value: "close")
+            for (name, value) in headers { head.headers.add(name: name, value: value) }
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
+        defer { deadline.cancel() }
+        let (status, body) = try await promise.futureResult.get()
+        return Response(status: status, body: body, elapsed: ContinuousClock.now - started)
+    }
+}
+
+private final class ResponseCollector: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private let promise: EventLoopPromise<(Int, [UInt8])>
+    private var status = 0
+    private var body: [UInt8] = []
+    /// Status answers are small; a larger body means something else answered.
+    private let limit = 4 << 20
+
+    init(promise: EventLoopPromise<(Int, [UInt8])>) { self.promise = promise }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            status = Int(head.status.code)
+        case .body(var buffer):
+            guard body.count + buffer.readableBytes <= limit else {
+                promise.fail(APIClient.Failure.connection("response larger than \(limit) bytes"))
+                context.close(promise: nil)
+                return
+            }
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .end:
+            promise.succeed((status, body))
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        promise.fail(APIClient.Failure.connection("\(error)"))
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(APIClient.Failure.connection("connection closed before a complete answer"))
+    }
+}

@@ -1,0 +1,174 @@
+import ClusterConfig
+import Foundation
+import Hummingbird
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PeerTransport
+import RaftCore
+import RaftStorage
+import ServiceLifecycle
+import Synchronization
+
+/// Why the agent could not start; one line each.
+public struct AgentStartError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// `pgquorum agent`: one node of the cluster. Opens (or creates) the node's Raft storage, connects
+/// to its peers, serves the operator API, and on graceful shutdown (SIGTERM) hands leadership to
+/// another voter before it exits.
+public final class AgentService: Service {
+    private let config: ClusterConfig
+    private let local: NodeConfig
+    private let logger: Logger
+    private let latest = SnapshotBox()
+
+    public init(config: ClusterConfig, nodeName: String, logger: Logger) throws(AgentStartError) {
+        guard let local = config.node(named: nodeName) else {
+            let names = config.nodes.map(\.name).joined(separator: ", ")
+            throw AgentStartError("node '\(nodeName)' is not in \(config.path) (its nodes: \(names))")
+        }
+        self.config = config
+        self.local = local
+        var logger = logger
+        logger[metadataKey: "node"] = "\(local.name)"
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let storage = try openStorage()
+        var options = config.timing.raftOptions
+        options.randomSeed = UInt64.random(in: 1 ... .max)
+        guard let durable = storage.recovered else { throw AgentStartError("storage recovered nothing after initialisation") }
+        let node: RaftNode
+        do {
+            node = try RaftNode(id: local.id, options: options, restoring: durable)
+        } catch {
+            throw AgentStartError("cannot restore the Raft node from \(storage.directory): \(error)")
+        }
+
+        let (events, continuation) = AsyncStream.makeStream(of: AgentEvent.self)
+        let identity: TransportIdentity
+        do {
+            identity = try TransportIdentity(cluster: config.cluster, node: local.name, directory: config.tlsDirectory)
+        } catch {
+            throw AgentStartError("cannot load this node's TLS files from \(config.tlsDirectory): \(error); check them with `pgquorum certs check --config \(config.path)`")
+        }
+        let peers = config.nodes.filter { $0.name != local.name }.map {
+            PeerTransport.Peer(id: $0.id, name: $0.name, host: $0.host, port: $0.agentPort)
+        }
+        let transportLogger = logger
+        let transport = PeerTransport(
+            identity: identity, localID: local.id, peers: peers, group: MultiThreadedEventLoopGroup.singleton,
+            onMessage: { continuation.yield(.message($0)) },
+            // Reconnect attempts repeat while a peer is down; the driver logs reachability changes.
+            onEvent: { transportLogger.debug("peer link", metadata: ["event": "\($0)"]) }
+        )
+        do {
+            _ = try await transport.listen(host: local.host, port: local.agentPort)
+        } catch {
+            throw AgentStartError("cannot listen for peers on \(local.host):\(local.agentPort): \(error)")
+        }
+
+        let latest = self.latest
+        let driver = RaftDriver(node: node, storage: storage, transport: transport, config: config, local: local,
+                                logger: logger, publish: { snapshot in latest.store(snapshot) })
+        let handle = AgentHandle(
+            latest: { latest.load() },
+            confirmLeadership: {
+                await withCheckedContinuation { answer in
+                    continuation.yield(.confirmLeadership { answer.resume(returning: $0) })
+                }
+            }
+        )
+        let app = try makeAPI(handle: handle)
+        logger.notice("agent started", metadata: [
+            "peers": "\(local.host):\(local.agentPort)", "api": "https://\(local.host):\(local.apiPort)",
+            "data": "\(storage.directory)", "voters": "\(node.configuration.voters.map { id in self.config.node(withID: id)?.name ?? id.description }.sorted().joined(separator: ","))",
+        ])
+
+        let tickInterval = Duration.milliseconds(config.timing.heartbeatMilliseconds)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await driver.run(events: events) }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: tickInterval)
+                    continuation.yield(.tick)
+                }
+            }
+            group.addTask { try await app.run() }
+            group.addTask { try? await gracefulShutdown() }
+            // The API ends on SIGTERM/SIGINT (graceful shutdown) as the waiter does; an API that
+            // fails to start throws here and the agent exits with its reason.
+            try await group.next()
+            logger.notice("shutting down")
+            let handedOver = await withCheckedContinuation { answer in
+                continuation.yield(.handOverLeadership { answer.resume(returning: $0) })
+            }
+            if !handedOver { logger.warning("leadership was not handed over before exit") }
+            group.cancelAll()
+            continuation.finish()
+            await transport.shutdown()
+        }
+        logger.notice("agent stopped")
+    }
+
+    private func openStorage() throws -> RaftStorage {
+        let directory = local.dataDirectory + "/raft"
+        do {
+            try FileManager.default.createDirectory(atPath: local.dataDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw AgentStartError("cannot create the data directory \(local.dataDirectory): \(error.localizedDescription)")
+        }
+        let storage: RaftStorage
+        do {
+            storage = try RaftStorage.open(directory: directory)
+            if let torn = storage.tornTail {
+                logger.warning("cut off a torn write at the end of the Raft log (never synced, so never acknowledged)",
+                               metadata: ["file": "\(torn.file)", "offset": "\(torn.offset)", "bytes": "\(torn.bytes)"])
+            }
+            if storage.recovered == nil {
+                // A founding member: every node of the file is a voter from the start.
+                let voters = Set(config.nodes.map(\.id))
+                try storage.initialize(.bootstrap(Configuration(voters: voters)))
+                logger.notice("initialised new Raft storage", metadata: ["directory": "\(directory)"])
+            }
+        } catch {
+            throw AgentStartError("\(error) — see docs/storage.md, \"Recovering a node\"")
+        }
+        return storage
+    }
+
+    private func makeAPI(handle: AgentHandle) throws -> some ApplicationProtocol {
+        var tls: TLSConfiguration
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(config.tlsDirectory + "/\(local.name).crt").map { NIOSSLCertificateSource.certificate($0) }
+            let key = try NIOSSLPrivateKey(file: config.tlsDirectory + "/\(local.name).key", format: .pem)
+            tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            tls.minimumTLSVersion = .tlsv12
+        } catch {
+            throw AgentStartError("cannot load the API certificate from \(config.tlsDirectory): \(error)")
+        }
+        let client = try? APIClient(tlsDirectory: config.tlsDirectory)
+        var apiLogger = logger
+        apiLogger.logLevel = max(logger.logLevel, .warning)
+        return Application(
+            router: OperatorAPI.router(agent: handle, config: config, client: client),
+            server: try .tls(.http1(), tlsConfiguration: tls),
+            configuration: .init(address: .hostname(local.host, port: local.apiPort), serverName: "pgquorum"),
+            logger: apiLogger
+        )
+    }
+}
+
+/// The latest published snapshot, shared between the Raft task (writer) and the API (readers).
+final class SnapshotBox: Sendable {
+    private let value = Mutex<AgentSnapshot?>(nil)
+    func store(_ snapshot: AgentSnapshot) { value.withLock { $0 = snapshot } }
+    func load() -> AgentSnapshot? { value.withLock { $0 } }
+}

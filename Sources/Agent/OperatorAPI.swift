@@ -1,0 +1,94 @@
+import ClusterConfig
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// What the API handlers may do with the running agent: read its latest published state, and
+/// ask the Raft task to confirm leadership.
+public struct AgentHandle: Sendable {
+    let latest: @Sendable () -> AgentSnapshot?
+    let confirmLeadership: @Sendable () async -> Bool
+}
+
+/// The operator HTTP API (docs/api.md). Read-only endpoints in this release; they need TLS to the
+/// cluster CA but no client certificate, so load balancers and probes can use them.
+enum OperatorAPI {
+    /// Query parameter set on a read forwarded from a follower to the leader, so that it is never
+    /// forwarded twice (the leader may have just changed).
+    static let forwardedParameter = "forwarded"
+
+    static func router(agent: AgentHandle, config: ClusterConfig, client: APIClient?) -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/health") { _, _ -> Response in
+            guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
+            return json(.ok, ["state": "running", "role": snapshot.role, "node": snapshot.view.answeredBy])
+        }
+        router.get("/leader") { _, _ -> Response in
+            guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
+            let leads = snapshot.role == "leader" && snapshot.hasLease
+            return json(leads ? .ok : .serviceUnavailable, [
+                "role": snapshot.role, "leader": snapshot.view.leader ?? "", "node": snapshot.view.answeredBy,
+            ])
+        }
+        router.get("/metrics") { _, _ -> Response in
+            guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                            body: .init(byteBuffer: ByteBuffer(string: snapshot.prometheusText)))
+        }
+        router.get("/cluster") { request, _ -> Response in
+            let stale: Bool
+            switch request.uri.queryParameters.get("stale") {
+            case nil, "false": stale = false
+            case "true", "": stale = true
+            case let other?:
+                return json(.badRequest, ["error": "stale must be true or false, not '\(other)'"])
+            }
+            return await clusterView(agent: agent, config: config, client: client, stale: stale,
+                                     forwarded: request.uri.queryParameters.get(forwardedParameter) != nil)
+        }
+        return router
+    }
+
+    /// The leader view. Stale: this node's state at once. Otherwise the leader answers after a
+    /// ReadIndex round; a follower forwards the request to the leader it knows.
+    private static func clusterView(agent: AgentHandle, config: ClusterConfig, client: APIClient?,
+                                    stale: Bool, forwarded: Bool) async -> Response {
+        guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
+        if stale { return encode(.ok, snapshot.view) }
+        if snapshot.role == "leader" {
+            guard await agent.confirmLeadership(), var confirmed = agent.latest()?.view else {
+                return json(.serviceUnavailable, ["error": "this node could not confirm its leadership with a quorum; retry, or use ?stale=true"])
+            }
+            confirmed.linearizable = true
+            return encode(.ok, confirmed)
+        }
+        guard !forwarded, let leaderName = snapshot.view.leader, let leader = config.node(named: leaderName), let client else {
+            return json(.serviceUnavailable, ["error": "no leader known to \(snapshot.view.answeredBy); use ?stale=true for this node's own view"])
+        }
+        let timeout = Duration.milliseconds(max(1_000, config.timing.electionTimeoutMilliseconds))
+        do {
+            let answer = try await client.get(host: leader.host, port: leader.apiPort, path: "/cluster?\(forwardedParameter)=1",
+                                              timeout: timeout)
+            return Response(status: HTTPResponse.Status(code: answer.status), headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+        } catch {
+            return json(.serviceUnavailable, ["error": "the leader \(leaderName) did not answer: \(error); use ?stale=true for this node's own view"])
+        }
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    private static func encode(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
+        guard let data = try? encoder.encode(value) else { return json(.internalServerError, ["error": "cannot encode the answer"]) }
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: Array(data) + [0x0a])))
+    }
+
+    private static func json(_ status: HTTPResponse.Status, _ fields: [String: String]) -> Response {
+        encode(status, fields)
+    }
+}

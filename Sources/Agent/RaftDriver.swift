@@ -1,0 +1,274 @@
+import ClusterConfig
+import Foundation
+import Logging
+import PeerTransport
+import RaftCore
+import RaftStorage
+
+/// Work for the Raft task. Everything that touches the Raft node arrives as one of these, in one
+/// stream, so the node sees events strictly one after another.
+enum AgentEvent: Sendable {
+    /// The tick timer woke up (the driver counts due ticks from the clock itself).
+    case tick
+    case message(Message)
+    /// Confirm with a quorum that this node still leads (ReadIndex); answers false when this node
+    /// is not the leader or the confirmation does not arrive within an election timeout.
+    case confirmLeadership(@Sendable (Bool) -> Void)
+    /// Hand leadership to the best other voter and answer once someone else leads (true) or the
+    /// attempt timed out (false). Answers true at once on a non-leader.
+    case handOverLeadership(@Sendable (Bool) -> Void)
+}
+
+/// Owns the Raft node, its storage and its transport, and carries out each `Ready` in the order
+/// the core demands: send what may go early, persist and sync, send what the write promised,
+/// apply, advance. Runs on one task only (`run(events:)`); it never suspends while handling an
+/// event, so the node cannot change under a half-finished step. (`@unchecked Sendable` only so it
+/// can be handed to that task; nothing else ever touches it.)
+final class RaftDriver: @unchecked Sendable {
+    private var node: RaftNode
+    private let storage: RaftStorage
+    private let transport: PeerTransport
+    private let config: ClusterConfig
+    private let local: NodeConfig
+    private var logger: Logger
+    private let publish: @Sendable (AgentSnapshot) -> Void
+
+    private let tickInterval: Duration
+    private let started = ContinuousClock.now
+    private var ticksDone: Int64 = 0
+    private var lastPing: Int64 = 0
+    /// At most this many ticks are caught up at once after the process was stopped or starved:
+    /// enough for every timer of the core (election, lease, transfer) to run out.
+    private let maximumCatchUp: Int64
+
+    private var lastHeard: [NodeID: ContinuousClock.Instant] = [:]
+    private var nextReadID: UInt64 = 1
+    private var pendingReads: [UInt64: (respond: @Sendable (Bool) -> Void, deadline: Int64)] = [:]
+    /// Reads the leader confirmed, waiting until the read index is applied.
+    private var confirmedReads: [(index: LogIndex, respond: @Sendable (Bool) -> Void)] = []
+    private var handOvers: [(respond: @Sendable (Bool) -> Void, deadline: Int64)] = []
+    private var lastSoftState: SoftState
+    private var electionsStarted: UInt64 = 0
+    private var leaderChanges: UInt64 = 0
+
+    init(node: RaftNode, storage: RaftStorage, transport: PeerTransport, config: ClusterConfig, local: NodeConfig,
+         logger: Logger, publish: @escaping @Sendable (AgentSnapshot) -> Void) {
+        self.node = node
+        self.storage = storage
+        self.transport = transport
+        self.config = config
+        self.local = local
+        self.logger = logger
+        self.publish = publish
+        self.tickInterval = .milliseconds(config.timing.heartbeatMilliseconds)
+        self.maximumCatchUp = Int64(2 * node.options.electionTicks)
+        self.lastSoftState = node.softState
+        self.logger[metadataKey: "term"] = "\(node.term)"
+    }
+
+    /// Handles events until the stream ends.
+    func run(events: AsyncStream<AgentEvent>) async {
+        drain()
+        for await event in events {
+            catchUpTicks()
+            handle(event)
+            drain()
+        }
+    }
+
+    private func handle(_ event: AgentEvent) {
+        switch event {
+        case .tick:
+            break
+        case .message(let message):
+            lastHeard[message.from] = .now
+            node.step(message)
+        case .confirmLeadership(let respond):
+            let id = nextReadID
+            nextReadID += 1
+            switch node.readIndex(requestID: id) {
+            case .success:
+                pendingReads[id] = (respond, ticksDone + Int64(node.options.electionTicks))
+            case .failure:
+                respond(false)
+            }
+        case .handOverLeadership(let respond):
+            guard node.role == .leader else { return respond(true) }
+            guard let target = bestSuccessor() else { return respond(false) }
+            if case .failure(let error) = node.transferLeadership(to: target) {
+                logger.warning("cannot hand leadership over", metadata: ["reason": "\(error)"])
+                return respond(false)
+            }
+            logger.notice("handing leadership over", metadata: ["to": "\(name(of: target))"])
+            handOvers.append((respond, ticksDone + Int64(node.options.electionTicks)))
+        }
+    }
+
+    /// Ticks the node once per heartbeat interval elapsed on the monotonic clock since start,
+    /// so a late timer (or a process that was stopped) catches up instead of drifting.
+    private func catchUpTicks() {
+        let due = Int64((ContinuousClock.now - started) / tickInterval)
+        guard due > ticksDone else { return }
+        let count = min(due - ticksDone, maximumCatchUp)
+        ticksDone = due
+        for _ in 0..<count { node.tick() }
+        if ticksDone - lastPing >= 10 {
+            // RTT probes every ten heartbeats (once a second at the default timing).
+            lastPing = ticksDone
+            for peer in node.configuration.members where peer != node.id { transport.ping(peer) }
+        }
+        expireWaiters()
+    }
+
+    private func expireWaiters() {
+        for (id, read) in pendingReads where read.deadline <= ticksDone {
+            pendingReads[id] = nil
+            read.respond(false)
+        }
+        handOvers.removeAll { handOver in
+            guard handOver.deadline <= ticksDone else { return false }
+            handOver.respond(false)
+            return true
+        }
+    }
+
+    /// Carries out every `Ready` the node has.
+    private func drain() {
+        while node.hasReady {
+            let ready = node.ready()
+            for message in ready.messages { transport.send(message) }
+            if ready.needsPersist {
+                do {
+                    try storage.persist(ready)
+                } catch {
+                    // After a failed write or sync nothing is known about the disk: stop at once
+                    // and let recovery on the next start decide (docs/storage.md).
+                    logger.critical("Raft storage failed; stopping the agent", metadata: ["error": "\(error)"])
+                    exit(70)
+                }
+            }
+            for message in ready.messagesAfterPersist { transport.send(message) }
+            // Committed entries carry no application state yet (no-ops and membership changes,
+            // which the core applies itself).
+            node.advance(ready)
+            for state in ready.readStates {
+                guard let read = pendingReads.removeValue(forKey: state.requestID) else { continue }
+                confirmedReads.append((state.index, read.respond))
+            }
+            if let soft = ready.softState { softStateChanged(soft) }
+        }
+        confirmedReads.removeAll { read in
+            guard node.appliedIndex >= read.index else { return false }
+            read.respond(true)
+            return true
+        }
+        if node.role != .leader {
+            for (id, read) in pendingReads {
+                pendingReads[id] = nil
+                read.respond(false)
+            }
+            if !handOvers.isEmpty, let leader = node.leader, leader != node.id {
+                for handOver in handOvers { handOver.respond(true) }
+                handOvers = []
+            }
+        }
+        let current = snapshot()
+        logReachabilityChanges(current.view.members)
+        publish(current)
+    }
+
+    private var reachable: [String: Bool] = [:]
+
+    private func logReachabilityChanges(_ members: [MemberView]) {
+        for member in members where member.name != local.name {
+            let running = member.state == "running"
+            if let before = reachable[member.name], before != running {
+                if running {
+                    logger.notice("peer reachable", metadata: ["peer": "\(member.name)"])
+                } else {
+                    logger.warning("peer unreachable", metadata: ["peer": "\(member.name)"])
+                }
+            }
+            reachable[member.name] = running
+        }
+    }
+
+    private func softStateChanged(_ soft: SoftState) {
+        if soft.term != lastSoftState.term { logger[metadataKey: "term"] = "\(soft.term)" }
+        if soft.role == .candidate, lastSoftState.role != .candidate || soft.term != lastSoftState.term {
+            electionsStarted += 1
+        }
+        if soft.leader != lastSoftState.leader {
+            if soft.leader != nil { leaderChanges += 1 }
+            logger.notice("leader changed", metadata: [
+                "leader": "\(soft.leader.map(name(of:)) ?? "none")", "role": "\(soft.role.rawValue)",
+            ])
+        } else if soft.role != lastSoftState.role {
+            logger.info("role changed", metadata: ["role": "\(soft.role.rawValue)"])
+        }
+        lastSoftState = soft
+    }
+
+    /// The voter to hand leadership to: the most up-to-date, then the most preferred (lowest
+    /// priority number), then by name.
+    private func bestSuccessor() -> NodeID? {
+        node.configuration.voters.filter { $0 != node.id }.min { a, b in
+            let matchA = node.progress[a]?.match ?? 0, matchB = node.progress[b]?.match ?? 0
+            if matchA != matchB { return matchA > matchB }
+            let nodeA = config.node(withID: a), nodeB = config.node(withID: b)
+            if nodeA?.priority != nodeB?.priority { return (nodeA?.priority ?? .max) < (nodeB?.priority ?? .max) }
+            return name(of: a) < name(of: b)
+        }
+    }
+
+    private func name(of id: NodeID) -> String { config.node(withID: id)?.name ?? id.description }
+
+    // MARK: - The published view
+
+    private func snapshot() -> AgentSnapshot {
+        let now = ContinuousClock.now
+        let electionTimeout = Duration.milliseconds(config.timing.electionTimeoutMilliseconds)
+        let configuration = node.configuration
+        var ids = configuration.members
+        for member in config.nodes { ids.insert(member.id) }
+        let members = ids.map { id -> MemberView in
+            let member = config.node(withID: id)
+            let heard = lastHeard[id].map { now - $0 }
+            let role: String
+            if id == node.leader {
+                role = "leader"
+            } else if configuration.voters.contains(id) {
+                role = id == node.id ? node.role.rawValue : "follower"
+            } else if configuration.learners.contains(id) {
+                role = "learner"
+            } else {
+                role = "not a member"
+            }
+            let running = id == node.id || (heard.map { $0 < electionTimeout } ?? false)
+            return MemberView(
+                name: member?.name ?? id.description, label: member?.label ?? "", location: member?.location ?? "",
+                host: member?.host ?? "", apiPort: member?.apiPort ?? 0, priority: member?.priority ?? 0,
+                witness: member?.isWitness ?? true, role: role, state: running ? "running" : "unreachable",
+                lastContactMilliseconds: id == node.id ? nil : heard.map(\.milliseconds),
+                rttMilliseconds: id == node.id ? nil : transport.roundTripTime(of: id).map(\.milliseconds),
+                matchIndex: node.role == .leader ? (id == node.id ? node.lastIndex : node.progress[id]?.match) : nil
+            )
+        }
+        let order = Dictionary(uniqueKeysWithValues: config.nodes.enumerated().map { ($1.name, $0) })
+        let view = ClusterView(
+            cluster: config.cluster, answeredBy: local.name, linearizable: false,
+            leader: node.leader.map(name(of:)), term: node.term, epoch: 0, primary: nil,
+            commitIndex: node.commitIndex,
+            members: members.sorted { (order[$0.name] ?? .max, $0.name) < (order[$1.name] ?? .max, $1.name) }
+        )
+        return AgentSnapshot(view: view, role: node.role.rawValue, hasLease: node.hasLeaderLease,
+                             appliedIndex: node.appliedIndex, lastIndex: node.lastIndex,
+                             electionsStarted: electionsStarted, leaderChanges: leaderChanges,
+                             uptimeSeconds: (now - started).seconds)
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var milliseconds: Double { seconds * 1_000 }
+}

@@ -1,0 +1,298 @@
+import Foundation
+import RaftCore
+import Yams
+
+/// One thing wrong with a configuration file, with the line it is on when known.
+public struct ConfigProblem: Error, Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var message: String
+
+    public init(file: String, line: Int? = nil, message: String) {
+        self.file = file
+        self.line = line
+        self.message = message
+    }
+
+    public var description: String { line.map { "\(file):\($0): \(message)" } ?? "\(file): \(message)" }
+}
+
+/// Every problem found in a file, in file order: the loader reports all of them at once, so an
+/// operator fixes the file in one pass.
+public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var problems: [ConfigProblem]
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+public enum ConfigLoader {
+    /// Reads and validates `path`. Relative paths inside the file are relative to the file's
+    /// directory. With `checkFiles`, the TLS files every node needs must exist.
+    public static func load(path: String, checkFiles: Bool = true) throws(ConfigError) -> ClusterConfig {
+        let absolute = absolutePath(path, relativeTo: FileManager.default.currentDirectoryPath)
+        guard let data = FileManager.default.contents(atPath: absolute) else {
+            throw ConfigError(problems: [ConfigProblem(file: path, message: "cannot read the file (does it exist?)")])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(problems: [ConfigProblem(file: path, message: "not UTF-8 text")])
+        }
+        return try parse(text, path: absolute, displayName: path, checkFiles: checkFiles)
+    }
+
+    public static func parse(_ text: String, path: String, displayName: String? = nil,
+                             checkFiles: Bool = true) throws(ConfigError) -> ClusterConfig {
+        var reader = ConfigReader(file: displayName ?? path, baseDirectory: directory(of: path))
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigError(problems: [ConfigProblem(file: displayName ?? path, message: "not valid YAML: \(oneLine(error))")])
+        }
+        guard let root else {
+            throw ConfigError(problems: [ConfigProblem(file: displayName ?? path, message: "the file is empty")])
+        }
+        let config = reader.cluster(root, path: path)
+        if let config { reader.validate(config, checkFiles: checkFiles) }
+        guard reader.problems.isEmpty, let config else { throw ConfigError(problems: reader.problems) }
+        return config
+    }
+
+    static func absolutePath(_ path: String, relativeTo base: String) -> String {
+        let joined = path.hasPrefix("/") ? path : base + "/" + path
+        return URL(fileURLWithPath: joined).standardizedFileURL.path
+    }
+
+    static func directory(of path: String) -> String {
+        URL(fileURLWithPath: path).deletingLastPathComponent().standardizedFileURL.path
+    }
+
+    private static func oneLine(_ error: any Error) -> String {
+        "\(error)".split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+    }
+}
+
+/// Walks the YAML tree, collecting problems instead of stopping at the first.
+private struct ConfigReader {
+    let file: String
+    let baseDirectory: String
+    var problems: [ConfigProblem] = []
+
+    init(file: String, baseDirectory: String) {
+        self.file = file
+        self.baseDirectory = baseDirectory
+    }
+
+    mutating func problem(_ node: Node?, _ message: String) {
+        problems.append(ConfigProblem(file: file, line: node?.mark.map { $0.line }, message: message))
+    }
+
+    // MARK: Document
+
+    mutating func cluster(_ root: Node, path: String) -> ClusterConfig? {
+        guard let top = mapping(root, "the top level", keys: ["cluster", "tls", "data_dir", "timing", "alerts", "nodes"]) else { return nil }
+        let name = string(top["cluster"], "cluster", required: true) ?? ""
+        if !name.isEmpty, !ConfigReader.isIdentifier(name) {
+            problem(top["cluster"], "cluster: \"\(name)\" may only hold lower-case letters, digits, '-' and '_'")
+        }
+        var tlsDirectory = ""
+        if let tls = mapping(top["tls"], "tls", keys: ["dir"], required: true) {
+            tlsDirectory = string(tls["dir"], "tls.dir", required: true).map(resolve) ?? ""
+        }
+        let dataDirectory = string(top["data_dir"], "data_dir").map(resolve)
+        var timing = Timing()
+        if let section = mapping(top["timing"], "timing", keys: ["heartbeat_ms", "election_timeout_ms"]) {
+            timing.heartbeatMilliseconds = int(section["heartbeat_ms"], "timing.heartbeat_ms") ?? timing.heartbeatMilliseconds
+            timing.electionTimeoutMilliseconds = int(section["election_timeout_ms"], "timing.election_timeout_ms") ?? timing.electionTimeoutMilliseconds
+        }
+        var alerts = AlertThresholds()
+        if let section = mapping(top["alerts"], "alerts", keys: ["replication_lag_warning_s", "replication_lag_critical_s",
+                                                                 "network_latency_warning_ms", "failed_connection_checks"]) {
+            alerts.replicationLagWarningSeconds = double(section["replication_lag_warning_s"], "alerts.replication_lag_warning_s") ?? alerts.replicationLagWarningSeconds
+            alerts.replicationLagCriticalSeconds = double(section["replication_lag_critical_s"], "alerts.replication_lag_critical_s") ?? alerts.replicationLagCriticalSeconds
+            alerts.networkLatencyWarningMilliseconds = double(section["network_latency_warning_ms"], "alerts.network_latency_warning_ms") ?? alerts.networkLatencyWarningMilliseconds
+            alerts.failedConnectionChecks = int(section["failed_connection_checks"], "alerts.failed_connection_checks") ?? alerts.failedConnectionChecks
+        }
+        var nodes: [NodeConfig] = []
+        if let list = top["nodes"] {
+            if let sequence = list.sequence {
+                for (position, item) in sequence.enumerated() {
+                    if let node = self.node(item, position: position, dataDirectory: dataDirectory) { nodes.append(node) }
+                }
+                if sequence.isEmpty { problem(list, "nodes: the list is empty; describe every node of the cluster") }
+            } else {
+                problem(list, "nodes: expected a list of nodes")
+            }
+        } else {
+            problem(root, "nodes: missing; describe every node of the cluster")
+        }
+        return ClusterConfig(cluster: name, nodes: nodes, tlsDirectory: tlsDirectory, timing: timing, alerts: alerts, path: path)
+    }
+
+    mutating func node(_ item: Node, position: Int, dataDirectory: String?) -> NodeConfig? {
+        let place = "nodes[\(position)]"
+        guard let map = mapping(item, place, keys: ["name", "label", "location", "host", "agent_port", "api_port",
+                                                     "postgres_port", "priority", "tags", "data_dir"]) else { return nil }
+        guard let name = string(map["name"], "\(place).name", required: true) else { return nil }
+        let at = "node \(name)"
+        if !ConfigReader.isIdentifier(name) {
+            problem(map["name"], "\(at): the name may only hold lower-case letters, digits, '-' and '_'")
+        }
+        var noFailover = false
+        var replicateFrom: String?
+        if let tags = mapping(map["tags"], "\(at): tags", keys: ["nofailover", "replicate_from"]) {
+            noFailover = bool(tags["nofailover"], "\(at): tags.nofailover") ?? false
+            replicateFrom = string(tags["replicate_from"], "\(at): tags.replicate_from")
+        }
+        var directory = string(map["data_dir"], "\(at): data_dir").map(resolve)
+        if directory == nil, let dataDirectory { directory = dataDirectory + "/" + name }
+        if directory == nil {
+            problem(item, "\(at): no data directory; set data_dir at the top level (each node uses <data_dir>/<name>) or on the node")
+        }
+        return NodeConfig(
+            name: name,
+            label: string(map["label"], "\(at): label") ?? "",
+            location: string(map["location"], "\(at): location") ?? "",
+            host: string(map["host"], "\(at): host", required: true) ?? "",
+            agentPort: port(map["agent_port"], "\(at): agent_port") ?? NodeConfig.defaultAgentPort,
+            apiPort: port(map["api_port"], "\(at): api_port") ?? NodeConfig.defaultAPIPort,
+            postgresPort: port(map["postgres_port"], "\(at): postgres_port"),
+            priority: int(map["priority"], "\(at): priority") ?? 0,
+            noFailover: noFailover,
+            replicateFrom: replicateFrom,
+            dataDirectory: directory ?? ""
+        )
+    }
+
+    // MARK: Rules across keys
+
+    mutating func validate(_ config: ClusterConfig, checkFiles: Bool) {
+        let timing = config.timing
+        if timing.heartbeatMilliseconds < 10 {
+            problem(nil, "timing.heartbeat_ms: \(timing.heartbeatMilliseconds) is below 10 ms; the agents would spend their time on heartbeats")
+        }
+        if timing.electionTimeoutMilliseconds < 5 * timing.heartbeatMilliseconds {
+            problem(nil, "timing.election_timeout_ms: \(timing.electionTimeoutMilliseconds) is below 5 × heartbeat_ms (\(5 * timing.heartbeatMilliseconds)); a few lost heartbeats would start elections")
+        }
+        let alerts = config.alerts
+        if alerts.replicationLagWarningSeconds <= 0 || alerts.replicationLagCriticalSeconds < alerts.replicationLagWarningSeconds {
+            problem(nil, "alerts: replication_lag_warning_s must be positive and at most replication_lag_critical_s")
+        }
+        if alerts.networkLatencyWarningMilliseconds <= 0 { problem(nil, "alerts.network_latency_warning_ms must be positive") }
+        if alerts.failedConnectionChecks < 1 { problem(nil, "alerts.failed_connection_checks must be at least 1") }
+
+        var names: Set<String> = []
+        var endpoints: [String: String] = [:]
+        var ids: [NodeID: String] = [:]
+        var directories: [String: String] = [:]
+        for node in config.nodes {
+            if !names.insert(node.name).inserted { problem(nil, "node \(node.name): the name appears twice") }
+            if let other = ids[node.id], other != node.name {
+                problem(nil, "node \(node.name): its identity collides with node \(other); rename one of them")
+            }
+            ids[node.id] = node.name
+            if node.priority < 0 { problem(nil, "node \(node.name): priority \(node.priority) is negative; 0 is the most preferred") }
+            let ports = [("agent_port", node.agentPort), ("api_port", node.apiPort)] + (node.postgresPort.map { [("postgres_port", $0)] } ?? [])
+            for (key, port) in ports {
+                let endpoint = "\(node.host):\(port)"
+                if let owner = endpoints[endpoint] {
+                    problem(nil, "node \(node.name): \(key) \(endpoint) is already used by \(owner)")
+                } else {
+                    endpoints[endpoint] = "node \(node.name) (\(key))"
+                }
+            }
+            if let owner = directories[node.dataDirectory], !node.dataDirectory.isEmpty {
+                problem(nil, "node \(node.name): data directory \(node.dataDirectory) is also node \(owner)'s")
+            }
+            directories[node.dataDirectory] = node.name
+            if let source = node.replicateFrom {
+                if source == node.name {
+                    problem(nil, "node \(node.name): tags.replicate_from names the node itself")
+                } else if let upstream = config.node(named: source) {
+                    if upstream.isWitness { problem(nil, "node \(node.name): tags.replicate_from names \(source), a witness without PostgreSQL") }
+                } else {
+                    problem(nil, "node \(node.name): tags.replicate_from names \(source), which is not a node of this cluster")
+                }
+            }
+        }
+        guard checkFiles, !config.tlsDirectory.isEmpty else { return }
+        let required = ["ca.crt"] + config.nodes.flatMap { ["\($0.name).crt", "\($0.name).key"] }
+        let missing = required.filter { !FileManager.default.fileExists(atPath: config.tlsDirectory + "/" + $0) }
+        if !missing.isEmpty {
+            let command = "pgquorum certs init --config \(file)"
+            problem(nil, "tls.dir: missing \(missing.joined(separator: ", ")) in \(config.tlsDirectory); create them with `\(command)`")
+        }
+    }
+
+    // MARK: Scalars
+
+    static func isIdentifier(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 63 && text.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
+        }
+    }
+
+    func resolve(_ path: String) -> String { ConfigLoader.absolutePath(path, relativeTo: baseDirectory) }
+
+    mutating func mapping(_ node: Node?, _ what: String, keys: Set<String>, required: Bool = false) -> Node.Mapping? {
+        guard let node else {
+            if required { problem(nil, "\(what): missing") }
+            return nil
+        }
+        guard let map = node.mapping else {
+            problem(node, "\(what): expected a mapping of keys to values")
+            return nil
+        }
+        for key in map.keys {
+            guard let name = key.string else { problem(key, "\(what): keys must be strings"); continue }
+            if !keys.contains(name) {
+                problem(key, "\(what): unknown key '\(name)' (known: \(keys.sorted().joined(separator: ", ")))")
+            }
+        }
+        return map
+    }
+
+    mutating func scalar(_ node: Node?, _ what: String, required: Bool) -> Node.Scalar? {
+        guard let node else {
+            if required { problem(nil, "\(what): missing") }
+            return nil
+        }
+        guard let scalar = node.scalar else {
+            problem(node, "\(what): expected a single value")
+            return nil
+        }
+        if node.null != nil && scalar.style == .plain {
+            if required { problem(node, "\(what): missing a value") }
+            return nil
+        }
+        return scalar
+    }
+
+    mutating func string(_ node: Node?, _ what: String, required: Bool = false) -> String? {
+        guard let value = scalar(node, what, required: required)?.string else { return nil }
+        if required, value.isEmpty { problem(node, "\(what): must not be empty") }
+        return value
+    }
+
+    mutating func int(_ node: Node?, _ what: String) -> Int? {
+        guard scalar(node, what, required: false) != nil else { return nil }
+        guard let value = node?.int else { problem(node, "\(what): expected a whole number"); return nil }
+        return value
+    }
+
+    mutating func double(_ node: Node?, _ what: String) -> Double? {
+        guard scalar(node, what, required: false) != nil else { return nil }
+        guard let value = node?.int.map(Double.init) ?? node?.float else { problem(node, "\(what): expected a number"); return nil }
+        return value
+    }
+
+    mutating func bool(_ node: Node?, _ what: String) -> Bool? {
+        guard scalar(node, what, required: false) != nil else { return nil }
+        guard let value = node?.bool else { problem(node, "\(what): expected true or false"); return nil }
+        return value
+    }
+
+    mutating func port(_ node: Node?, _ what: String) -> Int? {
+        guard let value = int(node, what) else { return nil }
+        guard (1...65_535).contains(value) else { problem(node, "\(what): \(value) is not a TCP port (1–65535)"); return nil }
+        return value
+    }
+}

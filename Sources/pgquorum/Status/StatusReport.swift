@@ -1,0 +1,142 @@
+import Agent
+import Foundation
+
+/// What `pgquorum status` learned: each agent's answer (or why it gave none) and the leader view
+/// chosen from the answers. Pure: rendering and exit codes are tested without a cluster.
+struct StatusReport: Encodable {
+    struct Probe: Encodable, Equatable, Sendable {
+        var node: String
+        var endpoint: String
+        /// HTTP status of the agent's answer; nil when it could not be reached.
+        var httpStatus: Int?
+        var responseMilliseconds: Double?
+        var error: String?
+
+        var answered: Bool { httpStatus != nil }
+
+        enum CodingKeys: String, CodingKey {
+            case node, endpoint, error
+            case httpStatus = "http_status"
+            case responseMilliseconds = "response_ms"
+        }
+    }
+
+    enum Health: String, Encodable {
+        /// A leader confirmed by a quorum, every member running.
+        case healthy
+        /// A leader, but some member is unreachable.
+        case degraded
+        /// Agents answer but none can name a leader confirmed by a quorum.
+        case noLeader = "no-leader"
+        /// No agent answered.
+        case unreachable
+
+        /// Documented in docs/cli.md.
+        var exitCode: Int32 {
+            switch self {
+            case .healthy: 0
+            case .degraded: 2
+            case .noLeader: 3
+            case .unreachable: 4
+            }
+        }
+    }
+
+    var health: Health
+    var view: ClusterView?
+    var probes: [Probe]
+
+    init(view: ClusterView?, probes: [Probe], stale: Bool) {
+        self.view = view
+        self.probes = probes
+        if probes.allSatisfy({ !$0.answered }) {
+            health = .unreachable
+        } else if let view, view.leader != nil, stale || view.linearizable {
+            let allRunning = view.members.allSatisfy { $0.state == "running" }
+            let allAnswered = probes.allSatisfy { $0.answered }
+            health = allRunning && allAnswered ? .healthy : .degraded
+        } else {
+            health = .noLeader
+        }
+    }
+
+    // MARK: - Text, in the seed's layout
+
+    func render(chinese: Bool, members: [MemberView]) -> String {
+        let text = chinese ? Words.chinese : Words.english
+        var lines: [String] = ["=== \(text.title) ==="]
+        if let view, let leader = view.leader {
+            let label = members.first { $0.name == leader }?.label ?? ""
+            lines.append("\(text.leader): \(leader)" + (label.isEmpty ? "" : " (\(label))"))
+            lines.append("\(text.primary): " + (view.primary ?? text.noPrimary))
+        } else {
+            lines.append("\(text.leader): \(text.none)")
+        }
+        lines.append("\(text.health): \(text.healthName(health))")
+        if let view {
+            let how = view.linearizable ? text.confirmed : text.stale
+            lines.append("\(text.term): \(view.term) | \(text.answeredBy): \(view.answeredBy) (\(how))")
+        }
+        lines.append("")
+        lines.append("--- \(text.servers) ---")
+        for member in members {
+            let probe = probes.first { $0.node == member.name }
+            let reachable = probe?.answered ?? false
+            let running = member.state == "running" && reachable
+            lines.append("\(running ? "🟢" : (reachable || member.state == "running" ? "🟡" : "🔴")) \(member.name)" + (member.label.isEmpty ? "" : " (\(member.label))"))
+            let kind = member.witness ? text.witness : text.database
+            lines.append("   \(text.type): \(kind) · \(text.role(member.role)) | \(text.priority): \(member.priority)")
+            lines.append("   \(text.location): \(member.location.isEmpty ? "-" : member.location) (\(member.host))")
+            var state = "   \(text.state): " + (running ? text.running : (member.state == "running" ? text.apiUnreachable : text.unreachable))
+            if let milliseconds = probe?.responseMilliseconds {
+                state += " | \(text.responseTime): \(Int(milliseconds.rounded()))ms"
+            }
+            if let rtt = member.rttMilliseconds, member.name != view?.answeredBy {
+                state += " | \(text.rtt): \(String(format: "%.1f", rtt))ms"
+            }
+            lines.append(state)
+        }
+        let missing = probes.filter { !$0.answered }
+        if !missing.isEmpty {
+            lines.append("")
+            lines.append("\(text.couldNotReach):")
+            for probe in missing { lines.append("   \(probe.node) (\(probe.endpoint)): \(probe.error ?? "?")") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private struct Words {
+        var title, leader, primary, noPrimary, none, health, term, answeredBy, confirmed, stale, servers: String
+        var type, priority, location, state, responseTime, rtt, running, unreachable, apiUnreachable: String
+        var witness, database, couldNotReach: String
+        var healthNames: [Health: String]
+        var roles: [String: String]
+
+        func healthName(_ health: Health) -> String { healthNames[health] ?? health.rawValue }
+        func role(_ role: String) -> String { roles[role] ?? role }
+
+        static let english = Words(
+            title: "pgquorum cluster status", leader: "Current leader", primary: "Current primary",
+            noPrimary: "none (agents run as witnesses; PostgreSQL is not managed yet)", none: "none",
+            health: "Cluster health", term: "Term", answeredBy: "answered by", confirmed: "confirmed by a quorum",
+            stale: "local view, may be stale", servers: "Servers", type: "Type", priority: "Priority",
+            location: "Location", state: "State", responseTime: "Response time", rtt: "Peer RTT",
+            running: "running", unreachable: "unreachable", apiUnreachable: "running (API did not answer)",
+            witness: "witness", database: "database server", couldNotReach: "Could not reach",
+            healthNames: [.healthy: "healthy", .degraded: "degraded", .noLeader: "no leader (no quorum)", .unreachable: "unreachable"],
+            roles: ["leader": "leader", "follower": "follower", "candidate": "candidate", "pre-candidate": "pre-candidate"]
+        )
+
+        static let chinese = Words(
+            title: "分布式容灾集群状态", leader: "当前领导者", primary: "当前主数据库",
+            noPrimary: "无（代理以见证节点运行，尚未管理 PostgreSQL）", none: "无",
+            health: "集群健康状态", term: "任期", answeredBy: "应答节点", confirmed: "已经多数派确认",
+            stale: "本地视图，可能过时", servers: "数据库服务器", type: "类型", priority: "优先级",
+            location: "位置", state: "状态", responseTime: "响应时间", rtt: "节点往返时间",
+            running: "正常", unreachable: "不可达", apiUnreachable: "正常（接口未应答）",
+            witness: "见证节点", database: "数据库服务器", couldNotReach: "无法连接",
+            healthNames: [.healthy: "健康", .degraded: "降级", .noLeader: "无领导者（无多数派）", .unreachable: "不可达"],
+            roles: ["leader": "领导者", "follower": "跟随者", "candidate": "候选者", "pre-candidate": "预候选者"]
+        )
+    }
+}

@@ -1,0 +1,126 @@
+import Agent
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real agent processes on loopback (mutual TLS, real disks, real signals). Serialized: each test
+/// runs its own cluster, and timing-sensitive elections should not share two cores with another.
+@Suite(.serialized) struct AgentProcessTests {
+    @Test func threeAgentsElectOneLeaderAndEveryNodeNamesIt() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        defer { cluster.tearDown() }
+        try cluster.startAll()
+        let elected = try #require(await cluster.agreedLeader())
+
+        // The linearizable view, asked of every node (followers forward to the leader), agrees.
+        for name in cluster.names {
+            let view = try #require(await cluster.view(of: name, stale: false), "no linearizable view from \(name)")
+            #expect(view.linearizable)
+            #expect(view.leader == elected.name)
+            #expect(view.answeredBy == elected.name)
+            #expect(view.members.map(\.name) == cluster.names)
+            #expect(view.members.allSatisfy { $0.state == "running" })
+        }
+        // GET /leader: 200 on the leader only.
+        for name in cluster.names {
+            #expect(await cluster.status(of: name, path: "/leader") == (name == elected.name ? 200 : 503))
+            #expect(await cluster.status(of: name, path: "/health") == 200)
+            #expect(await cluster.status(of: name, path: "/cluster?stale=maybe") == 400)
+            #expect(await cluster.status(of: name, path: "/no-such-endpoint") == 404)
+        }
+
+        // `pgquorum status` names the same leader, from the config and from each endpoint.
+        let status = try cluster.run(["status", "--config", cluster.configPath])
+        #expect(status.status == 0, "\(status.output)")
+        #expect(status.output.contains("Current leader: \(elected.name)"))
+        #expect(status.output.contains("Cluster health: healthy"))
+        for name in cluster.names {
+            let port = try #require(cluster.apiPorts[name])
+            let one = try cluster.run(["status", "--endpoint", "https://127.0.0.1:\(port)", "--ca", cluster.directory + "/tls/ca.crt", "--json"])
+            #expect(one.status == 0, "\(one.output)")
+            let leaderLine = one.output.split(separator: "\n").first { $0.contains("\"leader\"") }
+            #expect(leaderLine?.contains("\"\(elected.name)\"") == true, "\(one.output)")
+        }
+        let chinese = try cluster.run(["status", "--config", cluster.configPath], environment: ["LANG": "zh_CN.UTF-8"])
+        #expect(chinese.output.contains("当前领导者: \(elected.name)"))
+        #expect(chinese.output.contains("集群健康状态: 健康"))
+    }
+
+    @Test func killingTheLeaderElectsAnotherAndTheRestartedNodeRejoinsQuietly() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        defer { cluster.tearDown() }
+        try cluster.startAll()
+        let first = try #require(await cluster.agreedLeader())
+
+        cluster.stop(first.name, signal: SIGKILL)
+        let survivors = cluster.names.filter { $0 != first.name }
+        let second = try #require(await cluster.agreedLeader(among: survivors))
+        #expect(second.name != first.name)
+        #expect(second.term > first.term)
+
+        let degraded = try cluster.run(["status", "--config", cluster.configPath])
+        #expect(degraded.status == 2, "\(degraded.output)")
+        #expect(degraded.output.contains("Could not reach"))
+        #expect(degraded.output.contains(first.name))
+
+        // The killed node restarts from its disk and follows; the leader and term do not change
+        // (PreVote and leader contact keep the returning node from disrupting the cluster).
+        try cluster.start(first.name)
+        let rejoined = try #require(await cluster.agreedLeader(among: cluster.names))
+        #expect(rejoined.name == second.name)
+        #expect(rejoined.term == second.term)
+        try await Task.sleep(for: .seconds(2))
+        let later = try #require(await cluster.agreedLeader(among: cluster.names))
+        #expect(later.name == second.name && later.term == second.term)
+    }
+
+    @Test func sigtermOfTheLeaderHandsLeadershipOverBeforeExit() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        defer { cluster.tearDown() }
+        try cluster.startAll()
+        let first = try #require(await cluster.agreedLeader())
+
+        let exitStatus = cluster.stop(first.name, signal: SIGTERM)
+        #expect(exitStatus == 0)
+        let log = cluster.log(of: first.name)
+        #expect(log.contains("handing leadership over"))
+        #expect(!log.contains("leadership was not handed over"), "\(log)")
+        // The successor named in the log leads, one term later (a transfer, not a timeout).
+        let survivors = cluster.names.filter { $0 != first.name }
+        let next = try #require(await cluster.agreedLeader(among: survivors))
+        #expect(log.contains("to=\(next.name)"))
+        #expect(next.term == first.term + 1)
+    }
+
+    @Test func aMinorityNeverElectsALeader() async throws {
+        let cluster = try LocalCluster(nodes: 5)
+        defer { cluster.tearDown() }
+        try cluster.startAll()
+        let first = try #require(await cluster.agreedLeader())
+        // Stop the leader and two followers: two of five remain.
+        let stopped = [first.name] + cluster.names.filter { $0 != first.name }.prefix(2)
+        for name in stopped { cluster.stop(name, signal: SIGKILL) }
+        let minority = cluster.names.filter { !stopped.contains($0) }
+
+        // For several election timeouts, neither survivor leads and neither /leader says 200.
+        let deadline = ContinuousClock.now + .seconds(4)
+        while ContinuousClock.now < deadline {
+            for name in minority {
+                let view = await cluster.view(of: name)
+                #expect(view != nil, "\(name) stopped answering")
+                #expect(view?.leader == nil || view?.leader == first.name, "\(name) sees leader \(view?.leader ?? "")")
+                #expect(await cluster.status(of: name, path: "/leader") == 503)
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let status = try cluster.run(["status", "--config", cluster.configPath, "--timeout-ms", "1500"])
+        #expect(status.status == 3, "\(status.output)")
+
+        // One stopped node returns: three of five, a quorum, elect a leader again.
+        try cluster.start(stopped[1])
+        let back = try #require(await cluster.agreedLeader(among: minority + [stopped[1]]))
+        #expect(back.term > first.term)
+    }
+}

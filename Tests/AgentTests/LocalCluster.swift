@@ -1,0 +1,195 @@
+import Agent
+import ClusterCertificates
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real `pgquorum agent` processes on loopback, for tests: a temp directory with a config,
+/// certificates from the cluster CA, and one process per node. Every process it starts is
+/// stopped by PID when the cluster is torn down.
+final class LocalCluster: @unchecked Sendable {
+    let directory: String
+    let names: [String]
+    let configPath: String
+    private(set) var apiPorts: [String: Int] = [:]
+    private var processes: [String: Process] = [:]
+    private let client: APIClient
+
+    /// The `pgquorum` binary built next to this test bundle.
+    static var binary: String {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("pgquorum").path
+        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return repository.appendingPathComponent(".build/debug/pgquorum").path
+    }
+
+    init(nodes count: Int, heartbeatMilliseconds: Int = 50, electionTimeoutMilliseconds: Int = 500) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgq-agents-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        names = (1...count).map { "node\($0)" }
+        let ports = try LocalCluster.freePorts(2 * count)
+        var yaml = """
+        cluster: test
+        tls:
+          dir: tls
+        data_dir: data
+        timing:
+          heartbeat_ms: \(heartbeatMilliseconds)
+          election_timeout_ms: \(electionTimeoutMilliseconds)
+        nodes:
+
+        """
+        for (position, name) in names.enumerated() {
+            apiPorts[name] = ports[2 * position + 1]
+            yaml += """
+              - name: \(name)
+                label: Site \(position + 1)
+                location: loopback
+                host: 127.0.0.1
+                agent_port: \(ports[2 * position])
+                api_port: \(ports[2 * position + 1])
+                priority: \(position)
+
+            """
+        }
+        configPath = directory + "/cluster.yaml"
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        _ = try ClusterCertificates.create(cluster: "test", nodes: names.map { NodeIdentity(name: $0, hosts: ["127.0.0.1"]) },
+                                           directory: directory + "/tls", validity: 86_400, now: Date())
+        client = try APIClient(tlsDirectory: directory + "/tls")
+    }
+
+    deinit { tearDown() }
+
+    func tearDown() {
+        for process in processes.values where process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        processes = [:]
+        if ProcessInfo.processInfo.environment["PGQUORUM_KEEP_TEST_DIRS"] == nil {
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    // MARK: Processes
+
+    func start(_ name: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: LocalCluster.binary)
+        process.arguments = ["agent", "--config", configPath, "--node", name]
+        let log = directory + "/\(name).log"
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        processes[name] = process
+    }
+
+    func startAll() throws { for name in names { try start(name) } }
+
+    func signal(_ name: String, _ signal: Int32) {
+        guard let process = processes[name], process.isRunning else { return }
+        kill(process.processIdentifier, signal)
+    }
+
+    /// Sends `signal` and waits (bounded) for the process to exit; returns its exit status.
+    @discardableResult
+    func stop(_ name: String, signal: Int32 = SIGKILL, within seconds: Double = 10) -> Int32? {
+        guard let process = processes[name] else { return nil }
+        kill(process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        processes[name] = nil
+        return process.terminationStatus
+    }
+
+    func log(of name: String) -> String {
+        (try? String(contentsOfFile: directory + "/\(name).log", encoding: .utf8)) ?? ""
+    }
+
+    var running: [String] { names.filter { processes[$0]?.isRunning == true } }
+
+    // MARK: Asking the agents
+
+    func view(of name: String, stale: Bool = true) async -> ClusterView? {
+        guard let port = apiPorts[name] else { return nil }
+        let path = stale ? "/cluster?stale=true" : "/cluster"
+        guard let answer = try? await client.get(host: "127.0.0.1", port: port, path: path, timeout: .seconds(2)),
+              answer.status == 200 else { return nil }
+        return try? JSONDecoder().decode(ClusterView.self, from: Data(answer.body))
+    }
+
+    func status(of name: String, path: String) async -> Int? {
+        guard let port = apiPorts[name] else { return nil }
+        return try? await client.get(host: "127.0.0.1", port: port, path: path, timeout: .seconds(2)).status
+    }
+
+    /// Waits until every node in `among` names the same leader (one of `among`) in its local
+    /// view; nil if that does not happen within `seconds`.
+    func agreedLeader(among: [String]? = nil, within seconds: Double = 20) async -> (name: String, term: UInt64)? {
+        let nodes = among ?? running
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            var views: [ClusterView] = []
+            for node in nodes { if let view = await view(of: node) { views.append(view) } }
+            if views.count == nodes.count, let leader = views.first?.leader, nodes.contains(leader),
+               views.allSatisfy({ $0.leader == leader && $0.term == views[0].term }) {
+                return (leader, views[0].term)
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return nil
+    }
+
+    /// Runs `pgquorum` with `arguments`; returns exit status and standard output.
+    func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: LocalCluster.binary)
+        process.arguments = arguments
+        var variables = ProcessInfo.processInfo.environment
+        for (key, value) in environment { variables[key] = value }
+        process.environment = variables
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    }
+
+    /// Ports the kernel hands out for port 0 right now (bound together, then released).
+    static func freePorts(_ count: Int) throws -> [Int] {
+        var sockets: [Int32] = []
+        defer { for socket in sockets { close(socket) } }
+        var ports: [Int] = []
+        for _ in 0..<count {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard descriptor >= 0 else { throw POSIXError(.EMFILE) }
+            sockets.append(descriptor)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = 0
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+            }
+            ports.append(Int(UInt16(bigEndian: address.sin_port)))
+        }
+        return ports
+    }
+}

@@ -1,0 +1,151 @@
+import ClusterConfig
+import Foundation
+import Testing
+
+/// The repository's `cluster-configs/` folder, found from this file's path.
+private let configsDirectory = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("cluster-configs").path
+
+private func parse(_ yaml: String, checkFiles: Bool = false) -> Result<ClusterConfig, ConfigError> {
+    Result { () throws(ConfigError) in try ConfigLoader.parse(yaml, path: "/etc/pgquorum/test.yaml", checkFiles: checkFiles) }
+}
+
+private func problems(_ yaml: String) -> [String] {
+    switch parse(yaml) {
+    case .success: []
+    case .failure(let error): error.problems.map(\.description)
+    }
+}
+
+private let minimal = """
+cluster: test
+tls:
+  dir: tls
+data_dir: /var/lib/pgquorum
+nodes:
+  - name: a
+    host: 10.0.0.1
+  - name: b
+    host: 10.0.0.2
+  - name: c
+    host: 10.0.0.3
+"""
+
+@Suite struct ConfigTests {
+    @Test func everyShippedFileIsValid() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: configsDirectory).filter { $0.hasSuffix(".yaml") }.sorted()
+        #expect(files.contains("three-dc.yaml") && files.contains("local-3.yaml") && files.contains("local-5.yaml"))
+        for file in files {
+            // TLS files are made per deployment (pgquorum certs init), so not checked here.
+            let result = Result { () throws(ConfigError) in try ConfigLoader.load(path: configsDirectory + "/" + file, checkFiles: false) }
+            if case .failure(let error) = result { Issue.record("\(file): \(error)") }
+        }
+    }
+
+    @Test func threeDataCentresMatchTheSeed() throws {
+        let config = try ConfigLoader.load(path: configsDirectory + "/three-dc.yaml", checkFiles: false)
+        #expect(config.nodes.map(\.name) == ["primary", "secondary1", "secondary2"])
+        #expect(config.nodes.map(\.label) == ["主数据中心", "同城备份中心", "异地备份中心"])
+        #expect(config.nodes.map(\.location) == ["华东", "华东", "华南"])
+        #expect(config.nodes.map(\.host) == ["10.0.1.100", "10.0.2.100", "10.1.1.100"])
+        #expect(config.nodes.map(\.priority) == [0, 1, 2])
+        #expect(config.nodes.allSatisfy { !$0.isWitness })
+        #expect(config.alerts == AlertThresholds())
+        #expect(config.nodes[0].dataDirectory == "/var/lib/pgquorum/primary")
+    }
+
+    @Test func defaultsAndRelativePaths() throws {
+        let config = try parse(minimal).get()
+        #expect(config.tlsDirectory == "/etc/pgquorum/tls")
+        #expect(config.timing == Timing(heartbeatMilliseconds: 100, electionTimeoutMilliseconds: 1_000))
+        #expect(config.timing.raftOptions.electionTicks == 10)
+        #expect(config.timing.raftOptions.problems.isEmpty)
+        #expect(config.alerts.replicationLagWarningSeconds == 30)
+        #expect(config.alerts.replicationLagCriticalSeconds == 120)
+        #expect(config.alerts.networkLatencyWarningMilliseconds == 100)
+        #expect(config.alerts.failedConnectionChecks == 3)
+        #expect(config.nodes[1].agentPort == 7400 && config.nodes[1].apiPort == 8008)
+        #expect(config.nodes[1].isWitness)
+        #expect(Set(config.nodes.map(\.id)).count == 3)
+    }
+
+    @Test func timingAlwaysGivesValidRaftOptions() {
+        for heartbeat in [10, 50, 100, 250] {
+            for factor in 5...30 {
+                let timing = Timing(heartbeatMilliseconds: heartbeat, electionTimeoutMilliseconds: heartbeat * factor)
+                #expect(timing.raftOptions.problems.isEmpty, "heartbeat \(heartbeat), factor \(factor)")
+            }
+        }
+    }
+
+    @Test func unknownKeysAreNamedWithTheirLine() {
+        let found = problems(minimal + "\n    prority: 3\n")
+        #expect(found.count == 1)
+        #expect(found.first?.contains("unknown key 'prority'") == true)
+        #expect(found.first?.hasPrefix("/etc/pgquorum/test.yaml:12:") == true)
+        #expect(problems("cluster: x\ntls: {dir: t}\ndata_dir: d\nnodes: [{name: a, host: h}]\nheartbeat: 5\n").first?.contains("unknown key 'heartbeat'") == true)
+    }
+
+    @Test func everyProblemIsReportedAtOnce() {
+        let yaml = """
+        cluster: Bad Name
+        tls: {dir: tls}
+        data_dir: d
+        timing: {heartbeat_ms: 100, election_timeout_ms: 300}
+        alerts: {replication_lag_warning_s: 200, replication_lag_critical_s: 120}
+        nodes:
+          - {name: a, host: h1, agent_port: 7000, api_port: 7000}
+          - {name: a, host: h2, priority: -1}
+          - {name: c, host: h3, agent_port: 70000, tags: {replicate_from: zz}}
+          - {name: d}
+        """
+        let found = problems(yaml)
+        let expected = [
+            "cluster: \"Bad Name\" may only hold",
+            "election_timeout_ms: 300 is below 5 × heartbeat_ms (500)",
+            "replication_lag_warning_s must be positive and at most replication_lag_critical_s",
+            "api_port h1:7000 is already used by node a (agent_port)",
+            "node a: the name appears twice",
+            "priority -1 is negative",
+            "agent_port: 70000 is not a TCP port",
+            "replicate_from names zz, which is not a node",
+            "node d: host: missing",
+        ]
+        for text in expected {
+            #expect(found.contains { $0.contains(text) }, "no problem mentions \(text): \(found)")
+        }
+    }
+
+    @Test func wrongTypesAndBrokenYAML() {
+        #expect(problems(minimal.replacingOccurrences(of: "host: 10.0.0.3", with: "host: 10.0.0.3\n    agent_port: seven")).contains { $0.contains("agent_port: expected a whole number") })
+        #expect(problems("nodes: 3\ncluster: x\ntls: {dir: t}\n").contains { $0.contains("nodes: expected a list") })
+        #expect(problems("cluster: [unclosed\n").first?.contains("not valid YAML") == true)
+        #expect(problems("").first?.contains("empty") == true)
+        #expect(problems("cluster: x\n").contains { $0.contains("tls: missing") })
+        #expect(problems("cluster: x\n").contains { $0.contains("nodes: missing") })
+    }
+
+    @Test func missingTLSFilesAreListedWithTheCommandThatMakesThem() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgq-config-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory + "/tls", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try minimal.write(toFile: directory + "/cluster.yaml", atomically: true, encoding: .utf8)
+        for file in ["ca.crt", "a.crt", "a.key", "b.crt", "b.key"] {
+            FileManager.default.createFile(atPath: directory + "/tls/" + file, contents: Data())
+        }
+        let result = Result { () throws(ConfigError) in try ConfigLoader.load(path: directory + "/cluster.yaml") }
+        guard case .failure(let error) = result else { Issue.record("missing c.crt/c.key went unnoticed"); return }
+        #expect(error.problems.count == 1)
+        #expect(error.description.contains("missing c.crt, c.key"))
+        #expect(error.description.contains("pgquorum certs init --config"))
+        FileManager.default.createFile(atPath: directory + "/tls/c.crt", contents: Data())
+        FileManager.default.createFile(atPath: directory + "/tls/c.key", contents: Data())
+        #expect(throws: Never.self) { try ConfigLoader.load(path: directory + "/cluster.yaml") }
+    }
+
+    @Test func nodeIdentityDependsOnTheNameOnly() {
+        #expect(NodeConfig.id(forName: "primary") == NodeConfig.id(forName: "primary"))
+        #expect(NodeConfig.id(forName: "primary") != NodeConfig.id(forName: "secondary1"))
+    }
+}
