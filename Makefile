@@ -28,9 +28,11 @@ demo: deps
 
 bench: deps
 	$(SWIFT) build -c release --product pgquorum-bench
+	$(SWIFT) build -c release --product pgquorum
 	.build/release/pgquorum-bench raft
 	.build/release/pgquorum-bench storage
 	.build/release/pgquorum-bench transport
+	.build/release/pgquorum-bench election
 
 clean:
 	rm -rf .build

@@ -67,6 +67,8 @@ let package = Package(
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
             ]
         ),
+        // Real agent processes on loopback, started and stopped by PID: for tests and benchmarks.
+        .target(name: "LocalCluster", dependencies: ["Agent", "ClusterCertificates"]),
         .executableTarget(
             name: "pgquorum",
             dependencies: [
@@ -84,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "pgquorum-bench",
             dependencies: [
-                "RaftCore", "RaftSimulation", "RaftStorage", "PeerTransport", "ClusterCertificates",
+                "RaftCore", "RaftSimulation", "RaftStorage", "PeerTransport", "ClusterCertificates", "LocalCluster",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -110,7 +112,7 @@ let package = Package(
         .testTarget(name: "PeerTransportTests", dependencies: ["PeerTransport", "ClusterCertificates", "RaftCore", "RaftCodec"]),
         .testTarget(name: "ClusterCertificatesTests", dependencies: ["ClusterCertificates"]),
         .testTarget(name: "ClusterConfigTests", dependencies: ["ClusterConfig"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "ClusterConfig", "ClusterCertificates", "RaftCore"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "LocalCluster", "ClusterConfig", "ClusterCertificates", "RaftCore"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "RaftCodec", "RaftCore", "RaftSimulation"]),
     ],
     swiftLanguageModes: [.v6]

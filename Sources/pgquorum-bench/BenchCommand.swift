@@ -1,10 +1,10 @@
 import ArgumentParser
 
 @main
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pgquorum-bench",
         abstract: "Benchmarks that print figures (build with -c release).",
-        subcommands: [RaftBenchmark.self, StorageBenchmark.self, TransportBenchmark.self]
+        subcommands: [RaftBenchmark.self, StorageBenchmark.self, TransportBenchmark.self, ElectionBenchmark.self]
     )
 }

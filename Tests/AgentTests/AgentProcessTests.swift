@@ -1,4 +1,5 @@
 import Agent
+import LocalCluster
 import Foundation
 import Testing
 #if canImport(Glibc)

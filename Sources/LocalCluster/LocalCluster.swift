@@ -5,26 +5,30 @@ import Foundation
 import Glibc
 #endif
 
-/// Real `pgquorum agent` processes on loopback, for tests: a temp directory with a config,
-/// certificates from the cluster CA, and one process per node. Every process it starts is
-/// stopped by PID when the cluster is torn down.
-final class LocalCluster: @unchecked Sendable {
-    let directory: String
-    let names: [String]
-    let configPath: String
-    private(set) var apiPorts: [String: Int] = [:]
+/// Real `pgquorum agent` processes on loopback, for tests and benchmarks: a temp directory with a
+/// config, certificates from the cluster CA, and one process per node. Every process it starts is
+/// stopped by PID when the cluster is torn down. Not thread-safe: one task drives it.
+public final class LocalCluster: @unchecked Sendable {
+    public let directory: String
+    public let names: [String]
+    public let configPath: String
+    public private(set) var apiPorts: [String: Int] = [:]
     private var processes: [String: Process] = [:]
     private let client: APIClient
+    private let binary: String
 
-    /// The `pgquorum` binary built next to this test bundle.
-    static var binary: String {
+    /// The `pgquorum` binary next to the running executable (the test bundle or pgquorum-bench),
+    /// else in the repository's debug build folder.
+    public static func defaultBinary(filePath: String = #filePath) -> String {
         let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("pgquorum").path
         if FileManager.default.isExecutableFile(atPath: beside) { return beside }
-        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repository = URL(fileURLWithPath: filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         return repository.appendingPathComponent(".build/debug/pgquorum").path
     }
 
-    init(nodes count: Int, heartbeatMilliseconds: Int = 50, electionTimeoutMilliseconds: Int = 500) throws {
+    public init(nodes count: Int, heartbeatMilliseconds: Int = 50, electionTimeoutMilliseconds: Int = 500,
+                binary: String = LocalCluster.defaultBinary()) throws {
+        self.binary = binary
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgq-agents-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         names = (1...count).map { "node\($0)" }
@@ -62,7 +66,7 @@ final class LocalCluster: @unchecked Sendable {
 
     deinit { tearDown() }
 
-    func tearDown() {
+    public func tearDown() {
         for process in processes.values where process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
@@ -75,9 +79,9 @@ final class LocalCluster: @unchecked Sendable {
 
     // MARK: Processes
 
-    func start(_ name: String) throws {
+    public func start(_ name: String) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: LocalCluster.binary)
+        process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["agent", "--config", configPath, "--node", name]
         let log = directory + "/\(name).log"
         if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
@@ -89,16 +93,16 @@ final class LocalCluster: @unchecked Sendable {
         processes[name] = process
     }
 
-    func startAll() throws { for name in names { try start(name) } }
+    public func startAll() throws { for name in names { try start(name) } }
 
-    func signal(_ name: String, _ signal: Int32) {
+    public func signal(_ name: String, _ signal: Int32) {
         guard let process = processes[name], process.isRunning else { return }
         kill(process.processIdentifier, signal)
     }
 
     /// Sends `signal` and waits (bounded) for the process to exit; returns its exit status.
     @discardableResult
-    func stop(_ name: String, signal: Int32 = SIGKILL, within seconds: Double = 10) -> Int32? {
+    public func stop(_ name: String, signal: Int32 = SIGKILL, within seconds: Double = 10) -> Int32? {
         guard let process = processes[name] else { return nil }
         kill(process.processIdentifier, signal)
         let deadline = Date().addingTimeInterval(seconds)
@@ -112,15 +116,21 @@ final class LocalCluster: @unchecked Sendable {
         return process.terminationStatus
     }
 
-    func log(of name: String) -> String {
+    public func log(of name: String) -> String {
         (try? String(contentsOfFile: directory + "/\(name).log", encoding: .utf8)) ?? ""
     }
 
-    var running: [String] { names.filter { processes[$0]?.isRunning == true } }
+    public var running: [String] { names.filter { processes[$0]?.isRunning == true } }
+
+    /// The process ID of a running node's agent.
+    public func pid(of name: String) -> Int32? {
+        guard let process = processes[name], process.isRunning else { return nil }
+        return process.processIdentifier
+    }
 
     // MARK: Asking the agents
 
-    func view(of name: String, stale: Bool = true) async -> ClusterView? {
+    public func view(of name: String, stale: Bool = true) async -> ClusterView? {
         guard let port = apiPorts[name] else { return nil }
         let path = stale ? "/cluster?stale=true" : "/cluster"
         guard let answer = try? await client.get(host: "127.0.0.1", port: port, path: path, timeout: .seconds(2)),
@@ -128,14 +138,15 @@ final class LocalCluster: @unchecked Sendable {
         return try? JSONDecoder().decode(ClusterView.self, from: Data(answer.body))
     }
 
-    func status(of name: String, path: String) async -> Int? {
+    public func status(of name: String, path: String) async -> Int? {
         guard let port = apiPorts[name] else { return nil }
         return try? await client.get(host: "127.0.0.1", port: port, path: path, timeout: .seconds(2)).status
     }
 
     /// Waits until every node in `among` names the same leader (one of `among`) in its local
     /// view; nil if that does not happen within `seconds`.
-    func agreedLeader(among: [String]? = nil, within seconds: Double = 20) async -> (name: String, term: UInt64)? {
+    public func agreedLeader(among: [String]? = nil, within seconds: Double = 20,
+                             poll: Duration = .milliseconds(100)) async -> (name: String, term: UInt64)? {
         let nodes = among ?? running
         let deadline = ContinuousClock.now + .seconds(seconds)
         while ContinuousClock.now < deadline {
@@ -145,15 +156,15 @@ final class LocalCluster: @unchecked Sendable {
                views.allSatisfy({ $0.leader == leader && $0.term == views[0].term }) {
                 return (leader, views[0].term)
             }
-            try? await Task.sleep(for: .milliseconds(100))
+            try? await Task.sleep(for: poll)
         }
         return nil
     }
 
     /// Runs `pgquorum` with `arguments`; returns exit status and standard output.
-    func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    public func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: LocalCluster.binary)
+        process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
         var variables = ProcessInfo.processInfo.environment
         for (key, value) in environment { variables[key] = value }
@@ -168,7 +179,7 @@ final class LocalCluster: @unchecked Sendable {
     }
 
     /// Ports the kernel hands out for port 0 right now (bound together, then released).
-    static func freePorts(_ count: Int) throws -> [Int] {
+    public static func freePorts(_ count: Int) throws -> [Int] {
         var sockets: [Int32] = []
         defer { for socket in sockets { close(socket) } }
         var ports: [Int] = []
