@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SIM_SEEDS ?= 500
 
-.PHONY: deps build test unit-test simulate demo bench clean
+.PHONY: deps build test unit-test simulate demo demo-stop bench clean
 
 deps:
 	@scripts/install-deps.sh
@@ -22,9 +22,13 @@ unit-test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
+# A local three-agent cluster on loopback, left running in the background (`make demo-stop`).
 demo: deps
 	$(SWIFT) build --product pgquorum
-	.build/debug/pgquorum demo
+	scripts/demo.sh
+
+demo-stop:
+	scripts/demo.sh stop
 
 bench: deps
 	$(SWIFT) build -c release --product pgquorum-bench

@@ -40,6 +40,8 @@ public final class AgentService: Service {
     }
 
     public func run() async throws {
+        let lock = try lockDataDirectory()
+        defer { close(lock) }
         let storage = try openStorage()
         var options = config.timing.raftOptions
         options.randomSeed = UInt64.random(in: 1 ... .max)
@@ -66,7 +68,15 @@ public final class AgentService: Service {
             identity: identity, localID: local.id, peers: peers, group: MultiThreadedEventLoopGroup.singleton,
             onMessage: { continuation.yield(.message($0)) },
             // Reconnect attempts repeat while a peer is down; the driver logs reachability changes.
-            onEvent: { transportLogger.debug("peer link", metadata: ["event": "\($0)"]) }
+            onEvent: { event in
+                switch event {
+                case .dialFailed, .connectionLost:
+                    // Repeats while a peer is down; the Raft task logs reachability changes.
+                    transportLogger.debug("peer link", metadata: ["event": "\(event)"])
+                case .rejected:
+                    transportLogger.warning("peer connection refused", metadata: ["reason": "\(event)"])
+                }
+            }
         )
         do {
             _ = try await transport.listen(host: local.host, port: local.agentPort)
@@ -87,20 +97,28 @@ public final class AgentService: Service {
         )
         let app = try makeAPI(handle: handle)
         logger.notice("agent started", metadata: [
-            "peers": "\(local.host):\(local.agentPort)", "api": "https://\(local.host):\(local.apiPort)",
+            "listen": "\(local.host):\(local.agentPort)", "api": "https://\(local.host):\(local.apiPort)",
             "data": "\(storage.directory)", "voters": "\(node.configuration.voters.map { id in self.config.node(withID: id)?.name ?? id.description }.sorted().joined(separator: ","))",
         ])
 
         let tickInterval = Duration.milliseconds(config.timing.heartbeatMilliseconds)
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: tickInterval)
+                continuation.yield(.tick)
+            }
+        }
+        defer { ticker.cancel() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await driver.run(events: events) }
+            let api = "\(local.host):\(local.apiPort)"
             group.addTask {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: tickInterval)
-                    continuation.yield(.tick)
+                do {
+                    try await app.run()
+                } catch {
+                    throw AgentStartError("cannot serve the operator API on \(api): \(error)")
                 }
             }
-            group.addTask { try await app.run() }
             group.addTask { try? await gracefulShutdown() }
             // The API ends on SIGTERM/SIGINT (graceful shutdown) as the waiter does; an API that
             // fails to start throws here and the agent exits with its reason.
@@ -110,21 +128,39 @@ public final class AgentService: Service {
                 continuation.yield(.handOverLeadership { answer.resume(returning: $0) })
             }
             if !handedOver { logger.warning("leadership was not handed over before exit") }
-            group.cancelAll()
+            // The Raft task ends with its stream; the API and the waiter end with the graceful
+            // shutdown (cancelling them instead makes the HTTP server log errors).
             continuation.finish()
+            ticker.cancel()
+            try await group.waitForAll()
             await transport.shutdown()
         }
         logger.notice("agent stopped")
     }
 
-    private func openStorage() throws -> RaftStorage {
-        let directory = local.dataDirectory + "/raft"
+    /// Two agents on one node's state would each believe their own votes: an exclusive lock on
+    /// `<data_dir>/agent.lock`, held for the life of the process (the kernel drops it on exit).
+    private func lockDataDirectory() throws -> Int32 {
         do {
             try FileManager.default.createDirectory(atPath: local.dataDirectory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
         } catch {
             throw AgentStartError("cannot create the data directory \(local.dataDirectory): \(error.localizedDescription)")
         }
+        let path = local.dataDirectory + "/agent.lock"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw AgentStartError("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw AgentStartError("another agent for node \(local.name) is already running on \(local.dataDirectory) (it holds \(path)); stop it first")
+        }
+        return descriptor
+    }
+
+    private func openStorage() throws -> RaftStorage {
+        let directory = local.dataDirectory + "/raft"
         let storage: RaftStorage
         do {
             storage = try RaftStorage.open(directory: directory)

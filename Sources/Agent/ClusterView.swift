@@ -1,3 +1,5 @@
+import Foundation
+
 /// The leader view: what `GET /cluster` returns and `pgquorum status` prints. JSON keys are
 /// snake_case (documented in docs/api.md).
 public struct ClusterView: Codable, Sendable, Equatable {
@@ -88,18 +90,23 @@ public struct MemberView: Codable, Sendable, Equatable {
 public struct AgentSnapshot: Sendable, Equatable {
     public var view: ClusterView
     public var role: String
-    public var hasLease: Bool
+    /// When this node's leader lease runs out, on the monotonic clock (nil: no lease).
+    public var leaseExpiry: ContinuousClock.Instant?
     public var appliedIndex: UInt64
     public var lastIndex: UInt64
     public var electionsStarted: UInt64
     public var leaderChanges: UInt64
     public var uptimeSeconds: Double
 
-    public init(view: ClusterView, role: String, hasLease: Bool, appliedIndex: UInt64, lastIndex: UInt64,
+    /// Whether the lease still holds now: checked against the clock, not against the last tick,
+    /// so a snapshot published just before the lease ran out does not outlive it.
+    public var hasLease: Bool { leaseExpiry.map { ContinuousClock.now < $0 } ?? false }
+
+    public init(view: ClusterView, role: String, leaseExpiry: ContinuousClock.Instant?, appliedIndex: UInt64, lastIndex: UInt64,
                 electionsStarted: UInt64, leaderChanges: UInt64, uptimeSeconds: Double) {
         self.view = view
         self.role = role
-        self.hasLease = hasLease
+        self.leaseExpiry = leaseExpiry
         self.appliedIndex = appliedIndex
         self.lastIndex = lastIndex
         self.electionsStarted = electionsStarted
@@ -121,7 +128,7 @@ public struct AgentSnapshot: Sendable, Equatable {
                ["follower", "pre-candidate", "candidate", "leader"].map { ("\(node),role=\"\($0)\"", $0 == role ? "1" : "0") })
         metric("raft_is_leader", "gauge", "1 while this node is the Raft leader.", [(node, role == "leader" ? "1" : "0")])
         metric("raft_leader_lease", "gauge", "1 while this node holds the leader lease.", [(node, hasLease ? "1" : "0")])
-        metric("raft_leader_known", "gauge", "1 when this node knows a leader.", [(node + (view.leader.map { ",leader=\"\($0)\"" } ?? ""), view.leader == nil ? "0" : "1")])
+        metric("raft_leader_known", "gauge", "1 when this node knows a leader.", [(node, view.leader == nil ? "0" : "1")])
         metric("raft_commit_index", "gauge", "Highest log index known to be committed.", [(node, "\(view.commitIndex)")])
         metric("raft_applied_index", "gauge", "Highest log index applied.", [(node, "\(appliedIndex)")])
         metric("raft_last_index", "gauge", "Last index in this node's log.", [(node, "\(lastIndex)")])
@@ -130,7 +137,7 @@ public struct AgentSnapshot: Sendable, Equatable {
         metric("epoch", "gauge", "Primary epoch (promotions so far).", [(node, "\(view.epoch)")])
         let peers = view.members.filter { $0.name != view.answeredBy }
         metric("peer_rtt_seconds", "gauge", "Round-trip time to each peer over the agent link.",
-               peers.compactMap { peer in peer.rttMilliseconds.map { ("\(node),peer=\"\(peer.name)\"", "\($0 / 1_000)") } })
+               peers.compactMap { peer in peer.rttMilliseconds.map { ("\(node),peer=\"\(peer.name)\"", String(format: "%.6f", $0 / 1_000)) } })
         metric("peer_reachable", "gauge", "1 when the peer was heard from within the election timeout.",
                peers.map { ("\(node),peer=\"\($0.name)\"", $0.state == "running" ? "1" : "0") })
         metric("uptime_seconds", "gauge", "Seconds since the agent started.", [(node, "\(uptimeSeconds)")])

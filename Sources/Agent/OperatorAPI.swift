@@ -62,7 +62,10 @@ enum OperatorAPI {
             confirmed.linearizable = true
             return encode(.ok, confirmed)
         }
-        guard !forwarded, let leaderName = snapshot.view.leader, let leader = config.node(named: leaderName), let client else {
+        if forwarded {
+            return json(.serviceUnavailable, ["error": "\(snapshot.view.answeredBy) is not the leader any more (the read was forwarded to it as the leader); retry"])
+        }
+        guard let leaderName = snapshot.view.leader, let leader = config.node(named: leaderName), let client else {
             return json(.serviceUnavailable, ["error": "no leader known to \(snapshot.view.answeredBy); use ?stale=true for this node's own view"])
         }
         let timeout = Duration.milliseconds(max(1_000, config.timing.electionTimeoutMilliseconds))

@@ -34,7 +34,8 @@ final class RaftDriver: @unchecked Sendable {
     private let publish: @Sendable (AgentSnapshot) -> Void
 
     private let tickInterval: Duration
-    private let started = ContinuousClock.now
+    /// Tick k happens at `started + k × tickInterval`.
+    private let started: ContinuousClock.Instant
     private var ticksDone: Int64 = 0
     private var lastPing: Int64 = 0
     /// At most this many ticks are caught up at once after the process was stopped or starved:
@@ -61,6 +62,11 @@ final class RaftDriver: @unchecked Sendable {
         self.logger = logger
         self.publish = publish
         self.tickInterval = .milliseconds(config.timing.heartbeatMilliseconds)
+        // A random phase within one tick: agents started together would otherwise share a tick
+        // grid, and two that drew the same randomised election timeout would time out in the same
+        // instant and split the vote (seen in `pgquorum-bench election` without it).
+        let phase = Int64.random(in: 0..<Int64(config.timing.heartbeatMilliseconds) * 1_000)
+        self.started = ContinuousClock.now + .microseconds(phase)
         self.maximumCatchUp = Int64(2 * node.options.electionTicks)
         self.lastSoftState = node.softState
         self.logger[metadataKey: "term"] = "\(node.term)"
@@ -94,7 +100,10 @@ final class RaftDriver: @unchecked Sendable {
             }
         case .handOverLeadership(let respond):
             guard node.role == .leader else { return respond(true) }
-            guard let target = bestSuccessor() else { return respond(false) }
+            guard let target = bestSuccessor() else {
+                logger.notice("no other voter is reachable to take over leadership")
+                return respond(false)
+            }
             if case .failure(let error) = node.transferLeadership(to: target) {
                 logger.warning("cannot hand leadership over", metadata: ["reason": "\(error)"])
                 return respond(false)
@@ -112,8 +121,9 @@ final class RaftDriver: @unchecked Sendable {
         let count = min(due - ticksDone, maximumCatchUp)
         ticksDone = due
         for _ in 0..<count { node.tick() }
-        if ticksDone - lastPing >= 10 {
-            // RTT probes every ten heartbeats (once a second at the default timing).
+        if ticksDone > lastPing {
+            // A ping per heartbeat interval: RTT, and contact between followers, which exchange
+            // no Raft traffic (a pong every interval keeps them "running" in each other's view).
             lastPing = ticksDone
             for peer in node.configuration.members where peer != node.id { transport.ping(peer) }
         }
@@ -209,10 +219,15 @@ final class RaftDriver: @unchecked Sendable {
         lastSoftState = soft
     }
 
-    /// The voter to hand leadership to: the most up-to-date, then the most preferred (lowest
-    /// priority number), then by name.
+    /// The voter to hand leadership to: one heard from within the election timeout, the most
+    /// up-to-date, then the most preferred (lowest priority number), then by name.
     private func bestSuccessor() -> NodeID? {
-        node.configuration.voters.filter { $0 != node.id }.min { a, b in
+        let now = ContinuousClock.now
+        let timeout = Duration.milliseconds(config.timing.electionTimeoutMilliseconds)
+        let alive = node.configuration.voters.filter { id in
+            id != node.id && lastHeard[id].map { now - $0 < timeout } ?? false
+        }
+        return alive.min { a, b in
             let matchA = node.progress[a]?.match ?? 0, matchB = node.progress[b]?.match ?? 0
             if matchA != matchB { return matchA > matchB }
             let nodeA = config.node(withID: a), nodeB = config.node(withID: b)
@@ -233,7 +248,9 @@ final class RaftDriver: @unchecked Sendable {
         for member in config.nodes { ids.insert(member.id) }
         let members = ids.map { id -> MemberView in
             let member = config.node(withID: id)
-            let heard = lastHeard[id].map { now - $0 }
+            // Raft traffic, or a pong on the peer link (followers exchange only pings).
+            let contact = [lastHeard[id], transport.lastPong(from: id)].compactMap { $0 }.max()
+            let heard = contact.map { now - $0 }
             let role: String
             if id == node.leader {
                 role = "leader"
@@ -249,8 +266,8 @@ final class RaftDriver: @unchecked Sendable {
                 name: member?.name ?? id.description, label: member?.label ?? "", location: member?.location ?? "",
                 host: member?.host ?? "", apiPort: member?.apiPort ?? 0, priority: member?.priority ?? 0,
                 witness: member?.isWitness ?? true, role: role, state: running ? "running" : "unreachable",
-                lastContactMilliseconds: id == node.id ? nil : heard.map(\.milliseconds),
-                rttMilliseconds: id == node.id ? nil : transport.roundTripTime(of: id).map(\.milliseconds),
+                lastContactMilliseconds: id == node.id ? nil : heard.map { rounded($0.milliseconds) },
+                rttMilliseconds: id == node.id ? nil : transport.roundTripTime(of: id).map { rounded($0.milliseconds) },
                 matchIndex: node.role == .leader ? (id == node.id ? node.lastIndex : node.progress[id]?.match) : nil
             )
         }
@@ -261,12 +278,17 @@ final class RaftDriver: @unchecked Sendable {
             commitIndex: node.commitIndex,
             members: members.sorted { (order[$0.name] ?? .max, $0.name) < (order[$1.name] ?? .max, $1.name) }
         )
-        return AgentSnapshot(view: view, role: node.role.rawValue, hasLease: node.hasLeaderLease,
+        // The lease as a deadline on the monotonic clock: tick k happens at started + k × interval.
+        let leaseExpiry = node.leaderLeaseRemainingTicks.map { started + tickInterval * Int(ticksDone + Int64($0)) }
+        return AgentSnapshot(view: view, role: node.role.rawValue, leaseExpiry: leaseExpiry,
                              appliedIndex: node.appliedIndex, lastIndex: node.lastIndex,
                              electionsStarted: electionsStarted, leaderChanges: leaderChanges,
-                             uptimeSeconds: (now - started).seconds)
+                             uptimeSeconds: max(0, (now - started).seconds))
     }
 }
+
+/// Microsecond resolution is plenty for milliseconds in JSON and keeps the numbers readable.
+private func rounded(_ milliseconds: Double) -> Double { (milliseconds * 1_000).rounded() / 1_000 }
 
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }

@@ -24,10 +24,20 @@ public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { problems.map(\.description).joined(separator: "\n") }
 }
 
+/// Which TLS files must exist for a config to be valid.
+public enum TLSFileCheck: Sendable, Equatable {
+    /// None (validating a file away from its machines).
+    case skip
+    /// `ca.crt` and every node's certificate and key (the machine where `certs init` ran).
+    case allNodes
+    /// `ca.crt` and this node's certificate and key: what its agent needs.
+    case node(String)
+}
+
 public enum ConfigLoader {
     /// Reads and validates `path`. Relative paths inside the file are relative to the file's
-    /// directory. With `checkFiles`, the TLS files every node needs must exist.
-    public static func load(path: String, checkFiles: Bool = true) throws(ConfigError) -> ClusterConfig {
+    /// directory.
+    public static func load(path: String, tlsFiles: TLSFileCheck = .allNodes) throws(ConfigError) -> ClusterConfig {
         let absolute = absolutePath(path, relativeTo: FileManager.default.currentDirectoryPath)
         guard let data = FileManager.default.contents(atPath: absolute) else {
             throw ConfigError(problems: [ConfigProblem(file: path, message: "cannot read the file (does it exist?)")])
@@ -35,11 +45,11 @@ public enum ConfigLoader {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(problems: [ConfigProblem(file: path, message: "not UTF-8 text")])
         }
-        return try parse(text, path: absolute, displayName: path, checkFiles: checkFiles)
+        return try parse(text, path: absolute, displayName: path, tlsFiles: tlsFiles)
     }
 
     public static func parse(_ text: String, path: String, displayName: String? = nil,
-                             checkFiles: Bool = true) throws(ConfigError) -> ClusterConfig {
+                             tlsFiles: TLSFileCheck = .allNodes) throws(ConfigError) -> ClusterConfig {
         var reader = ConfigReader(file: displayName ?? path, baseDirectory: directory(of: path))
         let root: Node?
         do {
@@ -51,7 +61,7 @@ public enum ConfigLoader {
             throw ConfigError(problems: [ConfigProblem(file: displayName ?? path, message: "the file is empty")])
         }
         let config = reader.cluster(root, path: path)
-        if let config { reader.validate(config, checkFiles: checkFiles) }
+        if let config { reader.validate(config, tlsFiles: tlsFiles) }
         guard reader.problems.isEmpty, let config else { throw ConfigError(problems: reader.problems) }
         return config
     }
@@ -164,19 +174,23 @@ private struct ConfigReader {
 
     // MARK: Rules across keys
 
-    mutating func validate(_ config: ClusterConfig, checkFiles: Bool) {
+    mutating func validate(_ config: ClusterConfig, tlsFiles: TLSFileCheck) {
         let timing = config.timing
         if timing.heartbeatMilliseconds < 10 {
             problem(nil, "timing.heartbeat_ms: \(timing.heartbeatMilliseconds) is below 10 ms; the agents would spend their time on heartbeats")
         }
         if timing.electionTimeoutMilliseconds < 5 * timing.heartbeatMilliseconds {
             problem(nil, "timing.election_timeout_ms: \(timing.electionTimeoutMilliseconds) is below 5 × heartbeat_ms (\(5 * timing.heartbeatMilliseconds)); a few lost heartbeats would start elections")
+        } else if timing.heartbeatMilliseconds > 0, timing.electionTimeoutMilliseconds % timing.heartbeatMilliseconds != 0 {
+            // Timers count whole heartbeat intervals; say so rather than round silently.
+            problem(nil, "timing.election_timeout_ms: \(timing.electionTimeoutMilliseconds) is not a multiple of heartbeat_ms (\(timing.heartbeatMilliseconds))")
         }
         let alerts = config.alerts
-        if alerts.replicationLagWarningSeconds <= 0 || alerts.replicationLagCriticalSeconds < alerts.replicationLagWarningSeconds {
+        // Written so that NaN fails too.
+        if !(alerts.replicationLagWarningSeconds > 0) || !(alerts.replicationLagCriticalSeconds >= alerts.replicationLagWarningSeconds) {
             problem(nil, "alerts: replication_lag_warning_s must be positive and at most replication_lag_critical_s")
         }
-        if alerts.networkLatencyWarningMilliseconds <= 0 { problem(nil, "alerts.network_latency_warning_ms must be positive") }
+        if !(alerts.networkLatencyWarningMilliseconds > 0) { problem(nil, "alerts.network_latency_warning_ms must be positive") }
         if alerts.failedConnectionChecks < 1 { problem(nil, "alerts.failed_connection_checks must be at least 1") }
 
         var names: Set<String> = []
@@ -213,13 +227,28 @@ private struct ConfigReader {
                 }
             }
         }
-        guard checkFiles, !config.tlsDirectory.isEmpty else { return }
-        let required = ["ca.crt"] + config.nodes.flatMap { ["\($0.name).crt", "\($0.name).key"] }
-        let missing = required.filter { !FileManager.default.fileExists(atPath: config.tlsDirectory + "/" + $0) }
-        if !missing.isEmpty {
-            let command = "pgquorum certs init --config \(file)"
-            problem(nil, "tls.dir: missing \(missing.joined(separator: ", ")) in \(config.tlsDirectory); create them with `\(command)`")
+        guard !config.tlsDirectory.isEmpty else { return }
+        let owners: [NodeConfig]
+        switch tlsFiles {
+        case .skip: return
+        case .allNodes: owners = config.nodes
+        case .node(let name): owners = config.nodes.filter { $0.name == name }
         }
+        let exists = { (name: String) in FileManager.default.fileExists(atPath: config.tlsDirectory + "/" + name) }
+        let missingNodes = owners.filter { !exists("\($0.name).crt") || !exists("\($0.name).key") }
+        let missing = (exists("ca.crt") ? [] : ["ca.crt"]) + missingNodes.flatMap { node in
+            ["\(node.name).crt", "\(node.name).key"].filter { !exists($0) }
+        }
+        guard !missing.isEmpty else { return }
+        let fix: String
+        if !exists("ca.crt") {
+            fix = "create the CA and the certificates with `pgquorum certs init --config \(file)` (or copy them from where they were made)"
+        } else {
+            // `certs issue` needs ca.key, which stays on the machine where the CA was made.
+            let nodes = missingNodes.map { "\($0.name)=\($0.host)" }.joined(separator: ",")
+            fix = "copy them from the machine that holds ca.key, or issue them there with `pgquorum certs issue --config \(file) --nodes \(nodes)` (move a half-present pair aside first)"
+        }
+        problem(nil, "tls.dir: missing \(missing.joined(separator: ", ")) in \(config.tlsDirectory); \(fix)")
     }
 
     // MARK: Scalars

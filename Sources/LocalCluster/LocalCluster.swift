@@ -79,10 +79,19 @@ public final class LocalCluster: @unchecked Sendable {
 
     // MARK: Processes
 
-    public func start(_ name: String) throws {
+    /// Starts `name`'s agent. With `tlsDirectory`, the agent reads a copy of the config whose
+    /// `tls.dir` points there (as on a machine that holds only its own key pair).
+    public func start(_ name: String, tlsDirectory: String? = nil) throws {
+        var config = configPath
+        if let tlsDirectory {
+            config = directory + "/cluster-\(name).yaml"
+            let text = try String(contentsOfFile: configPath, encoding: .utf8)
+                .replacingOccurrences(of: "  dir: tls\n", with: "  dir: \(tlsDirectory)\n")
+            try text.write(toFile: config, atomically: true, encoding: .utf8)
+        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["agent", "--config", configPath, "--node", name]
+        process.arguments = ["agent", "--config", config, "--node", name]
         let log = directory + "/\(name).log"
         if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
@@ -161,8 +170,10 @@ public final class LocalCluster: @unchecked Sendable {
         return nil
     }
 
-    /// Runs `pgquorum` with `arguments`; returns exit status and standard output.
-    public func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    /// Runs `pgquorum` with `arguments`; returns exit status and standard output (and standard
+    /// error after it, with `includeErrors`).
+    public func run(_ arguments: [String], environment: [String: String] = [:],
+                    includeErrors: Bool = false) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -171,7 +182,7 @@ public final class LocalCluster: @unchecked Sendable {
         process.environment = variables
         let pipe = Pipe()
         process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
+        process.standardError = includeErrors ? pipe : FileHandle.nullDevice
         try process.run()
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

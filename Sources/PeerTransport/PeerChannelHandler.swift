@@ -18,6 +18,8 @@ final class PeerChannelHandler: ChannelDuplexHandler {
         var message: @Sendable (Message) -> Void
         var pong: @Sendable (_ from: NodeID, _ payload: [UInt8]) -> Void
         var rejected: @Sendable (_ reason: String) -> Void
+        /// An authenticated connection failed (reset, unclean TLS shutdown): not a protocol breach.
+        var lost: @Sendable (_ reason: String) -> Void
     }
 
     private let cluster: String
@@ -118,7 +120,10 @@ final class PeerChannelHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        reject(context: context, "\(error)")
+        guard let peer, !closing else { return reject(context: context, "\(error)") }
+        closing = true
+        callbacks.lost("connection of \(peer) lost: \(error)")
+        context.close(promise: nil)
     }
 
     private func reject(context: ChannelHandlerContext, _ reason: String) {

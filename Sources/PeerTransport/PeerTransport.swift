@@ -49,6 +49,7 @@ public final class PeerTransport: Sendable {
         var outbound: [NodeID: Outbound] = [:]
         var serverChannel: Channel?
         var rtt: [NodeID: Duration] = [:]
+        var lastPong: [NodeID: ContinuousClock.Instant] = [:]
         var stopped = false
     }
 
@@ -59,12 +60,12 @@ public final class PeerTransport: Sendable {
     private let group: EventLoopGroup
     private let options: Options
     private let onMessage: @Sendable (Message) -> Void
-    private let onEvent: @Sendable (String) -> Void
+    private let onEvent: @Sendable (PeerEvent) -> Void
     private let state = NIOLockedValueBox(State())
 
     public init(identity: TransportIdentity, localID: NodeID, peers: [Peer], group: EventLoopGroup,
                 options: Options = Options(), onMessage: @escaping @Sendable (Message) -> Void,
-                onEvent: @escaping @Sendable (String) -> Void = { _ in }) {
+                onEvent: @escaping @Sendable (PeerEvent) -> Void = { _ in }) {
         self.identity = identity
         self.localID = localID
         self.peers = Dictionary(uniqueKeysWithValues: peers.map { ($0.id, $0) })
@@ -108,6 +109,10 @@ public final class PeerTransport: Sendable {
     }
 
     public func roundTripTime(of peer: NodeID) -> Duration? { state.withLockedValue { $0.rtt[peer] } }
+
+    /// When the peer last answered a ping: proof it is alive and reachable even when no Raft
+    /// traffic flows between the two (two followers).
+    public func lastPong(from peer: NodeID) -> ContinuousClock.Instant? { state.withLockedValue { $0.lastPong[peer] } }
 
     /// Messages dropped so far because the peer's queue was full.
     public func droppedMessages(to peer: NodeID) -> Int { state.withLockedValue { $0.outbound[peer]?.dropped ?? 0 } }
@@ -157,7 +162,7 @@ public final class PeerTransport: Sendable {
             }
             .connect(host: peer.host, port: peer.port)
         connection.whenFailure { [self] error in
-            onEvent("connecting to \(peer.name) at \(peer.host):\(peer.port) failed: \(error)")
+            onEvent(.dialFailed("connecting to \(peer.name) at \(peer.host):\(peer.port) failed: \(error)"))
             connectionLost(id)
         }
         connection.whenSuccess { [self] channel in
@@ -213,9 +218,14 @@ public final class PeerTransport: Sendable {
             pong: { [self] id, payload in
                 guard payload.count == MemoryLayout<ContinuousClock.Instant>.size else { return }
                 let sent = payload.withUnsafeBytes { $0.loadUnaligned(as: ContinuousClock.Instant.self) }
-                state.withLockedValue { $0.rtt[id] = ContinuousClock.now - sent }
+                let now = ContinuousClock.now
+                state.withLockedValue {
+                    $0.rtt[id] = now - sent
+                    $0.lastPong[id] = now
+                }
             },
-            rejected: onEvent
+            rejected: { [onEvent] in onEvent(.rejected($0)) },
+            lost: { [onEvent] in onEvent(.connectionLost($0)) }
         )
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(tls)
@@ -223,5 +233,21 @@ public final class PeerTransport: Sendable {
         try sync.addHandler(PeerChannelHandler(cluster: identity.cluster, localID: localID, members: members,
                                                expected: expected, maximumFrame: options.maximumFrame,
                                                handshakeTimeout: options.handshakeTimeout, callbacks: callbacks))
+    }
+}
+
+/// Something that happened on a peer link, for the agent's log.
+public enum PeerEvent: Sendable, Equatable, CustomStringConvertible {
+    /// Dialling a peer failed (it is down or unreachable); retried with backoff.
+    case dialFailed(String)
+    /// An authenticated connection ended (the peer stopped, or the network broke it).
+    case connectionLost(String)
+    /// A connection was refused: TLS or identity check failed, or the peer broke the protocol.
+    case rejected(String)
+
+    public var description: String {
+        switch self {
+        case .dialFailed(let text), .connectionLost(let text), .rejected(let text): text
+        }
     }
 }

@@ -108,11 +108,18 @@ public struct RaftNode: Sendable {
 
     /// True only while this node leads and a quorum of voters acknowledged a heartbeat round that
     /// started less than `leaseTicks` ago. The agent keeps PostgreSQL writable only while this holds.
-    public var hasLeaderLease: Bool {
-        guard role == .leader, !leaseForfeited, configuration.voters.contains(id) else { return false }
+    public var hasLeaderLease: Bool { leaderLeaseRemainingTicks != nil }
+
+    /// Ticks left on the leader lease (at least 1 while it holds; nil when there is none). The
+    /// agent turns this into a deadline on its monotonic clock, so that a check between ticks
+    /// never trusts a lease that ran out since the last tick.
+    public var leaderLeaseRemainingTicks: Int? {
+        guard role == .leader, !leaseForfeited, configuration.voters.contains(id) else { return nil }
         let confirmed = quorumAcknowledgedRound()
-        guard let start = roundStarts.first(where: { $0.round == confirmed })?.tick else { return false }
-        return now - start < UInt64(options.leaseTicks)
+        guard let start = roundStarts.first(where: { $0.round == confirmed })?.tick else { return nil }
+        let elapsed = now - start
+        guard elapsed < UInt64(options.leaseTicks) else { return nil }
+        return options.leaseTicks - Int(elapsed)
     }
 
     /// Whether this node heard from a leader (or started) within the minimum election timeout, in

@@ -73,8 +73,10 @@ struct ElectionBenchmark: AsyncParsableCommand {
         try await Task.sleep(for: .seconds(idleSeconds))
         for ((name, pid), start) in zip(pids, before) {
             let cpu = (cpuSeconds(pid: pid) - start) / Double(idleSeconds) * 60
-            print(String(format: "idle %@ (%@): RSS %.1f MB, CPU %.2f s per minute (%.2f %% of a core)",
-                         name, name == current.name ? "leader" : "follower", residentMegabytes(pid: pid), cpu, cpu / 60 * 100))
+            let memory = memory(pid: pid)
+            print(String(format: "idle %@ (%@): RSS %.1f MB (anonymous %.1f MB, PSS %.1f MB), CPU %.2f s per minute (%.2f %% of a core)",
+                         name, name == current.name ? "leader" : "follower", memory.rss, memory.anonymous, memory.proportional,
+                         cpu, cpu / 60 * 100))
         }
     }
 
@@ -88,11 +90,17 @@ struct ElectionBenchmark: AsyncParsableCommand {
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
-    private func residentMegabytes(pid: Int32) -> Double {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-        return kilobytes / 1_024
+    /// Resident memory: all of it, the private anonymous part (heap, stacks), and the
+    /// proportional share (shared code pages divided among the processes that map them).
+    private func memory(pid: Int32) -> (rss: Double, anonymous: Double, proportional: Double) {
+        func kilobytes(_ file: String, _ key: String) -> Double {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8),
+                  let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }),
+                  let value = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+            return value
+        }
+        return (kilobytes("/proc/\(pid)/status", "VmRSS") / 1_024, kilobytes("/proc/\(pid)/status", "RssAnon") / 1_024,
+                kilobytes("/proc/\(pid)/smaps_rollup", "Pss") / 1_024)
     }
 }
 

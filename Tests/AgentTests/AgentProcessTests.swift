@@ -47,6 +47,37 @@ import Glibc
         let chinese = try cluster.run(["status", "--config", cluster.configPath], environment: ["LANG": "zh_CN.UTF-8"])
         #expect(chinese.output.contains("当前领导者: \(elected.name)"))
         #expect(chinese.output.contains("集群健康状态: 健康"))
+
+        // Each node's own view sees every member running: followers know each other by pings.
+        let deadline = ContinuousClock.now + .seconds(10)
+        var lastViews: [ClusterView] = []
+        repeat {
+            lastViews = []
+            for name in cluster.names { if let view = await cluster.view(of: name) { lastViews.append(view) } }
+            if lastViews.count == 3, lastViews.allSatisfy({ $0.members.allSatisfy { $0.state == "running" } }) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        } while ContinuousClock.now < deadline
+        #expect(lastViews.count == 3 && lastViews.allSatisfy { $0.members.allSatisfy { $0.state == "running" } }, "\(lastViews)")
+
+        // A second agent for a node that already runs is refused before it touches the state.
+        let second = try cluster.run(["agent", "--config", cluster.configPath, "--node", cluster.names[1]], includeErrors: true)
+        #expect(second.status != 0)
+        #expect(second.output.contains("already running"), "\(second.output)")
+    }
+
+    @Test func anAgentNeedsOnlyTheCAAndItsOwnKeyPair() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        defer { cluster.tearDown() }
+        // Every machine gets ca.crt and its own pair only (ca.key stays offline).
+        for name in cluster.names {
+            let machine = cluster.directory + "/tls-\(name)"
+            try FileManager.default.createDirectory(atPath: machine, withIntermediateDirectories: true)
+            for file in ["ca.crt", "\(name).crt", "\(name).key"] {
+                try FileManager.default.copyItem(atPath: cluster.directory + "/tls/" + file, toPath: machine + "/" + file)
+            }
+        }
+        for name in cluster.names { try cluster.start(name, tlsDirectory: cluster.directory + "/tls-\(name)") }
+        #expect(await cluster.agreedLeader() != nil, "\(cluster.names.map { cluster.log(of: $0) })")
     }
 
     @Test func killingTheLeaderElectsAnotherAndTheRestartedNodeRejoinsQuietly() async throws {

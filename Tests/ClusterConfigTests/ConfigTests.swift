@@ -7,8 +7,8 @@ private let configsDirectory = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("cluster-configs").path
 
-private func parse(_ yaml: String, checkFiles: Bool = false) -> Result<ClusterConfig, ConfigError> {
-    Result { () throws(ConfigError) in try ConfigLoader.parse(yaml, path: "/etc/pgquorum/test.yaml", checkFiles: checkFiles) }
+private func parse(_ yaml: String) -> Result<ClusterConfig, ConfigError> {
+    Result { () throws(ConfigError) in try ConfigLoader.parse(yaml, path: "/etc/pgquorum/test.yaml", tlsFiles: .skip) }
 }
 
 private func problems(_ yaml: String) -> [String] {
@@ -38,13 +38,13 @@ nodes:
         #expect(files.contains("three-dc.yaml") && files.contains("local-3.yaml") && files.contains("local-5.yaml"))
         for file in files {
             // TLS files are made per deployment (pgquorum certs init), so not checked here.
-            let result = Result { () throws(ConfigError) in try ConfigLoader.load(path: configsDirectory + "/" + file, checkFiles: false) }
+            let result = Result { () throws(ConfigError) in try ConfigLoader.load(path: configsDirectory + "/" + file, tlsFiles: .skip) }
             if case .failure(let error) = result { Issue.record("\(file): \(error)") }
         }
     }
 
     @Test func threeDataCentresMatchTheSeed() throws {
-        let config = try ConfigLoader.load(path: configsDirectory + "/three-dc.yaml", checkFiles: false)
+        let config = try ConfigLoader.load(path: configsDirectory + "/three-dc.yaml", tlsFiles: .skip)
         #expect(config.nodes.map(\.name) == ["primary", "secondary1", "secondary2"])
         #expect(config.nodes.map(\.label) == ["主数据中心", "同城备份中心", "异地备份中心"])
         #expect(config.nodes.map(\.location) == ["华东", "华东", "华南"])
@@ -117,6 +117,14 @@ nodes:
         }
     }
 
+    @Test func electionTimeoutMustBeWholeHeartbeatsAndAlertsMustBeNumbers() {
+        let base = "cluster: x\ntls: {dir: t}\ndata_dir: d\nnodes: [{name: a, host: h}]\n"
+        #expect(problems(base + "timing: {heartbeat_ms: 150, election_timeout_ms: 1000}\n").contains { $0.contains("not a multiple of heartbeat_ms (150)") })
+        #expect(problems(base + "timing: {heartbeat_ms: 150, election_timeout_ms: 1050}\n").isEmpty)
+        #expect(problems(base + "alerts: {replication_lag_warning_s: .nan}\n").contains { $0.contains("replication_lag_warning_s must be positive") })
+        #expect(problems(base + "alerts: {network_latency_warning_ms: .nan}\n").contains { $0.contains("network_latency_warning_ms must be positive") })
+    }
+
     @Test func wrongTypesAndBrokenYAML() {
         #expect(problems(minimal.replacingOccurrences(of: "host: 10.0.0.3", with: "host: 10.0.0.3\n    agent_port: seven")).contains { $0.contains("agent_port: expected a whole number") })
         #expect(problems("nodes: 3\ncluster: x\ntls: {dir: t}\n").contains { $0.contains("nodes: expected a list") })
@@ -138,7 +146,19 @@ nodes:
         guard case .failure(let error) = result else { Issue.record("missing c.crt/c.key went unnoticed"); return }
         #expect(error.problems.count == 1)
         #expect(error.description.contains("missing c.crt, c.key"))
-        #expect(error.description.contains("pgquorum certs init --config"))
+        // The CA exists, so the fix is to issue (init would refuse).
+        #expect(error.description.contains("pgquorum certs issue --config"))
+        #expect(error.description.contains("holds ca.key"))
+        #expect(error.description.contains("--nodes c=10.0.0.3"))
+        // An agent needs only the CA and its own pair.
+        #expect(throws: Never.self) { try ConfigLoader.load(path: directory + "/cluster.yaml", tlsFiles: .node("a")) }
+        #expect(throws: ConfigError.self) { try ConfigLoader.load(path: directory + "/cluster.yaml", tlsFiles: .node("c")) }
+        try FileManager.default.removeItem(atPath: directory + "/tls/ca.crt")
+        let noCA = Result { () throws(ConfigError) in try ConfigLoader.load(path: directory + "/cluster.yaml", tlsFiles: .node("a")) }
+        guard case .failure(let caError) = noCA else { Issue.record("missing ca.crt went unnoticed"); return }
+        #expect(caError.description.contains("missing ca.crt"))
+        #expect(caError.description.contains("pgquorum certs init --config"))
+        FileManager.default.createFile(atPath: directory + "/tls/ca.crt", contents: Data())
         FileManager.default.createFile(atPath: directory + "/tls/c.crt", contents: Data())
         FileManager.default.createFile(atPath: directory + "/tls/c.key", contents: Data())
         #expect(throws: Never.self) { try ConfigLoader.load(path: directory + "/cluster.yaml") }

@@ -47,7 +47,7 @@ import Testing
             let identity = try TransportIdentity(cluster: cluster, node: certificateOf ?? name, directory: dir)
             return PeerTransport(identity: identity, localID: id, peers: peers, group: group, options: options,
                                  onMessage: { message in inbox.messages.withLockedValue { $0.append(message) } },
-                                 onEvent: { event in inbox.events.withLockedValue { $0.append(event) } })
+                                 onEvent: { event in inbox.events.withLockedValue { $0.append("\(event)") } })
         }
     }
 
@@ -110,7 +110,7 @@ import Testing
         let port = try await a.listen(host: "127.0.0.1", port: 0)
         let identity = try TransportIdentity(cluster: "lab", node: "b", directory: expiredDir)
         let b = PeerTransport(identity: identity, localID: 2, peers: Self.members(a: port, except: 2), group: fixture.group,
-                              onMessage: { _ in }, onEvent: { event in expiredInbox.events.withLockedValue { $0.append(event) } })
+                              onMessage: { _ in }, onEvent: { event in expiredInbox.events.withLockedValue { $0.append("\(event)") } })
         b.send(Message(from: 2, to: 1, term: 1, kind: .timeoutNow))
         #expect(await inbox.waitForEvent(containing: "handshake"))
         #expect(inbox.messages.withLockedValue { $0.isEmpty })
@@ -146,7 +146,7 @@ import Testing
     }
 
     /// Raw bytes on a connection: a plaintext client, garbage after a good handshake, a frame over
-    /// the cap, and a peer that sends nothing. Each is closed with a reason; nothing is delivered.
+    /// the cap, an unsupported wire version, an unknown frame type, and a peer that sends nothing. Each is closed with a reason; nothing is delivered.
     @Test func plaintextGarbageOversizedAndSilentPeersAreClosed() async throws {
         let fixture = try Fixture()
         defer { fixture.remove() }
@@ -185,6 +185,13 @@ import Testing
         let oversized = try await tlsClient([0, 0, 1, 0, 1, 0, 1])
         #expect(await inbox.waitForEvent(containing: "exceeds the limit of 1024"))
         try await oversized.closeFuture.get()
+        // A frame of a wire version this agent does not speak, and a frame type it does not know.
+        let oldVersion = try await tlsClient([3, 0, 0, 0, 0, 0, 1])
+        #expect(await inbox.waitForEvent(containing: "wire version 0 is not supported"))
+        try await oldVersion.closeFuture.get()
+        let unknownType = try await tlsClient([3, 0, 0, 0, 1, 0, 0x7F])
+        #expect(await inbox.waitForEvent(containing: "unknown frame type 127"))
+        try await unknownType.closeFuture.get()
         let silent = try await tlsClient(nil)
         #expect(await inbox.waitForEvent(containing: "sent nothing within the idle timeout"))
         try await silent.closeFuture.get()

@@ -18,10 +18,14 @@ import Testing
         cluster.tick(times: 3)
         cluster.isolate(1)
         var heldFor = 0
-        while cluster[1].hasLeaderLease, heldFor < 50 {
+        var remaining: [Int] = []
+        while let left = cluster[1].leaderLeaseRemainingTicks, heldFor < 50 {
+            remaining.append(left)
             cluster.tick([1])
             heldFor += 1
         }
+        // The remaining ticks count down to 1 and then the lease is gone.
+        #expect(remaining == Array((1...remaining.count).reversed()))
         // The last acknowledged round started at the tick before the isolation: the lease
         // runs out exactly leaseTicks after that round started.
         #expect(heldFor == cluster[1].options.leaseTicks)

@@ -31,7 +31,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
         let loaded: ClusterConfig
         do {
-            loaded = try ConfigLoader.load(path: config)
+            loaded = try ConfigLoader.load(path: config, tlsFiles: .node(node))
         } catch {
             for problem in error.problems { print(problem) }
             throw CommandFailure("the config has \(error.problems.count) problem(s); the agent did not start")

@@ -58,7 +58,7 @@ struct CertificateSetOptions: ParsableArguments {
         }
         let loaded: ClusterConfig
         do {
-            loaded = try ConfigLoader.load(path: config, checkFiles: false)
+            loaded = try ConfigLoader.load(path: config, tlsFiles: .skip)
         } catch {
             throw CommandFailure("\(error)")
         }

@@ -12,9 +12,9 @@ struct StatusCommand: AsyncParsableCommand {
             prints it; answers within about 2 s even when nodes are down, and lists the nodes it \
             could not reach. By default the view is linearizable: confirmed by the leader with a \
             quorum. --stale prints a node's local view instead (works without a quorum). Chinese \
-            output when LANG starts with zh.
+            output when the locale (LC_ALL, else LC_MESSAGES, else LANG) starts with zh.
             Exit codes: 0 healthy, 2 degraded (a member unreachable), 3 no leader, 4 no agent \
-            reachable, 1 bad arguments or config.
+            reachable, 1 invalid config or CA file, 64 invalid arguments.
             """
     )
 
@@ -40,13 +40,16 @@ struct StatusCommand: AsyncParsableCommand {
         if config == nil, endpoint == nil { throw ValidationError("give --config FILE or --endpoint https://HOST:PORT") }
         if config == nil, ca == nil { throw ValidationError("--endpoint needs --ca FILE (the cluster's ca.crt)") }
         if timeoutMs < 1 { throw ValidationError("--timeout-ms must be positive") }
+        if let endpoint, Self.parse(endpoint: endpoint) == nil {
+            throw ValidationError("--endpoint \(endpoint): expected https://HOST:PORT")
+        }
     }
 
     func run() async throws {
         var loaded: ClusterConfig?
         if let config {
             do {
-                loaded = try ConfigLoader.load(path: config, checkFiles: false)
+                loaded = try ConfigLoader.load(path: config, tlsFiles: .skip)
             } catch {
                 for problem in error.problems { print(problem) }
                 throw ExitCode.failure
@@ -54,9 +57,7 @@ struct StatusCommand: AsyncParsableCommand {
         }
         let targets: [(name: String, host: String, port: Int)]
         if let endpoint {
-            guard let target = Self.parse(endpoint: endpoint) else {
-                throw CommandFailure("--endpoint \(endpoint): expected https://HOST:PORT")
-            }
+            guard let target = Self.parse(endpoint: endpoint) else { throw ExitCode.validationFailure }
             let name = loaded?.nodes.first { $0.host == target.host && $0.apiPort == target.port }?.name ?? "\(target.host):\(target.port)"
             targets = [(name, target.host, target.port)]
         } else {
@@ -107,10 +108,16 @@ struct StatusCommand: AsyncParsableCommand {
                            priority: $0.priority, witness: $0.isWitness, role: "unknown", state: "unknown",
                            lastContactMilliseconds: nil, rttMilliseconds: nil, matchIndex: nil)
             }
-            let chinese = ProcessInfo.processInfo.environment["LANG"]?.hasPrefix("zh") ?? false
+            let chinese = Self.prefersChinese(ProcessInfo.processInfo.environment)
             print(report.render(chinese: chinese, members: members))
         }
         if report.health != .healthy { throw ExitCode(report.health.exitCode) }
+    }
+
+    /// The POSIX order: LC_ALL, then LC_MESSAGES, then LANG; the first one set decides.
+    static func prefersChinese(_ environment: [String: String]) -> Bool {
+        let setting = ["LC_ALL", "LC_MESSAGES", "LANG"].lazy.compactMap { environment[$0] }.first { !$0.isEmpty }
+        return setting?.hasPrefix("zh") ?? false
     }
 
     static func parse(endpoint: String) -> (host: String, port: Int)? {

@@ -31,7 +31,7 @@ struct StatusReport: Encodable {
         /// No agent answered.
         case unreachable
 
-        /// Documented in docs/cli.md.
+        /// Documented in docs/getting-started.md ("pgquorum status").
         var exitCode: Int32 {
             switch self {
             case .healthy: 0
@@ -53,7 +53,8 @@ struct StatusReport: Encodable {
             health = .unreachable
         } else if let view, view.leader != nil, stale || view.linearizable {
             let allRunning = view.members.allSatisfy { $0.state == "running" }
-            let allAnswered = probes.allSatisfy { $0.answered }
+            // An agent that answers without the leader view (503) cannot reach the leader.
+            let allAnswered = probes.allSatisfy { $0.httpStatus == 200 }
             health = allRunning && allAnswered ? .healthy : .degraded
         } else {
             health = .noLeader
@@ -80,14 +81,22 @@ struct StatusReport: Encodable {
         lines.append("")
         lines.append("--- \(text.servers) ---")
         for member in members {
-            let probe = probes.first { $0.node == member.name }
-            let reachable = probe?.answered ?? false
-            let running = member.state == "running" && reachable
-            lines.append("\(running ? "🟢" : (reachable || member.state == "running" ? "🟡" : "🔴")) \(member.name)" + (member.label.isEmpty ? "" : " (\(member.label))"))
+            // Two sources: the leader view (is the member in contact with the cluster?) and this
+            // command's own request to the member's API (nil when it was not asked).
+            let probe = probes.first { $0.node == member.name || $0.endpoint == "https://\(member.host):\(member.apiPort)" }
+            let inContact = view == nil ? (probe?.answered ?? false) : member.state == "running"
+            let apiFine = probe.map { $0.httpStatus == 200 } ?? true
+            let icon = inContact && apiFine ? "🟢" : (inContact || probe?.answered == true ? "🟡" : "🔴")
+            lines.append("\(icon) \(member.name)" + (member.label.isEmpty ? "" : " (\(member.label))"))
             let kind = member.witness ? text.witness : text.database
             lines.append("   \(text.type): \(kind) · \(text.role(member.role)) | \(text.priority): \(member.priority)")
             lines.append("   \(text.location): \(member.location.isEmpty ? "-" : member.location) (\(member.host))")
-            var state = "   \(text.state): " + (running ? text.running : (member.state == "running" ? text.apiUnreachable : text.unreachable))
+            var state = "   \(text.state): " + (inContact ? text.running : text.unreachable)
+            if let probe, !probe.answered, inContact {
+                state += " (\(text.apiUnreachable))"
+            } else if let probe, let status = probe.httpStatus, status != 200 {
+                state += " (\(text.apiAnswered) HTTP \(status))"
+            }
             if let milliseconds = probe?.responseMilliseconds {
                 state += " | \(text.responseTime): \(Int(milliseconds.rounded()))ms"
             }
@@ -102,13 +111,19 @@ struct StatusReport: Encodable {
             lines.append("\(text.couldNotReach):")
             for probe in missing { lines.append("   \(probe.node) (\(probe.endpoint)): \(probe.error ?? "?")") }
         }
+        let refused = probes.filter { $0.answered && $0.httpStatus != 200 }
+        if !refused.isEmpty {
+            lines.append("")
+            lines.append("\(text.answeredWithError):")
+            for probe in refused { lines.append("   \(probe.node) (\(probe.endpoint)): \(probe.error ?? "HTTP \(probe.httpStatus ?? 0)")") }
+        }
         return lines.joined(separator: "\n")
     }
 
     private struct Words {
         var title, leader, primary, noPrimary, none, health, term, answeredBy, confirmed, stale, servers: String
         var type, priority, location, state, responseTime, rtt, running, unreachable, apiUnreachable: String
-        var witness, database, couldNotReach: String
+        var witness, database, couldNotReach, answeredWithError, apiAnswered: String
         var healthNames: [Health: String]
         var roles: [String: String]
 
@@ -121,8 +136,9 @@ struct StatusReport: Encodable {
             health: "Cluster health", term: "Term", answeredBy: "answered by", confirmed: "confirmed by a quorum",
             stale: "local view, may be stale", servers: "Servers", type: "Type", priority: "Priority",
             location: "Location", state: "State", responseTime: "Response time", rtt: "Peer RTT",
-            running: "running", unreachable: "unreachable", apiUnreachable: "running (API did not answer)",
+            running: "running", unreachable: "unreachable", apiUnreachable: "its API did not answer",
             witness: "witness", database: "database server", couldNotReach: "Could not reach",
+            answeredWithError: "Answered without the leader view", apiAnswered: "its API answered",
             healthNames: [.healthy: "healthy", .degraded: "degraded", .noLeader: "no leader (no quorum)", .unreachable: "unreachable"],
             roles: ["leader": "leader", "follower": "follower", "candidate": "candidate", "pre-candidate": "pre-candidate"]
         )
@@ -133,8 +149,9 @@ struct StatusReport: Encodable {
             health: "集群健康状态", term: "任期", answeredBy: "应答节点", confirmed: "已经多数派确认",
             stale: "本地视图，可能过时", servers: "数据库服务器", type: "类型", priority: "优先级",
             location: "位置", state: "状态", responseTime: "响应时间", rtt: "节点往返时间",
-            running: "正常", unreachable: "不可达", apiUnreachable: "正常（接口未应答）",
+            running: "正常", unreachable: "不可达", apiUnreachable: "接口未应答",
             witness: "见证节点", database: "数据库服务器", couldNotReach: "无法连接",
+            answeredWithError: "应答但未给出领导者视图", apiAnswered: "接口应答",
             healthNames: [.healthy: "健康", .degraded: "降级", .noLeader: "无领导者（无多数派）", .unreachable: "不可达"],
             roles: ["leader": "领导者", "follower": "跟随者", "candidate": "候选者", "pre-candidate": "预候选者"]
         )
