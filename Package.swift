@@ -67,12 +67,14 @@ let package = Package(
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
             ]
         ),
+        // The partition lab: agents in network namespaces, faults by iptables and signals.
+        .target(name: "Lab", dependencies: ["Agent", "ClusterConfig", "ClusterCertificates"]),
         // Real agent processes on loopback, started and stopped by PID: for tests and benchmarks.
         .target(name: "LocalCluster", dependencies: ["Agent", "ClusterCertificates"]),
         .executableTarget(
             name: "pgquorum",
             dependencies: [
-                "RaftCore", "RaftSimulation", "RaftStorage", "ClusterCertificates", "ClusterConfig", "Agent",
+                "RaftCore", "RaftSimulation", "RaftStorage", "ClusterCertificates", "ClusterConfig", "Agent", "Lab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -113,6 +115,7 @@ let package = Package(
         .testTarget(name: "ClusterCertificatesTests", dependencies: ["ClusterCertificates"]),
         .testTarget(name: "ClusterConfigTests", dependencies: ["ClusterConfig"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "LocalCluster", "ClusterConfig", "ClusterCertificates", "RaftCore"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "Agent", "LocalCluster", "ClusterConfig"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "RaftCodec", "RaftCore", "RaftSimulation"]),
     ],
     swiftLanguageModes: [.v6]

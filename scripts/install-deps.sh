@@ -7,6 +7,8 @@ set -euo pipefail
 APT_PACKAGES=(
   binutils git make pkg-config tzdata
   libc6-dev libgcc-12-dev libstdc++-12-dev libedit2 libncurses-dev libxml2-dev zlib1g-dev
+  # The partition lab (network namespaces, firewall rules) and its tests.
+  iproute2 iptables util-linux
 )
 
 missing=()

@@ -64,8 +64,13 @@ public final class AgentService: Service {
             PeerTransport.Peer(id: $0.id, name: $0.name, host: $0.host, port: $0.agentPort)
         }
         let transportLogger = logger
+        var transportOptions = PeerTransport.Options()
+        // Redial a lost peer at least once per election timeout: a restarted agent must not wait
+        // long for its peers to reconnect.
+        transportOptions.maximumBackoff = .milliseconds(Int64(config.timing.electionTimeoutMilliseconds))
         let transport = PeerTransport(
             identity: identity, localID: local.id, peers: peers, group: MultiThreadedEventLoopGroup.singleton,
+            options: transportOptions,
             onMessage: { continuation.yield(.message($0)) },
             // Reconnect attempts repeat while a peer is down; the driver logs reachability changes.
             onEvent: { event in
@@ -84,9 +89,14 @@ public final class AgentService: Service {
             throw AgentStartError("cannot listen for peers on \(local.host):\(local.agentPort): \(error)")
         }
 
+        // Ticks fall on a grid with a random phase: agents started together would otherwise tick
+        // in the same instants, and two that drew the same randomised election timeout would
+        // both pass PreVote and split the vote (seen in `pgquorum-bench election` without it).
+        let tickInterval = Duration.milliseconds(config.timing.heartbeatMilliseconds)
+        let tickOrigin = ContinuousClock.now + .microseconds(Int64.random(in: 0..<Int64(config.timing.heartbeatMilliseconds) * 1_000))
         let latest = self.latest
         let driver = RaftDriver(node: node, storage: storage, transport: transport, config: config, local: local,
-                                logger: logger, publish: { snapshot in latest.store(snapshot) })
+                                tickOrigin: tickOrigin, logger: logger, publish: { snapshot in latest.store(snapshot) })
         let handle = AgentHandle(
             latest: { latest.load() },
             confirmLeadership: {
@@ -101,11 +111,14 @@ public final class AgentService: Service {
             "data": "\(storage.directory)", "voters": "\(node.configuration.voters.map { id in self.config.node(withID: id)?.name ?? id.description }.sorted().joined(separator: ","))",
         ])
 
-        let tickInterval = Duration.milliseconds(config.timing.heartbeatMilliseconds)
         let ticker = Task {
+            var next = tickOrigin + tickInterval
             while !Task.isCancelled {
-                try? await Task.sleep(for: tickInterval)
+                try? await Task.sleep(until: next, clock: .continuous)
                 continuation.yield(.tick)
+                // The next grid point after now (skipping any missed while the process stood still).
+                let elapsed = Int64((ContinuousClock.now - tickOrigin) / tickInterval)
+                next = tickOrigin + tickInterval * Int(elapsed + 1)
             }
         }
         defer { ticker.cancel() }

@@ -53,7 +53,7 @@ final class RaftDriver: @unchecked Sendable {
     private var leaderChanges: UInt64 = 0
 
     init(node: RaftNode, storage: RaftStorage, transport: PeerTransport, config: ClusterConfig, local: NodeConfig,
-         logger: Logger, publish: @escaping @Sendable (AgentSnapshot) -> Void) {
+         tickOrigin: ContinuousClock.Instant, logger: Logger, publish: @escaping @Sendable (AgentSnapshot) -> Void) {
         self.node = node
         self.storage = storage
         self.transport = transport
@@ -62,11 +62,7 @@ final class RaftDriver: @unchecked Sendable {
         self.logger = logger
         self.publish = publish
         self.tickInterval = .milliseconds(config.timing.heartbeatMilliseconds)
-        // A random phase within one tick: agents started together would otherwise share a tick
-        // grid, and two that drew the same randomised election timeout would time out in the same
-        // instant and split the vote (seen in `pgquorum-bench election` without it).
-        let phase = Int64.random(in: 0..<Int64(config.timing.heartbeatMilliseconds) * 1_000)
-        self.started = ContinuousClock.now + .microseconds(phase)
+        self.started = tickOrigin
         self.maximumCatchUp = Int64(2 * node.options.electionTicks)
         self.lastSoftState = node.softState
         self.logger[metadataKey: "term"] = "\(node.term)"
@@ -121,9 +117,10 @@ final class RaftDriver: @unchecked Sendable {
         let count = min(due - ticksDone, maximumCatchUp)
         ticksDone = due
         for _ in 0..<count { node.tick() }
-        if ticksDone > lastPing {
-            // A ping per heartbeat interval: RTT, and contact between followers, which exchange
-            // no Raft traffic (a pong every interval keeps them "running" in each other's view).
+        if ticksDone - lastPing >= 3 {
+            // A ping every three heartbeat intervals: RTT, and contact between followers, which
+            // exchange no Raft traffic (several pongs per election timeout keep them "running"
+            // in each other's view).
             lastPing = ticksDone
             for peer in node.configuration.members where peer != node.id { transport.ping(peer) }
         }
@@ -219,13 +216,15 @@ final class RaftDriver: @unchecked Sendable {
         lastSoftState = soft
     }
 
-    /// The voter to hand leadership to: one heard from within the election timeout, the most
-    /// up-to-date, then the most preferred (lowest priority number), then by name.
+    /// The voter to hand leadership to: one heard from (Raft or pong) within the last five
+    /// heartbeat intervals, so not one that has just stopped; the most up-to-date, then the most
+    /// preferred (lowest priority number), then by name.
     private func bestSuccessor() -> NodeID? {
         let now = ContinuousClock.now
-        let timeout = Duration.milliseconds(config.timing.electionTimeoutMilliseconds)
+        let recent = tickInterval * 5
         let alive = node.configuration.voters.filter { id in
-            id != node.id && lastHeard[id].map { now - $0 < timeout } ?? false
+            guard id != node.id, let contact = [lastHeard[id], transport.lastPong(from: id)].compactMap({ $0 }).max() else { return false }
+            return now - contact < recent
         }
         return alive.min { a, b in
             let matchA = node.progress[a]?.match ?? 0, matchB = node.progress[b]?.match ?? 0

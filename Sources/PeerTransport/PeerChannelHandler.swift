@@ -122,7 +122,8 @@ final class PeerChannelHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         guard let peer, !closing else { return reject(context: context, "\(error)") }
         closing = true
-        callbacks.lost("connection of \(peer) lost: \(error)")
+        let name = members.first { $0.value == peer }?.key ?? "\(peer)"
+        callbacks.lost("connection of \(name) lost: \(error)")
         context.close(promise: nil)
     }
 

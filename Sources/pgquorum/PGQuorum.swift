@@ -19,6 +19,6 @@ struct PGQuorum: AsyncParsableCommand {
             and the lab arrive with the next milestones; see docs/.
             """,
         version: version,
-        subcommands: [AgentCommand.self, StatusCommand.self, ConfigCommand.self, CertsCommand.self, StorageCommand.self, DemoCommand.self]
+        subcommands: [AgentCommand.self, StatusCommand.self, LabCommand.self, ConfigCommand.self, CertsCommand.self, StorageCommand.self, DemoCommand.self]
     )
 }

@@ -13,7 +13,8 @@ struct StatusCommand: AsyncParsableCommand {
             could not reach. By default the view is linearizable: confirmed by the leader with a \
             quorum. --stale prints a node's local view instead (works without a quorum). Chinese \
             output when the locale (LC_ALL, else LC_MESSAGES, else LANG) starts with zh.
-            Exit codes: 0 healthy, 2 degraded (a member unreachable), 3 no leader, 4 no agent \
+            Exit codes: 0 healthy, 2 degraded (a member unreachable, or an agent that answers \
+            without the leader view), 3 no leader, 4 no agent \
             reachable, 1 invalid config or CA file, 64 invalid arguments.
             """
     )

@@ -1,0 +1,449 @@
+import Agent
+import ClusterCertificates
+import ClusterConfig
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A local cluster in network namespaces: every node is its own namespace with its own address
+/// on a bridge the lab creates (subnet 10.213.<n>.0/24, no route anywhere else), running a real
+/// `pgquorum agent` with a production-shaped config and certificates from the cluster CA.
+/// Faults are iptables rules inside the namespaces and signals to the agents; no test hooks in
+/// the agent. See docs/lab.md.
+public enum Lab {
+    public struct Options: Sendable {
+        public var directory: String
+        /// Node descriptions to start from; hosts, ports, data and TLS paths are the lab's own.
+        public var nodes: [NodeConfig]
+        public var cluster: String
+        public var timing: Timing
+        public var binary: String
+
+        public init(directory: String, nodes: [NodeConfig], cluster: String, timing: Timing = Timing(), binary: String) {
+            self.directory = directory
+            self.nodes = nodes
+            self.cluster = cluster
+            self.timing = timing
+            self.binary = binary
+        }
+    }
+
+    /// The seed's deployment (cluster-configs/lab-3dc.yaml describes the same nodes).
+    public static let seedNodes: [NodeConfig] = [
+        NodeConfig(name: "primary", label: "主数据中心", location: "华东", host: "", priority: 0, dataDirectory: ""),
+        NodeConfig(name: "secondary1", label: "同城备份中心", location: "华东", host: "", priority: 1, dataDirectory: ""),
+        NodeConfig(name: "secondary2", label: "异地备份中心", location: "华南", host: "", priority: 2, dataDirectory: ""),
+    ]
+
+    /// `count` nodes named node1…nodeN, priorities 0…N-1.
+    public static func numberedNodes(_ count: Int) -> [NodeConfig] {
+        (1...max(1, count)).map {
+            NodeConfig(name: "node\($0)", label: "Site \($0)", location: "lab", host: "", priority: $0 - 1, dataDirectory: "")
+        }
+    }
+
+    static let registry = "/run/pgquorum-lab"
+    static let chain = "PGQLAB"
+
+    // MARK: - Up and down
+
+    /// Creates the network, writes config and certificates, starts the agents and waits (bounded)
+    /// for a leader. On failure everything made so far is removed again.
+    public static func up(_ options: Options) async throws(LabError) -> LabState {
+        try requireRoot()
+        for tool in ["ip", "iptables"] where Shell.locate(tool) == nil {
+            throw LabError("\(tool) is not installed; the lab needs iproute2 and iptables (scripts/install-deps.sh installs them)")
+        }
+        guard FileManager.default.isExecutableFile(atPath: options.binary) else {
+            throw LabError("the agent binary \(options.binary) does not exist; build it first (swift build --product pgquorum)")
+        }
+        let directory = URL(fileURLWithPath: options.directory).standardizedFileURL.path
+        if FileManager.default.fileExists(atPath: directory + "/lab.json") {
+            throw LabError("a lab already lives in \(directory); use it, or remove it with `pgquorum lab down --dir \(directory)`")
+        }
+        do {
+            try FileManager.default.createDirectory(atPath: directory + "/logs", withIntermediateDirectories: true)
+        } catch {
+            throw LabError("cannot create \(directory): \(error.localizedDescription)")
+        }
+        let id = String(format: "%04x", UInt16.random(in: 1 ... .max))
+        let subnet = try reserveSubnet(for: directory)
+        var state = LabState(
+            id: id, directory: directory, bridge: "pq\(id)-br", subnet: subnet, hostAddress: "10.213.\(subnet).1",
+            nodes: options.nodes.enumerated().map { index, node in
+                LabState.Node(name: node.name, namespace: "pq\(id)-n\(index + 1)", hostInterface: "pq\(id)-h\(index + 1)",
+                              address: "10.213.\(subnet).\(index + 11)", agentPID: nil, paused: false)
+            },
+            cuts: [], binary: URL(fileURLWithPath: options.binary).standardizedFileURL.path
+        )
+        do {
+            // Recorded first: `lab down` cleans up whatever exists of these names.
+            try state.save()
+        } catch {
+            releaseSubnet(subnet)
+            throw LabError("cannot write \(state.statePath): \(error.localizedDescription)")
+        }
+        do {
+            try writeConfig(options, state: state)
+            try createNetwork(state)
+            event(state, "up", nodes: state.nodes.map(\.name), detail: "subnet 10.213.\(subnet).0/24, bridge \(state.bridge)")
+            for index in state.nodes.indices {
+                state.nodes[index].agentPID = try startAgent(state, state.nodes[index])
+                try save(state)
+            }
+        } catch {
+            _ = try? down(directory: directory, keepDirectory: true)
+            throw error
+        }
+        return state
+    }
+
+    /// Stops the agents, deletes the namespaces and the bridge, and (unless `keepDirectory`)
+    /// the lab directory. Works on a half-created lab too. Returns what it removed.
+    @discardableResult
+    public static func down(directory: String, keepDirectory: Bool = false) throws(LabError) -> [String] {
+        try requireRoot()
+        let state = try LabState.load(directory: directory)
+        var removed: [String] = []
+        for node in state.nodes {
+            if let pid = node.agentPID, isAgent(pid, of: state) {
+                Glibc.kill(pid, SIGCONT)
+                Glibc.kill(pid, SIGKILL)
+                waitForExit(pid)
+                removed.append("agent \(node.name) (pid \(pid))")
+            }
+        }
+        for node in state.nodes where (try? Shell.run(["ip", "netns", "del", node.namespace]))?.status == 0 {
+            removed.append("namespace \(node.namespace)")
+        }
+        if (try? Shell.run(["ip", "link", "del", state.bridge]))?.status == 0 { removed.append("bridge \(state.bridge)") }
+        event(state, "down", nodes: [], detail: removed.joined(separator: ", "))
+        releaseSubnet(state.subnet)
+        if !keepDirectory { try? FileManager.default.removeItem(atPath: state.directory) }
+        return removed
+    }
+
+    // MARK: - Faults
+
+    /// Cuts every link between the two sides (both directions). Cuts add up until `heal`.
+    public static func partition(directory: String, sides: [[String]]) throws(LabError) {
+        var state = try LabState.load(directory: directory)
+        try requireNodes(sides.flatMap { $0 }, in: state)
+        guard sides.count >= 2, sides.allSatisfy({ !$0.isEmpty }) else { throw LabError("a partition needs at least two non-empty sides, e.g. `primary,secondary1 secondary2`") }
+        var cuts = Set(state.cuts)
+        for (index, side) in sides.enumerated() {
+            for other in sides[(index + 1)...] {
+                for a in side { for b in other { cuts.insert(.init(from: a, to: b)); cuts.insert(.init(from: b, to: a)) } }
+            }
+        }
+        state.cuts = cuts.sorted { ($0.from, $0.to) < ($1.from, $1.to) }
+        try applyCuts(state)
+        try save(state)
+        event(state, "partition", nodes: sides.flatMap { $0 }, detail: sides.map { $0.joined(separator: ",") }.joined(separator: " | "))
+    }
+
+    /// Cuts `node` off from every other node (the host can still reach it).
+    public static func isolate(directory: String, node: String) throws(LabError) {
+        let state = try LabState.load(directory: directory)
+        try requireNodes([node], in: state)
+        try partition(directory: directory, sides: [[node], state.nodes.map(\.name).filter { $0 != node }])
+    }
+
+    /// Drops traffic from `from` to `to` only.
+    public static func cut(directory: String, from: String, to: String) throws(LabError) {
+        var state = try LabState.load(directory: directory)
+        try requireNodes([from, to], in: state)
+        guard from != to else { throw LabError("cut needs two different nodes") }
+        if !state.cuts.contains(.init(from: from, to: to)) { state.cuts.append(.init(from: from, to: to)) }
+        try applyCuts(state)
+        try save(state)
+        event(state, "cut", nodes: [from, to], detail: "\(from) → \(to) dropped")
+    }
+
+    /// Removes every cut.
+    public static func heal(directory: String) throws(LabError) {
+        var state = try LabState.load(directory: directory)
+        state.cuts = []
+        try applyCuts(state)
+        try save(state)
+        event(state, "heal", nodes: [], detail: "all links restored")
+    }
+
+    /// SIGKILL of the node's agent; returns once it is gone.
+    public static func kill(directory: String, node name: String) throws(LabError) {
+        var state = try LabState.load(directory: directory)
+        let index = try nodeIndex(name, in: state)
+        guard let pid = state.nodes[index].agentPID, isAgent(pid, of: state) else {
+            throw LabError("the agent of \(name) is not running; start it with `pgquorum lab restart \(name)`")
+        }
+        Glibc.kill(pid, SIGKILL)
+        waitForExit(pid)
+        state.nodes[index].agentPID = nil
+        state.nodes[index].paused = false
+        try save(state)
+        event(state, "kill", nodes: [name], detail: "SIGKILL agent pid \(pid)")
+    }
+
+    /// SIGSTOP (pause) or SIGCONT (resume) of the node's agent; returns once in effect.
+    public static func pause(directory: String, node name: String, resume: Bool) throws(LabError) {
+        var state = try LabState.load(directory: directory)
+        let index = try nodeIndex(name, in: state)
+        guard let pid = state.nodes[index].agentPID, isAgent(pid, of: state) else {
+            throw LabError("the agent of \(name) is not running")
+        }
+        Glibc.kill(pid, resume ? SIGCONT : SIGSTOP)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while (processState(pid) == "T") == resume, ContinuousClock.now < deadline { usleep(5_000) }
+        state.nodes[index].paused = !resume
+        try save(state)
+        event(state, resume ? "resume" : "pause", nodes: [name], detail: "\(resume ? "SIGCONT" : "SIGSTOP") agent pid \(pid)")
+    }
+
+    /// Kills the node's agent if it runs, and starts it again.
+    public static func restart(directory: String, node name: String) throws(LabError) {
+        var state = try LabState.load(directory: directory)
+        let index = try nodeIndex(name, in: state)
+        if let pid = state.nodes[index].agentPID, isAgent(pid, of: state) {
+            Glibc.kill(pid, SIGCONT)
+            Glibc.kill(pid, SIGKILL)
+            waitForExit(pid)
+        }
+        state.nodes[index].agentPID = try startAgent(state, state.nodes[index])
+        state.nodes[index].paused = false
+        try save(state)
+        event(state, "restart", nodes: [name], detail: "agent pid \(state.nodes[index].agentPID ?? 0)")
+    }
+
+    /// Whether each node's agent runs: "running", "paused" or "stopped".
+    public static func agentStates(_ state: LabState) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: state.nodes.map { node in
+            guard let pid = node.agentPID, isAgent(pid, of: state) else { return (node.name, "stopped") }
+            return (node.name, processState(pid) == "T" ? "paused" : "running")
+        })
+    }
+
+    // MARK: - Network
+
+    private static func createNetwork(_ state: LabState) throws(LabError) {
+        try Shell.must(["ip", "link", "add", state.bridge, "type", "bridge"])
+        try Shell.must(["ip", "addr", "add", "\(state.hostAddress)/24", "dev", state.bridge])
+        try Shell.must(["ip", "link", "set", state.bridge, "up"])
+        for (index, node) in state.nodes.enumerated() {
+            let inside = "pq\(state.id)-c\(index + 1)"
+            try Shell.must(["ip", "netns", "add", node.namespace])
+            try Shell.must(["ip", "link", "add", node.hostInterface, "type", "veth", "peer", "name", inside])
+            try Shell.must(["ip", "link", "set", inside, "netns", node.namespace])
+            try Shell.must(["ip", "link", "set", node.hostInterface, "master", state.bridge])
+            try Shell.must(["ip", "link", "set", node.hostInterface, "up"])
+            let exec = ["ip", "netns", "exec", node.namespace]
+            try Shell.must(exec + ["ip", "link", "set", inside, "name", "eth0"])
+            try Shell.must(exec + ["ip", "addr", "add", "\(node.address)/24", "dev", "eth0"])
+            try Shell.must(exec + ["ip", "link", "set", "eth0", "up"])
+            try Shell.must(exec + ["ip", "link", "set", "lo", "up"])
+            // One chain for the lab's rules, consulted for traffic in and out of the node.
+            try Shell.must(exec + ["iptables", "-N", chain])
+            try Shell.must(exec + ["iptables", "-A", "INPUT", "-j", chain])
+            try Shell.must(exec + ["iptables", "-A", "OUTPUT", "-j", chain])
+        }
+    }
+
+    /// Rewrites every namespace's chain from the state's cuts: a cut A → B drops, in A, what
+    /// goes to B and, in B, what comes from A (new and established connections alike).
+    private static func applyCuts(_ state: LabState) throws(LabError) {
+        for node in state.nodes {
+            let exec = ["ip", "netns", "exec", node.namespace, "iptables"]
+            try Shell.must(exec + ["-F", chain])
+            for cut in state.cuts {
+                if cut.from == node.name, let target = state.node(cut.to) {
+                    try Shell.must(exec + ["-A", chain, "-d", target.address, "-j", "DROP"])
+                }
+                if cut.to == node.name, let source = state.node(cut.from) {
+                    try Shell.must(exec + ["-A", chain, "-s", source.address, "-j", "DROP"])
+                }
+            }
+        }
+    }
+
+    // MARK: - Agents
+
+    private static func startAgent(_ state: LabState, _ node: LabState.Node) throws(LabError) -> Int32 {
+        guard let ip = Shell.locate("ip") else { throw LabError("ip is missing (iproute2)") }
+        let log = state.logPath(of: node.name)
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        let process = Process()
+        // `ip netns exec` enters the namespace and execs the agent, so the PID is the agent's.
+        // (Foundation starts children in their own process group: a Ctrl-C in the shell that
+        // ran `lab up` does not reach them.)
+        process.executableURL = URL(fileURLWithPath: ip)
+        process.arguments = ["netns", "exec", node.namespace, state.binary, "agent", "--config", state.configPath, "--node", node.name]
+        do {
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            handle.seekToEndOfFile()
+            process.standardOutput = handle
+            process.standardError = handle
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+        } catch {
+            throw LabError("cannot start the agent of \(node.name): \(error)")
+        }
+        return process.processIdentifier
+    }
+
+    /// True when `pid` is a live (not zombie) agent of this lab, not a recycled PID.
+    static func isAgent(_ pid: Int32, of state: LabState) -> Bool {
+        guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), processState(pid) != "Z" else { return false }
+        let command = String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+        return command.contains("agent --config \(state.configPath)")
+    }
+
+    /// The one-letter state from /proc/PID/stat (R, S, T, Z…), nil when the process is gone.
+    static func processState(_ pid: Int32) -> String? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ").first.map(String.init)
+    }
+
+    private static func waitForExit(_ pid: Int32) {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while let state = processState(pid), state != "Z", ContinuousClock.now < deadline { usleep(5_000) }
+        // Reap it if it was our child (a lab started in this process).
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, WNOHANG)
+    }
+
+    // MARK: - Files
+
+    private static func writeConfig(_ options: Options, state: LabState) throws(LabError) {
+        var yaml = """
+        # Written by `pgquorum lab up`: the lab's nodes at their namespace addresses.
+        cluster: \(options.cluster)
+        tls:
+          dir: tls
+        data_dir: data
+        timing:
+          heartbeat_ms: \(options.timing.heartbeatMilliseconds)
+          election_timeout_ms: \(options.timing.electionTimeoutMilliseconds)
+        nodes:
+
+        """
+        for (node, labNode) in zip(options.nodes, state.nodes) {
+            yaml += """
+              - name: \(node.name)
+                label: \(quoted(node.label))
+                location: \(quoted(node.location))
+                host: \(labNode.address)
+                agent_port: \(NodeConfig.defaultAgentPort)
+                api_port: \(NodeConfig.defaultAPIPort)
+                priority: \(node.priority)\(node.noFailover ? "\n    tags: {nofailover: true}" : "")
+
+            """
+        }
+        do {
+            try yaml.write(toFile: state.configPath, atomically: true, encoding: .utf8)
+            _ = try ClusterCertificates.create(
+                cluster: options.cluster, nodes: zip(options.nodes, state.nodes).map { NodeIdentity(name: $0.name, hosts: [$1.address]) },
+                directory: state.directory + "/tls")
+        } catch {
+            throw LabError("cannot write the lab's config or certificates in \(state.directory): \(error)")
+        }
+        do {
+            _ = try ConfigLoader.load(path: state.configPath)
+        } catch {
+            throw LabError("the lab wrote an invalid config: \(error)")
+        }
+    }
+
+    private static func quoted(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    private static func save(_ state: LabState) throws(LabError) {
+        do { try state.save() } catch { throw LabError("cannot write \(state.statePath): \(error.localizedDescription)") }
+    }
+
+    /// Appends one line to `<dir>/events.jsonl`: the time (UTC, milliseconds), the action, the
+    /// nodes and a detail. The workload checker lines these up with what the clients saw.
+    static func event(_ state: LabState, _ action: String, nodes: [String], detail: String) {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let record: [String: Any] = ["time": formatter.string(from: Date()), "action": action, "nodes": nodes, "detail": detail]
+        guard var line = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        line.append(0x0a)
+        if let handle = FileHandle(forWritingAtPath: state.eventLogPath) {
+            handle.seekToEndOfFile()
+            handle.write(line)
+            try? handle.close()
+        } else {
+            FileManager.default.createFile(atPath: state.eventLogPath, contents: line)
+        }
+    }
+
+    // MARK: - Checks and the subnet registry
+
+    private static func requireRoot() throws(LabError) {
+        guard geteuid() == 0 else {
+            throw LabError("the lab needs root (it creates network namespaces and firewall rules); run it with sudo")
+        }
+    }
+
+    private static func requireNodes(_ names: [String], in state: LabState) throws(LabError) {
+        for name in names where state.node(name) == nil {
+            throw LabError("no node \(name) in this lab (its nodes: \(state.nodes.map(\.name).joined(separator: ", ")))")
+        }
+    }
+
+    private static func nodeIndex(_ name: String, in state: LabState) throws(LabError) -> Int {
+        guard let index = state.nodes.firstIndex(where: { $0.name == name }) else {
+            throw LabError("no node \(name) in this lab (its nodes: \(state.nodes.map(\.name).joined(separator: ", ")))")
+        }
+        return index
+    }
+
+    /// Claims a free 10.213.<n>.0/24 for this lab: a file per subnet under /run/pgquorum-lab,
+    /// created exclusively, naming the lab's directory. A file whose lab is gone is reclaimed.
+    private static func reserveSubnet(for directory: String) throws(LabError) -> Int {
+        try? FileManager.default.createDirectory(atPath: registry, withIntermediateDirectories: true)
+        for subnet in 1...250 {
+            let path = "\(registry)/\(subnet)"
+            if let owner = try? String(contentsOfFile: path, encoding: .utf8),
+               !FileManager.default.fileExists(atPath: owner.trimmingCharacters(in: .whitespacesAndNewlines) + "/lab.json") {
+                try? FileManager.default.removeItem(atPath: path)
+            }
+            let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+            guard descriptor >= 0 else { continue }
+            _ = directory.withCString { write(descriptor, $0, strlen($0)) }
+            close(descriptor)
+            return subnet
+        }
+        throw LabError("250 labs are registered in \(registry); take some down with `pgquorum lab down --dir DIR`")
+    }
+
+    private static func releaseSubnet(_ subnet: Int) {
+        try? FileManager.default.removeItem(atPath: "\(registry)/\(subnet)")
+    }
+}
+
+extension Lab {
+    /// Waits (bounded) until every running agent names the same leader in its own view; the
+    /// leader's name, or nil.
+    public static func waitForLeader(_ state: LabState, within seconds: Double = 30) async -> String? {
+        guard let client = try? APIClient(tlsDirectory: state.directory + "/tls") else { return nil }
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            let running = agentStates(state).filter { $0.value == "running" }.map(\.key)
+            var leaders: [String?] = []
+            for name in running {
+                guard let node = state.node(name),
+                      let answer = try? await client.get(host: node.address, port: NodeConfig.defaultAPIPort,
+                                                         path: "/cluster?stale=true", timeout: .seconds(1)),
+                      answer.status == 200,
+                      let view = try? JSONDecoder().decode(ClusterView.self, from: Data(answer.body)) else { leaders.append(nil); continue }
+                leaders.append(view.leader)
+            }
+            if let first = leaders.first, let leader = first, leaders.allSatisfy({ $0 == leader }) { return leader }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return nil
+    }
+}

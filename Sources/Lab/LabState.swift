@@ -1,0 +1,77 @@
+import Foundation
+
+/// Everything a lab made, on disk in `<dir>/lab.json`, so that `lab status`, the fault commands
+/// and `lab down` work from any shell, and `lab down` can clean up after a crashed `lab up`. It is
+/// written before anything is created and updated after every change.
+public struct LabState: Codable, Sendable, Equatable {
+    public struct Node: Codable, Sendable, Equatable {
+        public var name: String
+        public var namespace: String
+        /// The host end of the node's veth pair (the other end is `eth0` inside the namespace).
+        public var hostInterface: String
+        public var address: String
+        public var agentPID: Int32?
+        /// SIGSTOPped by `lab pause`.
+        public var paused: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case name, namespace, address, paused
+            case hostInterface = "host_interface"
+            case agentPID = "agent_pid"
+        }
+    }
+
+    /// Traffic dropped from `from` to `to` (a partition is a set of such cuts in both directions).
+    public struct Cut: Codable, Sendable, Equatable, Hashable {
+        public var from: String
+        public var to: String
+    }
+
+    /// Short random hex, the prefix of every name the lab creates (`pq<id>-…`).
+    public var id: String
+    public var directory: String
+    public var bridge: String
+    /// The third octet of the lab's subnet 10.213.<subnet>.0/24.
+    public var subnet: Int
+    public var hostAddress: String
+    public var nodes: [Node]
+    public var cuts: [Cut]
+    /// The `pgquorum` binary the agents run.
+    public var binary: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, directory, bridge, subnet, nodes, cuts, binary
+        case hostAddress = "host_address"
+    }
+
+    public var configPath: String { directory + "/cluster.yaml" }
+    public var statePath: String { directory + "/lab.json" }
+    public var eventLogPath: String { directory + "/events.jsonl" }
+    public func logPath(of node: String) -> String { directory + "/logs/\(node).log" }
+
+    public func node(_ name: String) -> Node? { nodes.first { $0.name == name } }
+
+    func save() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: statePath), options: .atomic)
+    }
+
+    public static func load(directory: String) throws(LabError) -> LabState {
+        let path = directory + "/lab.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LabError("no lab in \(directory) (\(path) does not exist); start one with `pgquorum lab up --dir \(directory)`")
+        }
+        do {
+            return try JSONDecoder().decode(LabState.self, from: data)
+        } catch {
+            throw LabError("\(path) is damaged (\(error)); remove the lab's namespaces by hand: `ip netns list | grep ^pq`")
+        }
+    }
+}
+
+/// One line that says what went wrong in the lab and what to do.
+public struct LabError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,276 @@
+import ArgumentParser
+import ClusterConfig
+import Foundation
+import Lab
+
+struct LabCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lab",
+        abstract: "Rehearse partitions, crashes and freezes on a local multi-process cluster (needs root).",
+        discussion: """
+            Every node runs a real agent in its own network namespace, with its own address on a \
+            bridge the lab creates. State, config, certificates, logs and the fault event log \
+            live in the lab directory (--dir, default ./lab), so every command works from any \
+            shell. Walk-through: docs/lab.md.
+            """,
+        subcommands: [LabUp.self, LabDown.self, LabStatus.self, LabPartition.self, LabIsolate.self, LabCut.self,
+                      LabHeal.self, LabKill.self, LabPause.self, LabResume.self, LabRestart.self, LabDelay.self, LabLogs.self]
+    )
+}
+
+struct LabDirectory: ParsableArguments {
+    @Option(help: "The lab directory.")
+    var dir = "lab"
+}
+
+/// Runs a lab action and turns its error into the one-line failure ArgumentParser prints.
+private func labAction(_ body: () throws(LabError) -> Void) throws {
+    do { try body() } catch { throw CommandFailure(error.description) }
+}
+
+struct LabUp: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Start a lab cluster: namespaces, bridge, certificates, config and one agent per node.",
+        discussion: "Default topology: the seed's primary / secondary1 / secondary2 (cluster-configs/lab-3dc.yaml)."
+    )
+
+    @Option(help: "Take the nodes (names, labels, locations, priorities) and timing from this cluster config; the lab assigns addresses and ports.")
+    var config: String?
+
+    @Option(help: "Instead: this many nodes named node1…nodeN.")
+    var nodes: Int?
+
+    @OptionGroup var lab: LabDirectory
+
+    func validate() throws {
+        if config != nil, nodes != nil { throw ValidationError("give --config or --nodes, not both") }
+        if let nodes, !(1...9).contains(nodes) { throw ValidationError("--nodes must be between 1 and 9") }
+    }
+
+    func run() async throws {
+        var options = Lab.Options(directory: lab.dir, nodes: Lab.seedNodes, cluster: "lab-3dc", binary: Self.ownBinary())
+        if let nodes {
+            options.nodes = Lab.numberedNodes(nodes)
+            options.cluster = "lab-\(nodes)"
+        } else if let config {
+            do {
+                let loaded = try ConfigLoader.load(path: config, tlsFiles: .skip)
+                options.nodes = loaded.nodes
+                options.cluster = loaded.cluster
+                options.timing = loaded.timing
+            } catch {
+                for problem in error.problems { print(problem) }
+                throw ExitCode.failure
+            }
+        }
+        let state: LabState
+        do {
+            state = try await Lab.up(options)
+        } catch {
+            throw CommandFailure(error.description)
+        }
+        print("lab \(state.id) is up in \(state.directory): bridge \(state.bridge), subnet 10.213.\(state.subnet).0/24 (host \(state.hostAddress))")
+        for node in state.nodes {
+            print("  \(node.name): \(node.address), namespace \(node.namespace), agent pid \(node.agentPID.map(String.init) ?? "-"), API https://\(node.address):\(NodeConfig.defaultAPIPort)")
+        }
+        if let leader = await Lab.waitForLeader(state) {
+            print("leader: \(leader)")
+        } else {
+            print("no leader agreed within 30 s; see the logs: pgquorum lab logs NODE --dir \(lab.dir)")
+        }
+        print("""
+
+            Watch it:   pgquorum status --config \(state.configPath)
+            Break it:   pgquorum lab isolate NODE | partition A,B C | cut A B | kill NODE | pause NODE   (--dir \(lab.dir))
+            Heal it:    pgquorum lab heal | resume NODE | restart NODE
+            Tear down:  pgquorum lab down --dir \(lab.dir)
+            """)
+    }
+
+    /// This executable, which the agents run too.
+    static func ownBinary() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}
+
+struct LabDown: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "down",
+        abstract: "Stop the agents and remove the lab's namespaces, bridge and directory (also after a crash)."
+    )
+
+    @OptionGroup var lab: LabDirectory
+
+    @Flag(help: "Keep the lab directory (logs, event log, config).")
+    var keep = false
+
+    func run() throws {
+        try labAction { () throws(LabError) in
+            let removed = try Lab.down(directory: lab.dir, keepDirectory: keep)
+            print("removed " + (removed.isEmpty ? "nothing (no agents or namespaces were left)" : removed.joined(separator: ", ")))
+            if keep { print("kept \(lab.dir)") }
+        }
+    }
+}
+
+struct LabStatus: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the lab's nodes, their agents and the active cuts (then ask `pgquorum status` for the leader view)."
+    )
+
+    @OptionGroup var lab: LabDirectory
+
+    func run() throws {
+        try labAction { () throws(LabError) in
+            let state = try LabState.load(directory: lab.dir)
+            let agents = Lab.agentStates(state)
+            print("lab \(state.id) in \(state.directory), subnet 10.213.\(state.subnet).0/24")
+            for node in state.nodes {
+                print("  \(node.name) \(node.address) agent \(agents[node.name] ?? "?")" + (node.agentPID.map { " (pid \($0))" } ?? ""))
+            }
+            let cuts = state.cuts.map { "\($0.from)→\($0.to)" }
+            print("cuts: " + (cuts.isEmpty ? "none" : cuts.joined(separator: " ")))
+            print("leader view: pgquorum status --config \(state.configPath)")
+        }
+    }
+}
+
+struct LabPartition: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "partition",
+        abstract: "Cut all traffic between groups of nodes, e.g. `lab partition primary,secondary1 secondary2`."
+    )
+
+    @Argument(help: "Two or more sides, each a comma-separated list of nodes.")
+    var sides: [String]
+
+    @OptionGroup var lab: LabDirectory
+
+    func run() throws {
+        let groups = sides.map { $0.split(separator: ",").map(String.init) }
+        try labAction { () throws(LabError) in try Lab.partition(directory: lab.dir, sides: groups) }
+        print("partitioned: " + groups.map { $0.joined(separator: ",") }.joined(separator: " | "))
+    }
+}
+
+struct LabIsolate: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "isolate", abstract: "Cut one node off from every other node (the host still reaches it).")
+    @Argument var node: String
+    @OptionGroup var lab: LabDirectory
+
+    func run() throws {
+        try labAction { () throws(LabError) in try Lab.isolate(directory: lab.dir, node: node) }
+        print("isolated \(node)")
+    }
+}
+
+struct LabCut: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cut", abstract: "Drop traffic from A to B only (B to A still flows).")
+    @Argument var from: String
+    @Argument var to: String
+    @OptionGroup var lab: LabDirectory
+
+    func run() throws {
+        try labAction { () throws(LabError) in try Lab.cut(directory: lab.dir, from: from, to: to) }
+        print("cut \(from) → \(to)")
+    }
+}
+
+struct LabHeal: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "heal", abstract: "Remove every partition and cut.")
+    @OptionGroup var lab: LabDirectory
+
+    func run() throws {
+        try labAction { () throws(LabError) in try Lab.heal(directory: lab.dir) }
+        print("healed")
+    }
+}
+
+struct LabKill: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "kill", abstract: "SIGKILL a node's agent.")
+    @Argument var node: String
+    @Flag(help: "Kill the agent (the default).") var agent = false
+    @Flag(help: "Kill PostgreSQL (not managed yet).") var postgres = false
+    @OptionGroup var lab: LabDirectory
+
+    func run() throws {
+        if postgres { throw CommandFailure("PostgreSQL is not managed by the agents yet; `lab kill NODE` kills the agent") }
+        try labAction { () throws(LabError) in try Lab.kill(directory: lab.dir, node: node) }
+        print("killed the agent of \(node)")
+    }
+}
+
+struct LabPause: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pause", abstract: "SIGSTOP a node's agent (a frozen process).")
+    @Argument var node: String
+    @OptionGroup var lab: LabDirectory
+
+    func run() throws {
+        try labAction { () throws(LabError) in try Lab.pause(directory: lab.dir, node: node, resume: false) }
+        print("paused the agent of \(node)")
+    }
+}
+
+struct LabResume: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "resume", abstract: "SIGCONT a paused agent.")
+    @Argument var node: String
+    @OptionGroup var lab: LabDirectory
+
+    func run() throws {
+        try labAction { () throws(LabError) in try Lab.pause(directory: lab.dir, node: node, resume: true) }
+        print("resumed the agent of \(node)")
+    }
+}
+
+struct LabRestart: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "restart", abstract: "Kill a node's agent if it runs, and start it again.")
+    @Argument var node: String
+    @OptionGroup var lab: LabDirectory
+
+    func run() throws {
+        try labAction { () throws(LabError) in try Lab.restart(directory: lab.dir, node: node) }
+        print("restarted the agent of \(node)")
+    }
+}
+
+struct LabDelay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delay",
+        abstract: "Add latency between two nodes (not available yet: needs a userspace relay, as tc netem is missing here)."
+    )
+    @Argument var from: String
+    @Argument var to: String
+    @Argument var milliseconds: Int
+    @OptionGroup var lab: LabDirectory
+
+    func run() throws {
+        throw CommandFailure("lab delay is not built yet: this kernel has no tc netem, and the userspace relay that replaces it is a later step (docs/lab.md)")
+    }
+}
+
+struct LabLogs: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Print a node's agent log (or the fault event log with --events).")
+    @Argument var node: String?
+    @Flag(help: "Print the lab's event log (every fault action with its time).") var events = false
+    @Option(help: "Only the last N lines.") var lines: Int?
+    @OptionGroup var lab: LabDirectory
+
+    func run() throws {
+        let state: LabState
+        do { state = try LabState.load(directory: lab.dir) } catch { throw CommandFailure(error.description) }
+        let path: String
+        if events {
+            path = state.eventLogPath
+        } else {
+            guard let node, state.node(node) != nil else {
+                throw CommandFailure("name a node of this lab (\(state.nodes.map(\.name).joined(separator: ", "))) or use --events")
+            }
+            path = state.logPath(of: node)
+        }
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        let all = text.split(separator: "\n", omittingEmptySubsequences: false)
+        print((lines.map { all.suffix($0 + 1) } ?? all[...]).joined(separator: "\n"), terminator: "")
+    }
+}

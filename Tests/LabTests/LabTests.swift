@@ -1,0 +1,197 @@
+import Agent
+import ClusterConfig
+import Foundation
+import Lab
+import LocalCluster
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real labs: network namespaces, a bridge, iptables, real agents. They need root, as CI has;
+/// without it they fail with the lab's own one-line reason rather than pass by skipping.
+@Suite(.serialized) struct LabTests {
+    /// A lab in a temp directory, torn down when the test ends (on failure too).
+    final class TestLab: @unchecked Sendable {
+        let directory: String
+        var state: LabState
+        let client: APIClient
+
+        init(nodes: [NodeConfig], cluster: String) async throws {
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgq-lab-\(UUID().uuidString.prefix(8))").path
+            state = try await Lab.up(Lab.Options(directory: directory, nodes: nodes, cluster: cluster, binary: LocalCluster.defaultBinary()))
+            client = try APIClient(tlsDirectory: directory + "/tls")
+        }
+
+        func tearDown() {
+            _ = try? Lab.down(directory: directory)
+        }
+
+        func reload() throws { state = try LabState.load(directory: directory) }
+
+        func view(_ node: String) async -> ClusterView? {
+            guard let address = state.node(node)?.address,
+                  let answer = try? await client.get(host: address, port: NodeConfig.defaultAPIPort, path: "/cluster?stale=true", timeout: .seconds(1)),
+                  answer.status == 200 else { return nil }
+            return try? JSONDecoder().decode(ClusterView.self, from: Data(answer.body))
+        }
+
+        func leaderEndpoint(_ node: String) async -> Int? {
+            guard let address = state.node(node)?.address else { return nil }
+            return try? await client.get(host: address, port: NodeConfig.defaultAPIPort, path: "/leader", timeout: .seconds(1)).status
+        }
+
+        /// Waits until every node of `among` names the same leader, which is one of `among`.
+        func agreedLeader(among nodes: [String], within seconds: Double = 20) async -> (name: String, term: UInt64)? {
+            let deadline = ContinuousClock.now + .seconds(seconds)
+            while ContinuousClock.now < deadline {
+                var views: [ClusterView] = []
+                for node in nodes { if let view = await view(node) { views.append(view) } }
+                if views.count == nodes.count, let leader = views[0].leader, nodes.contains(leader),
+                   views.allSatisfy({ $0.leader == leader && $0.term == views[0].term }) {
+                    return (leader, views[0].term)
+                }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            return nil
+        }
+
+        var events: [String] {
+            ((try? String(contentsOfFile: state.eventLogPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+    }
+
+    @Test func threeDataCentresSurviveIsolationCutsAndFreezes() async throws {
+        let lab = try await TestLab(nodes: Lab.seedNodes, cluster: "lab-3dc")
+        defer { lab.tearDown() }
+        let names = Lab.seedNodes.map(\.name)
+        let first = try #require(await lab.agreedLeader(among: names), "no leader in the lab")
+
+        // Namespaces and addresses are real: each node's view names its peers at lab addresses.
+        let view = try #require(await lab.view(first.name))
+        #expect(Set(view.members.map(\.host)) == Set(lab.state.nodes.map(\.address)))
+
+        // Isolating the leader: it loses its lease; the other two elect a new leader.
+        try Lab.isolate(directory: lab.directory, node: first.name)
+        let majority = names.filter { $0 != first.name }
+        let second = try #require(await lab.agreedLeader(among: majority))
+        #expect(second.name != first.name && second.term > first.term)
+        #expect(await lab.leaderEndpoint(first.name) == 503, "the isolated old leader still claims the lease")
+
+        // Heal: everyone converges on one leader.
+        try Lab.heal(directory: lab.directory)
+        let healed = try #require(await lab.agreedLeader(among: names))
+        #expect(healed.term >= second.term)
+
+        // An asymmetric cut from the leader to one follower: PreVote and leader contact keep the
+        // cut-off follower from deposing a leader the other follower still hears.
+        let follower = try #require(names.first { $0 != healed.name })
+        try Lab.cut(directory: lab.directory, from: healed.name, to: follower)
+        try await Task.sleep(for: .seconds(4))
+        let others = names.filter { $0 != follower }
+        let during = try #require(await lab.agreedLeader(among: others))
+        #expect(during.name == healed.name && during.term == healed.term, "the cut follower disturbed the leader")
+        try Lab.heal(directory: lab.directory)
+        #expect(await lab.agreedLeader(among: names) != nil)
+
+        // Freezing the leader's agent: the others take over; resumed, it follows.
+        let frozen = try #require(await lab.agreedLeader(among: names))
+        try Lab.pause(directory: lab.directory, node: frozen.name, resume: false)
+        #expect(Lab.agentStates(try LabState.load(directory: lab.directory))[frozen.name] == "paused")
+        let rest = names.filter { $0 != frozen.name }
+        let successor = try #require(await lab.agreedLeader(among: rest))
+        #expect(successor.name != frozen.name)
+        try Lab.pause(directory: lab.directory, node: frozen.name, resume: true)
+        let after = try #require(await lab.agreedLeader(among: names))
+        #expect(after.name != frozen.name || after.term > successor.term)
+
+        // Kill and restart through the lab; every action is in the event log, in order.
+        try Lab.kill(directory: lab.directory, node: names[2])
+        #expect(Lab.agentStates(try LabState.load(directory: lab.directory))[names[2]] == "stopped")
+        try Lab.restart(directory: lab.directory, node: names[2])
+        #expect(await lab.agreedLeader(among: names) != nil)
+        let actions = lab.events.compactMap { line -> String? in
+            guard let data = line.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+            return object["action"] as? String
+        }
+        #expect(actions == ["up", "partition", "heal", "cut", "heal", "pause", "resume", "kill", "restart"])
+    }
+
+    @Test func fiveNodesSplitTwoThreeOnlyTheMajorityLeads() async throws {
+        let lab = try await TestLab(nodes: Lab.numberedNodes(5), cluster: "lab-5")
+        defer { lab.tearDown() }
+        let names = lab.state.nodes.map(\.name)
+        _ = try #require(await lab.agreedLeader(among: names))
+        let minority = Array(names.prefix(2)), majority = Array(names.suffix(3))
+        try Lab.partition(directory: lab.directory, sides: [minority, majority])
+
+        let leader = try #require(await lab.agreedLeader(among: majority))
+        #expect(majority.contains(leader.name))
+        // For several election timeouts, nobody on the minority side leads.
+        let deadline = ContinuousClock.now + .seconds(4)
+        while ContinuousClock.now < deadline {
+            for node in minority {
+                #expect(await lab.leaderEndpoint(node) == 503, "\(node) on the minority side claims leadership")
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        try Lab.heal(directory: lab.directory)
+        #expect(await lab.agreedLeader(among: names) != nil)
+    }
+
+    @Test func downRemovesEverythingEvenAfterUpDied() async throws {
+        let lab = try await TestLab(nodes: Lab.numberedNodes(3), cluster: "lab-3")
+        let state = lab.state
+        // As if the controlling process had crashed: only the directory tells what exists.
+        let removed = try Lab.down(directory: lab.directory)
+        #expect(removed.contains { $0.hasPrefix("bridge") })
+        #expect(removed.filter { $0.hasPrefix("namespace") }.count == 3)
+        let namespaces = try String(decoding: shell(["ip", "netns", "list"]), as: UTF8.self)
+        #expect(!namespaces.contains("pq\(state.id)-"))
+        for node in state.nodes {
+            if let pid = node.agentPID { #expect(kill(pid, 0) != 0, "agent \(node.name) survived lab down") }
+        }
+        #expect(!FileManager.default.fileExists(atPath: lab.directory))
+        // A second `down` says clearly there is nothing.
+        #expect(throws: LabError.self) { try Lab.down(directory: lab.directory) }
+    }
+
+    private func shell(_ arguments: [String]) throws -> Data {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments = Array(arguments.dropFirst())
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return data
+    }
+}
+
+@Suite struct LabWithoutRootTests {
+    /// `lab up` as an unprivileged user: one line saying root is needed, nothing created.
+    @Test func labUpWithoutRootSaysSo() throws {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pgq-lab-nonroot-\(UUID().uuidString.prefix(8))").path
+        let directory = scratch + "/lab"
+        // A copy the unprivileged user can run wherever the checkout lives.
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let binary = scratch + "/pgquorum"
+        try FileManager.default.copyItem(atPath: LocalCluster.defaultBinary(), toPath: binary)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: binary)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", binary, "lab", "up", "--dir", directory]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(output.contains("the lab needs root"), "\(output)")
+        #expect(output.split(separator: "\n").count == 1, "\(output)")
+        #expect(!FileManager.default.fileExists(atPath: directory))
+    }
+}
