@@ -68,7 +68,14 @@ let package = Package(
             ]
         ),
         // The partition lab: agents in network namespaces, faults by iptables and signals.
-        .target(name: "Lab", dependencies: ["Agent", "ClusterConfig", "ClusterCertificates"]),
+        .target(
+            name: "Lab",
+            dependencies: [
+                "Agent", "ClusterConfig", "ClusterCertificates",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // Real agent processes on loopback, started and stopped by PID: for tests and benchmarks.
         .target(name: "LocalCluster", dependencies: ["Agent", "ClusterCertificates"]),
         .executableTarget(

@@ -45,6 +45,7 @@ public enum Lab {
 
     static let registry = "/run/pgquorum-lab"
     static let chain = "PGQLAB"
+    static let delayChain = "PGQDELAY"
 
     // MARK: - Up and down
 
@@ -75,7 +76,7 @@ public enum Lab {
                 LabState.Node(name: node.name, namespace: "pq\(id)-n\(index + 1)", hostInterface: "pq\(id)-h\(index + 1)",
                               address: "10.213.\(subnet).\(index + 11)", agentPID: nil, paused: false)
             },
-            cuts: [], binary: URL(fileURLWithPath: options.binary).standardizedFileURL.path
+            cuts: [], delays: [], binary: URL(fileURLWithPath: options.binary).standardizedFileURL.path
         )
         do {
             // Recorded first: `lab down` cleans up whatever exists of these names.
@@ -106,6 +107,11 @@ public enum Lab {
         try requireRoot()
         let state = try LabState.load(directory: directory)
         var removed: [String] = []
+        for pid in state.delays.flatMap(\.relayPIDs) where isRelay(pid, of: state) {
+            Glibc.kill(pid, SIGKILL)
+            waitForExit(pid)
+            removed.append("relay (pid \(pid))")
+        }
         for node in state.nodes {
             if let pid = node.agentPID, isAgent(pid, of: state) {
                 Glibc.kill(pid, SIGCONT)
@@ -161,13 +167,39 @@ public enum Lab {
         event(state, "cut", nodes: [from, to], detail: "\(from) → \(to) dropped")
     }
 
-    /// Removes every cut.
+    /// Removes every cut and every delay.
     public static func heal(directory: String) throws(LabError) {
         var state = try LabState.load(directory: directory)
         state.cuts = []
         try applyCuts(state)
+        let delayed = state.delays
+        for delay in delayed { try removeDelay(&state, between: delay.a, and: delay.b) }
         try save(state)
         event(state, "heal", nodes: [], detail: "all links restored")
+    }
+
+    /// Adds `milliseconds` of latency to the link between `a` and `b`, in each direction (0
+    /// removes it). New and existing connections alike: existing ones are reset so that they
+    /// reconnect through the relays.
+    public static func delay(directory: String, between a: String, and b: String, milliseconds: Int) async throws(LabError) {
+        var state = try LabState.load(directory: directory)
+        try requireNodes([a, b], in: state)
+        guard a != b else { throw LabError("delay needs two different nodes") }
+        guard (0...10_000).contains(milliseconds) else { throw LabError("the delay must be between 0 and 10000 ms") }
+        try removeDelay(&state, between: a, and: b)
+        if milliseconds > 0 {
+            var pids: [Int32] = []
+            for (near, far) in [(a, b), (b, a)] {
+                pids.append(try startRelay(state, near: near, far: far, milliseconds: milliseconds))
+            }
+            state.delays.append(.init(a: a, b: b, milliseconds: milliseconds, relayPIDs: pids))
+            try save(state)
+            for (near, far) in [(a, b), (b, a)] { try await waitForRelay(state, near: near, far: far) }
+            try applyDelays(state)
+            try resetConnections(state, between: a, and: b)
+        }
+        try save(state)
+        event(state, "delay", nodes: [a, b], detail: milliseconds > 0 ? "\(milliseconds) ms each way" : "removed")
     }
 
     /// SIGKILL of the node's agent; returns once it is gone.
@@ -223,6 +255,111 @@ public enum Lab {
         })
     }
 
+    // MARK: - Delays
+
+    /// Ports whose connections a delay relays: the agents' links and the operator API.
+    private static let relayedPorts = [NodeConfig.defaultAgentPort, NodeConfig.defaultAPIPort]
+
+    /// The relay port in `near`'s namespace for connections to `far`'s `port`.
+    private static func relayPort(_ state: LabState, far: String, port: Int) -> Int {
+        let index = state.nodes.firstIndex { $0.name == far } ?? 0
+        return 20_000 + index * 10 + (relayedPorts.firstIndex(of: port) ?? 0)
+    }
+
+    private static func startRelay(_ state: LabState, near: String, far: String, milliseconds: Int) throws(LabError) -> Int32 {
+        guard let ip = Shell.locate("ip"), let nearNode = state.node(near), let farNode = state.node(far) else {
+            throw LabError("ip is missing (iproute2)")
+        }
+        let forwards = relayedPorts.map {
+            DelayRelay.Forward(listenHost: nearNode.address, listenPort: relayPort(state, far: far, port: $0),
+                               targetHost: farNode.address, targetPort: $0).argument
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ip)
+        process.arguments = ["netns", "exec", nearNode.namespace, state.binary, "lab", "relay", "--delay-ms", "\(milliseconds)"]
+            + forwards.flatMap { ["--forward", $0] }
+        let log = state.directory + "/logs/relay-\(near)-\(far).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        do {
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            process.standardOutput = handle
+            process.standardError = handle
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+        } catch {
+            throw LabError("cannot start the delay relay for \(near) → \(far): \(error)")
+        }
+        return process.processIdentifier
+    }
+
+    /// Waits until the relay in `near`'s namespace accepts connections (the host reaches every
+    /// node address over the bridge).
+    private static func waitForRelay(_ state: LabState, near: String, far: String) async throws(LabError) {
+        guard let address = state.node(near)?.address else { return }
+        let port = relayPort(state, far: far, port: relayedPorts[0])
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            if canConnect(host: address, port: port) { return }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        throw LabError("the delay relay in \(near) did not start; see \(state.directory)/logs/relay-\(near)-\(far).log")
+    }
+
+    private static func canConnect(host: String, port: Int) -> Bool {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr(host)
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+
+    private static func removeDelay(_ state: inout LabState, between a: String, and b: String) throws(LabError) {
+        guard let index = state.delays.firstIndex(where: { $0.joins(a, b) }) else { return }
+        let delay = state.delays.remove(at: index)
+        try applyDelays(state)
+        for pid in delay.relayPIDs where isRelay(pid, of: state) {
+            Glibc.kill(pid, SIGKILL)
+            waitForExit(pid)
+        }
+        try resetConnections(state, between: a, and: b)
+    }
+
+    /// Rewrites every namespace's redirect chain from the state's delays.
+    private static func applyDelays(_ state: LabState) throws(LabError) {
+        for node in state.nodes {
+            let exec = ["ip", "netns", "exec", node.namespace, "iptables", "-t", "nat"]
+            try Shell.must(exec + ["-F", delayChain])
+            for delay in state.delays where delay.a == node.name || delay.b == node.name {
+                guard let far = state.node(delay.a == node.name ? delay.b : delay.a) else { continue }
+                for port in relayedPorts {
+                    try Shell.must(exec + ["-A", delayChain, "-p", "tcp", "-d", far.address, "--dport", "\(port)",
+                                           "-m", "mark", "!", "--mark", "\(DelayRelay.mark)",
+                                           "-j", "DNAT", "--to-destination", "\(node.address):\(relayPort(state, far: far.name, port: port))"])
+                }
+            }
+        }
+    }
+
+    /// Closes the TCP connections between two nodes (both namespaces), so that they reconnect
+    /// under the current redirect rules.
+    private static func resetConnections(_ state: LabState, between a: String, and b: String) throws(LabError) {
+        guard let nodeA = state.node(a), let nodeB = state.node(b) else { return }
+        for (near, far) in [(nodeA, nodeB), (nodeB, nodeA)] {
+            try Shell.run(["ip", "netns", "exec", near.namespace, "ss", "-K", "dst", far.address])
+        }
+    }
+
+    static func isRelay(_ pid: Int32, of state: LabState) -> Bool {
+        guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), processState(pid) != "Z" else { return false }
+        let command = String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+        return command.contains("lab relay") && command.contains(state.binary)
+    }
+
     // MARK: - Network
 
     private static func createNetwork(_ state: LabState) throws(LabError) {
@@ -245,6 +382,9 @@ public enum Lab {
             try Shell.must(exec + ["iptables", "-N", chain])
             try Shell.must(exec + ["iptables", "-A", "INPUT", "-j", chain])
             try Shell.must(exec + ["iptables", "-A", "OUTPUT", "-j", chain])
+            // And one for the redirects to delay relays.
+            try Shell.must(exec + ["iptables", "-t", "nat", "-N", delayChain])
+            try Shell.must(exec + ["iptables", "-t", "nat", "-A", "OUTPUT", "-j", delayChain])
         }
     }
 

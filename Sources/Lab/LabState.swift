@@ -27,6 +27,22 @@ public struct LabState: Codable, Sendable, Equatable {
         public var to: String
     }
 
+    /// Added latency on the link between `a` and `b`, in both directions, carried out by one
+    /// relay process in each of the two namespaces.
+    public struct Delay: Codable, Sendable, Equatable {
+        public var a: String
+        public var b: String
+        public var milliseconds: Int
+        public var relayPIDs: [Int32]
+
+        enum CodingKeys: String, CodingKey {
+            case a, b, milliseconds
+            case relayPIDs = "relay_pids"
+        }
+
+        func joins(_ x: String, _ y: String) -> Bool { (a == x && b == y) || (a == y && b == x) }
+    }
+
     /// Short random hex, the prefix of every name the lab creates (`pq<id>-…`).
     public var id: String
     public var directory: String
@@ -36,11 +52,12 @@ public struct LabState: Codable, Sendable, Equatable {
     public var hostAddress: String
     public var nodes: [Node]
     public var cuts: [Cut]
+    public var delays: [Delay]
     /// The `pgquorum` binary the agents run.
     public var binary: String
 
     enum CodingKeys: String, CodingKey {
-        case id, directory, bridge, subnet, nodes, cuts, binary
+        case id, directory, bridge, subnet, nodes, cuts, delays, binary
         case hostAddress = "host_address"
     }
 

@@ -139,6 +139,44 @@ import Glibc
         #expect(await lab.agreedLeader(among: names) != nil)
     }
 
+    @Test func delayAddsLatencyBetweenTwoNodesUntilHealed() async throws {
+        let lab = try await TestLab(nodes: Lab.numberedNodes(3), cluster: "lab-3")
+        defer { lab.tearDown() }
+        let names = lab.state.nodes.map(\.name)
+        _ = try #require(await lab.agreedLeader(among: names))
+
+        // node1's RTT to node2 as node1's agent measures it on its own link.
+        func rtt(from a: String, to b: String) async -> Double? {
+            await lab.view(a)?.members.first { $0.name == b }?.rttMilliseconds
+        }
+        func waitForRTT(from a: String, to b: String, _ condition: (Double) -> Bool) async -> Double? {
+            let deadline = ContinuousClock.now + .seconds(15)
+            var last: Double?
+            while ContinuousClock.now < deadline {
+                last = await rtt(from: a, to: b)
+                if let last, condition(last) { return last }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+            return nil
+        }
+        #expect(await waitForRTT(from: "node1", to: "node2") { $0 < 50 } != nil)
+
+        try await Lab.delay(directory: lab.directory, between: "node1", and: "node2", milliseconds: 150)
+        // 150 ms each way: a round trip over the relays takes at least 300 ms, both ways round.
+        let delayed = await waitForRTT(from: "node1", to: "node2") { $0 >= 300 }
+        let measured = await rtt(from: "node1", to: "node2")
+        #expect(delayed != nil, "node1 → node2 RTT never reached 300 ms (last: \(String(describing: measured)))")
+        #expect(await waitForRTT(from: "node2", to: "node1") { $0 >= 300 } != nil)
+        // Links not delayed stay fast, and the cluster keeps one leader.
+        #expect(await waitForRTT(from: "node1", to: "node3") { $0 < 50 } != nil)
+        #expect(await lab.agreedLeader(among: names) != nil)
+
+        try Lab.heal(directory: lab.directory)
+        #expect(await waitForRTT(from: "node1", to: "node2") { $0 < 50 } != nil, "the delay outlived heal")
+        try lab.reload()
+        #expect(lab.state.delays.isEmpty)
+    }
+
     @Test func downRemovesEverythingEvenAfterUpDied() async throws {
         let lab = try await TestLab(nodes: Lab.numberedNodes(3), cluster: "lab-3")
         let state = lab.state

@@ -14,7 +14,8 @@ struct LabCommand: AsyncParsableCommand {
             shell. Walk-through: docs/lab.md.
             """,
         subcommands: [LabUp.self, LabDown.self, LabStatus.self, LabPartition.self, LabIsolate.self, LabCut.self,
-                      LabHeal.self, LabKill.self, LabPause.self, LabResume.self, LabRestart.self, LabDelay.self, LabLogs.self]
+                      LabHeal.self, LabKill.self, LabPause.self, LabResume.self, LabRestart.self, LabDelay.self, LabLogs.self,
+                      LabRelay.self]
     )
 }
 
@@ -235,18 +236,37 @@ struct LabRestart: ParsableCommand {
     }
 }
 
-struct LabDelay: ParsableCommand {
+struct LabDelay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "delay",
-        abstract: "Add latency between two nodes (not available yet: needs a userspace relay, as tc netem is missing here)."
+        abstract: "Add latency to the link between two nodes, each way (0 removes it), e.g. to rehearse a cross-DC link.",
+        discussion: "Carried out by a relay process in each of the two namespaces (this kernel has no tc netem). `lab heal` removes delays too."
     )
-    @Argument var from: String
-    @Argument var to: String
-    @Argument var milliseconds: Int
+    @Argument var a: String
+    @Argument var b: String
+    @Argument(help: "Added one-way latency in milliseconds.") var milliseconds: Int
     @OptionGroup var lab: LabDirectory
 
-    func run() throws {
-        throw CommandFailure("lab delay is not built yet: this kernel has no tc netem, and the userspace relay that replaces it is a later step (docs/lab.md)")
+    func run() async throws {
+        do {
+            try await Lab.delay(directory: lab.dir, between: a, and: b, milliseconds: milliseconds)
+        } catch {
+            throw CommandFailure(error.description)
+        }
+        print(milliseconds > 0 ? "delayed \(a) ↔ \(b) by \(milliseconds) ms each way" : "removed the delay between \(a) and \(b)")
+    }
+}
+
+/// The relay process behind `lab delay`, started by the lab inside a namespace.
+struct LabRelay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "relay", abstract: "Internal: the delay relay.", shouldDisplay: false)
+    @Option(help: "LISTENHOST:PORT=TARGETHOST:PORT") var forward: [String]
+    @Option var delayMs: Int
+
+    func run() async throws {
+        let forwards = forward.compactMap(DelayRelay.Forward.init(argument:))
+        guard forwards.count == forward.count, !forwards.isEmpty else { throw ValidationError("--forward expects LISTENHOST:PORT=TARGETHOST:PORT") }
+        try await DelayRelay.run(forwards: forwards, delay: .milliseconds(delayMs))
     }
 }
 
