@@ -67,6 +67,14 @@ let package = Package(
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
             ]
         ),
+        // libpq, PostgreSQL's client library, from the system (libpq-dev).
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // Layer 2: PostgreSQL access (libpq, blocking: callers keep it off the event loops) and
+        // control of a server's processes (initdb, pg_ctl), as an unprivileged user under root.
+        .target(name: "PostgresControl", dependencies: ["CLibPQ", "CProcessSpawn"]),
+        // fork + exec with a clean descriptor table, an identity change and a parent-death
+        // signal: what Swift cannot do itself (fork, variadic prctl).
+        .target(name: "CProcessSpawn"),
         // The partition lab: agents in network namespaces, faults by iptables and signals.
         .target(
             name: "Lab",
@@ -122,6 +130,7 @@ let package = Package(
         .testTarget(name: "ClusterCertificatesTests", dependencies: ["ClusterCertificates"]),
         .testTarget(name: "ClusterConfigTests", dependencies: ["ClusterConfig"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "LocalCluster", "ClusterConfig", "ClusterCertificates", "RaftCore"]),
+        .testTarget(name: "PostgresControlTests", dependencies: ["PostgresControl"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "Agent", "LocalCluster", "ClusterConfig"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "RaftCodec", "RaftCore", "RaftSimulation"]),
     ],

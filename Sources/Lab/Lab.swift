@@ -63,12 +63,21 @@ public enum Lab {
         if FileManager.default.fileExists(atPath: directory + "/lab.json") {
             throw LabError("a lab already lives in \(directory); use it, or remove it with `pgquorum lab down --dir \(directory)`")
         }
+        if let contents = try? FileManager.default.contentsOfDirectory(atPath: directory), !contents.isEmpty {
+            throw LabError("\(directory) exists and is not empty (an earlier lab's files?); remove it or choose another --dir")
+        }
         do {
             try FileManager.default.createDirectory(atPath: directory + "/logs", withIntermediateDirectories: true)
         } catch {
             throw LabError("cannot create \(directory): \(error.localizedDescription)")
         }
-        let id = String(format: "%04x", UInt16.random(in: 1 ... .max))
+        // An id whose names nobody uses yet (another lab's namespaces must never be touched).
+        let existing = (try? Shell.run(["ip", "-o", "link", "show"]).output ?? "") ?? ""
+        let namespaces = (try? Shell.run(["ip", "netns", "list"]).output ?? "") ?? ""
+        var id = String(format: "%04x", UInt16.random(in: 1 ... .max))
+        while existing.contains("pq\(id)-") || namespaces.contains("pq\(id)-") {
+            id = String(format: "%04x", UInt16.random(in: 1 ... .max))
+        }
         let subnet = try reserveSubnet(for: directory)
         var state = LabState(
             id: id, directory: directory, bridge: "pq\(id)-br", subnet: subnet, hostAddress: "10.213.\(subnet).1",
@@ -82,7 +91,7 @@ public enum Lab {
             // Recorded first: `lab down` cleans up whatever exists of these names.
             try state.save()
         } catch {
-            releaseSubnet(subnet)
+            releaseSubnet(subnet, of: directory)
             throw LabError("cannot write \(state.statePath): \(error.localizedDescription)")
         }
         do {
@@ -104,7 +113,8 @@ public enum Lab {
     /// the lab directory. Works on a half-created lab too. Returns what it removed.
     @discardableResult
     public static func down(directory: String, keepDirectory: Bool = false) throws(LabError) -> [String] {
-        try requireRoot()
+        let lock = try lockLab(directory)
+        defer { if lock >= 0 { close(lock) } }
         let state = try LabState.load(directory: directory)
         var removed: [String] = []
         for pid in state.delays.flatMap(\.relayPIDs) where isRelay(pid, of: state) {
@@ -125,8 +135,13 @@ public enum Lab {
         }
         if (try? Shell.run(["ip", "link", "del", state.bridge]))?.status == 0 { removed.append("bridge \(state.bridge)") }
         event(state, "down", nodes: [], detail: removed.joined(separator: ", "))
-        releaseSubnet(state.subnet)
-        if !keepDirectory { try? FileManager.default.removeItem(atPath: state.directory) }
+        releaseSubnet(state.subnet, of: state.directory)
+        if keepDirectory {
+            // The lab is gone; its record stays for reading, under a name no command loads.
+            try? FileManager.default.moveItem(atPath: state.statePath, toPath: state.statePath + ".down")
+        } else {
+            try? FileManager.default.removeItem(atPath: state.directory)
+        }
         return removed
     }
 
@@ -134,9 +149,15 @@ public enum Lab {
 
     /// Cuts every link between the two sides (both directions). Cuts add up until `heal`.
     public static func partition(directory: String, sides: [[String]]) throws(LabError) {
+        let lock = try lockLab(directory)
+        defer { if lock >= 0 { close(lock) } }
         var state = try LabState.load(directory: directory)
         try requireNodes(sides.flatMap { $0 }, in: state)
         guard sides.count >= 2, sides.allSatisfy({ !$0.isEmpty }) else { throw LabError("a partition needs at least two non-empty sides, e.g. `primary,secondary1 secondary2`") }
+        let all = sides.flatMap { $0 }
+        if let twice = all.first(where: { name in all.filter { $0 == name }.count > 1 }) {
+            throw LabError("\(twice) is on more than one side; each node belongs to one side")
+        }
         var cuts = Set(state.cuts)
         for (index, side) in sides.enumerated() {
             for other in sides[(index + 1)...] {
@@ -151,13 +172,17 @@ public enum Lab {
 
     /// Cuts `node` off from every other node (the host can still reach it).
     public static func isolate(directory: String, node: String) throws(LabError) {
+        try requireRoot()
         let state = try LabState.load(directory: directory)
         try requireNodes([node], in: state)
         try partition(directory: directory, sides: [[node], state.nodes.map(\.name).filter { $0 != node }])
     }
 
     /// Drops traffic from `from` to `to` only.
+    /// (TCP connections between the two fail both ways, since their acknowledgements are lost.)
     public static func cut(directory: String, from: String, to: String) throws(LabError) {
+        let lock = try lockLab(directory)
+        defer { if lock >= 0 { close(lock) } }
         var state = try LabState.load(directory: directory)
         try requireNodes([from, to], in: state)
         guard from != to else { throw LabError("cut needs two different nodes") }
@@ -169,6 +194,8 @@ public enum Lab {
 
     /// Removes every cut and every delay.
     public static func heal(directory: String) throws(LabError) {
+        let lock = try lockLab(directory)
+        defer { if lock >= 0 { close(lock) } }
         var state = try LabState.load(directory: directory)
         state.cuts = []
         try applyCuts(state)
@@ -182,6 +209,8 @@ public enum Lab {
     /// removes it). New and existing connections alike: existing ones are reset so that they
     /// reconnect through the relays.
     public static func delay(directory: String, between a: String, and b: String, milliseconds: Int) async throws(LabError) {
+        let lock = try lockLab(directory)
+        defer { if lock >= 0 { close(lock) } }
         var state = try LabState.load(directory: directory)
         try requireNodes([a, b], in: state)
         guard a != b else { throw LabError("delay needs two different nodes") }
@@ -204,6 +233,8 @@ public enum Lab {
 
     /// SIGKILL of the node's agent; returns once it is gone.
     public static func kill(directory: String, node name: String) throws(LabError) {
+        let lock = try lockLab(directory)
+        defer { if lock >= 0 { close(lock) } }
         var state = try LabState.load(directory: directory)
         let index = try nodeIndex(name, in: state)
         guard let pid = state.nodes[index].agentPID, isAgent(pid, of: state) else {
@@ -219,6 +250,8 @@ public enum Lab {
 
     /// SIGSTOP (pause) or SIGCONT (resume) of the node's agent; returns once in effect.
     public static func pause(directory: String, node name: String, resume: Bool) throws(LabError) {
+        let lock = try lockLab(directory)
+        defer { if lock >= 0 { close(lock) } }
         var state = try LabState.load(directory: directory)
         let index = try nodeIndex(name, in: state)
         guard let pid = state.nodes[index].agentPID, isAgent(pid, of: state) else {
@@ -234,6 +267,8 @@ public enum Lab {
 
     /// Kills the node's agent if it runs, and starts it again.
     public static func restart(directory: String, node name: String) throws(LabError) {
+        let lock = try lockLab(directory)
+        defer { if lock >= 0 { close(lock) } }
         var state = try LabState.load(directory: directory)
         let index = try nodeIndex(name, in: state)
         if let pid = state.nodes[index].agentPID, isAgent(pid, of: state) {
@@ -241,9 +276,15 @@ public enum Lab {
             Glibc.kill(pid, SIGKILL)
             waitForExit(pid)
         }
-        state.nodes[index].agentPID = try startAgent(state, state.nodes[index])
+        let pid = try startAgent(state, state.nodes[index])
+        state.nodes[index].agentPID = pid
         state.nodes[index].paused = false
         try save(state)
+        // An agent that cannot start (a bad config, a missing namespace) exits at once.
+        usleep(300_000)
+        guard isAgent(pid, of: state) else {
+            throw LabError("the agent of \(name) exited right after starting; see \(state.logPath(of: name))")
+        }
         event(state, "restart", nodes: [name], detail: "agent pid \(state.nodes[index].agentPID ?? 0)")
     }
 
@@ -519,7 +560,25 @@ public enum Lab {
         }
     }
 
-    // MARK: - Checks and the subnet registry
+    // MARK: - Checks, the lab lock and the subnet registry
+
+    /// Serialises lab commands on one lab (two at once would undo each other's changes to
+    /// lab.json): an exclusive lock on `<dir>/lab.lock`, released when the descriptor closes.
+    private static func lockLab(_ directory: String) throws(LabError) -> Int32 {
+        try requireRoot()
+        let path = directory + "/lab.lock"
+        guard FileManager.default.fileExists(atPath: directory + "/lab.json") else {
+            _ = try LabState.load(directory: directory)
+            return -1
+        }
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw LabError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(descriptor, LOCK_EX) == 0 else {
+            close(descriptor)
+            throw LabError("cannot lock \(path): \(String(cString: strerror(errno)))")
+        }
+        return descriptor
+    }
 
     private static func requireRoot() throws(LabError) {
         guard geteuid() == 0 else {
@@ -550,17 +609,24 @@ public enum Lab {
                !FileManager.default.fileExists(atPath: owner.trimmingCharacters(in: .whitespacesAndNewlines) + "/lab.json") {
                 try? FileManager.default.removeItem(atPath: path)
             }
-            let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-            guard descriptor >= 0 else { continue }
-            _ = directory.withCString { write(descriptor, $0, strlen($0)) }
-            close(descriptor)
-            return subnet
+            // Written whole under a private name, then linked into place: link() fails if the
+            // name exists, and a reader never sees an empty claim.
+            let claim = "\(registry)/.claim-\(getpid())-\(subnet)"
+            guard (try? directory.write(toFile: claim, atomically: false, encoding: .utf8)) != nil else {
+                throw LabError("cannot write to \(registry)")
+            }
+            defer { unlink(claim) }
+            if link(claim, path) == 0 { return subnet }
         }
         throw LabError("250 labs are registered in \(registry); take some down with `pgquorum lab down --dir DIR`")
     }
 
-    private static func releaseSubnet(_ subnet: Int) {
-        try? FileManager.default.removeItem(atPath: "\(registry)/\(subnet)")
+    /// Frees the subnet if this lab still holds it (another lab may have it by now).
+    private static func releaseSubnet(_ subnet: Int, of directory: String) {
+        let path = "\(registry)/\(subnet)"
+        guard let owner = try? String(contentsOfFile: path, encoding: .utf8),
+              owner.trimmingCharacters(in: .whitespacesAndNewlines) == directory else { return }
+        try? FileManager.default.removeItem(atPath: path)
     }
 }
 

@@ -123,6 +123,11 @@ import Glibc
         let names = lab.state.nodes.map(\.name)
         _ = try #require(await lab.agreedLeader(among: names))
         let minority = Array(names.prefix(2)), majority = Array(names.suffix(3))
+        // A node on two sides, or an unknown node, is refused before anything changes.
+        #expect(throws: LabError.self) { try Lab.partition(directory: lab.directory, sides: [["node1", "node2"], ["node2", "node3"]]) }
+        #expect(throws: LabError.self) { try Lab.partition(directory: lab.directory, sides: [["node1"], ["node9"]]) }
+        try lab.reload()
+        #expect(lab.state.cuts.isEmpty)
         try Lab.partition(directory: lab.directory, sides: [minority, majority])
 
         let leader = try #require(await lab.agreedLeader(among: majority))
@@ -192,6 +197,13 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: lab.directory))
         // A second `down` says clearly there is nothing.
         #expect(throws: LabError.self) { try Lab.down(directory: lab.directory) }
+        // `up` refuses a directory that holds an earlier lab's files.
+        try FileManager.default.createDirectory(atPath: lab.directory, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: lab.directory + "/lab.json.down", contents: Data("{}".utf8))
+        defer { try? FileManager.default.removeItem(atPath: lab.directory) }
+        await #expect(throws: LabError.self) {
+            try await Lab.up(Lab.Options(directory: lab.directory, nodes: Lab.numberedNodes(3), cluster: "x", binary: LocalCluster.defaultBinary()))
+        }
     }
 
     private func shell(_ arguments: [String]) throws -> Data {

@@ -75,11 +75,8 @@ struct LabUp: AsyncParsableCommand {
         for node in state.nodes {
             print("  \(node.name): \(node.address), namespace \(node.namespace), agent pid \(node.agentPID.map(String.init) ?? "-"), API https://\(node.address):\(NodeConfig.defaultAPIPort)")
         }
-        if let leader = await Lab.waitForLeader(state) {
-            print("leader: \(leader)")
-        } else {
-            print("no leader agreed within 30 s; see the logs: pgquorum lab logs NODE --dir \(lab.dir)")
-        }
+        let leader = await Lab.waitForLeader(state)
+        print(leader.map { "leader: \($0)" } ?? "no leader agreed within 30 s; see the logs: pgquorum lab logs NODE --dir \(lab.dir)")
         print("""
 
             Watch it:   pgquorum status --config \(state.configPath)
@@ -87,6 +84,8 @@ struct LabUp: AsyncParsableCommand {
             Heal it:    pgquorum lab heal | resume NODE | restart NODE
             Tear down:  pgquorum lab down --dir \(lab.dir)
             """)
+        // The lab stays up either way; a cluster without a leader is still a failure to report.
+        if leader == nil { throw ExitCode.failure }
     }
 
     /// This executable, which the agents run too.
@@ -168,7 +167,8 @@ struct LabIsolate: ParsableCommand {
 }
 
 struct LabCut: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "cut", abstract: "Drop traffic from A to B only (B to A still flows).")
+    static let configuration = CommandConfiguration(
+        commandName: "cut", abstract: "Drop packets from A to B only (B's packets still reach A; TCP links between them fail both ways).")
     @Argument var from: String
     @Argument var to: String
     @OptionGroup var lab: LabDirectory
@@ -192,7 +192,7 @@ struct LabHeal: ParsableCommand {
 struct LabKill: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "kill", abstract: "SIGKILL a node's agent.")
     @Argument var node: String
-    @Flag(help: "Kill the agent (the default).") var agent = false
+    @Flag(help: "Kill the agent (what `lab kill` does anyway).") var agent = false
     @Flag(help: "Kill PostgreSQL (not managed yet).") var postgres = false
     @OptionGroup var lab: LabDirectory
 
