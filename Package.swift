@@ -30,6 +30,8 @@ let package = Package(
         // Deterministic simulation of RaftCore clusters (seeded network, crashes, invariants).
         // Also stdlib only, so a failing seed replays bit for bit.
         .target(name: "RaftSimulation", dependencies: ["RaftCore"]),
+        // The replicated cluster state (primary, epoch, history) and the failover policy: pure.
+        .target(name: "ClusterState", dependencies: ["RaftCodec"]),
         // Binary encoding and CRC-32C of the core's values, shared by storage and transport.
         .target(name: "RaftCodec", dependencies: ["RaftCore"]),
         // Layer 2: durable Raft state on disk (segments, hard state, snapshots).
@@ -130,6 +132,7 @@ let package = Package(
         .testTarget(name: "ClusterCertificatesTests", dependencies: ["ClusterCertificates"]),
         .testTarget(name: "ClusterConfigTests", dependencies: ["ClusterConfig"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "LocalCluster", "ClusterConfig", "ClusterCertificates", "RaftCore"]),
+        .testTarget(name: "ClusterStateTests", dependencies: ["ClusterState"]),
         .testTarget(name: "PostgresControlTests", dependencies: ["PostgresControl"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "Agent", "LocalCluster", "ClusterConfig"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "RaftCodec", "RaftCore", "RaftSimulation"]),
