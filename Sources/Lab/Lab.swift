@@ -333,30 +333,18 @@ public enum Lab {
         return process.processIdentifier
     }
 
-    /// Waits until the relay in `near`'s namespace accepts connections (the host reaches every
-    /// node address over the bridge).
+    /// Waits until the relay in `near`'s namespace listens on all its ports. (Asked of the
+    /// kernel with `ss`: a test connection would go on to the far agent and alarm it.)
     private static func waitForRelay(_ state: LabState, near: String, far: String) async throws(LabError) {
-        guard let address = state.node(near)?.address else { return }
-        let port = relayPort(state, far: far, port: relayedPorts[0])
+        guard let namespace = state.node(near)?.namespace else { return }
+        let ports = relayedPorts.map { relayPort(state, far: far, port: $0) }
         let deadline = ContinuousClock.now + .seconds(5)
         while ContinuousClock.now < deadline {
-            if canConnect(host: address, port: port) { return }
+            let listening = (try? Shell.run(["ip", "netns", "exec", namespace, "ss", "-Hltn"]).output) ?? ""
+            if ports.allSatisfy({ listening.contains(":\($0) ") }) { return }
             try? await Task.sleep(for: .milliseconds(50))
         }
         throw LabError("the delay relay in \(near) did not start; see \(state.directory)/logs/relay-\(near)-\(far).log")
-    }
-
-    private static func canConnect(host: String, port: Int) -> Bool {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return false }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr(host)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
     }
 
     private static func removeDelay(_ state: inout LabState, between a: String, and b: String) throws(LabError) {

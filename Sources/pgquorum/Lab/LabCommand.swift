@@ -80,7 +80,7 @@ struct LabUp: AsyncParsableCommand {
         print("""
 
             Watch it:   pgquorum status --config \(state.configPath)
-            Break it:   pgquorum lab isolate NODE | partition A,B C | cut A B | kill NODE | pause NODE   (--dir \(lab.dir))
+            Break it:   pgquorum lab isolate NODE | partition A,B C | cut A B | delay A B MS | kill NODE | pause NODE   (--dir \(lab.dir))
             Heal it:    pgquorum lab heal | resume NODE | restart NODE
             Tear down:  pgquorum lab down --dir \(lab.dir)
             """)
@@ -132,6 +132,8 @@ struct LabStatus: ParsableCommand {
             }
             let cuts = state.cuts.map { "\($0.from)→\($0.to)" }
             print("cuts: " + (cuts.isEmpty ? "none" : cuts.joined(separator: " ")))
+            let delays = state.delays.map { "\($0.a)↔\($0.b) \($0.milliseconds) ms" }
+            print("delays: " + (delays.isEmpty ? "none" : delays.joined(separator: ", ")))
             print("leader view: pgquorum status --config \(state.configPath)")
         }
     }
@@ -180,7 +182,7 @@ struct LabCut: ParsableCommand {
 }
 
 struct LabHeal: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "heal", abstract: "Remove every partition and cut.")
+    static let configuration = CommandConfiguration(commandName: "heal", abstract: "Remove every partition, cut and delay.")
     @OptionGroup var lab: LabDirectory
 
     func run() throws {
