@@ -22,6 +22,10 @@ stop() {
       pid=$(cat "$DIR/$node.pid")
       kill -TERM "$pid"
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      if kill -0 "$pid" 2>/dev/null; then
+        echo "$node (pid $pid) did not stop within 5 s; kept demo/$node.pid (kill -9 $pid to force)"
+        continue
+      fi
       echo "stopped $node (pid $pid)"
     fi
     rm -f "$DIR/$node.pid"

@@ -101,7 +101,10 @@ public final class AgentService: Service {
             latest: { latest.load() },
             confirmLeadership: {
                 await withCheckedContinuation { answer in
-                    continuation.yield(.confirmLeadership { answer.resume(returning: $0) })
+                    // After shutdown the Raft task reads no more events: answer at once.
+                    if case .terminated = continuation.yield(.confirmLeadership { answer.resume(returning: $0) }) {
+                        answer.resume(returning: false)
+                    }
                 }
             }
         )

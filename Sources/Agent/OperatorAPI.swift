@@ -68,7 +68,8 @@ enum OperatorAPI {
         guard let leaderName = snapshot.view.leader, let leader = config.node(named: leaderName), let client else {
             return json(.serviceUnavailable, ["error": "no leader known to \(snapshot.view.answeredBy); use ?stale=true for this node's own view"])
         }
-        let timeout = Duration.milliseconds(max(1_000, config.timing.electionTimeoutMilliseconds))
+        // Below `pgquorum status`'s own 1.5 s budget, so a healthy follower still answers it.
+        let timeout = Duration.milliseconds(1_000)
         do {
             let answer = try await client.get(host: leader.host, port: leader.apiPort, path: "/cluster?\(forwardedParameter)=1",
                                               timeout: timeout)

@@ -76,6 +76,13 @@ final class RaftDriver: @unchecked Sendable {
             handle(event)
             drain()
         }
+        // Nobody will answer these any more.
+        for read in pendingReads.values { read.respond(false) }
+        for read in confirmedReads { read.respond(false) }
+        for handOver in handOvers { handOver.respond(false) }
+        pendingReads = [:]
+        confirmedReads = []
+        handOvers = []
     }
 
     private func handle(_ event: AgentEvent) {

@@ -178,8 +178,11 @@ private struct ConfigReader {
         let timing = config.timing
         if timing.heartbeatMilliseconds < 10 {
             problem(nil, "timing.heartbeat_ms: \(timing.heartbeatMilliseconds) is below 10 ms; the agents would spend their time on heartbeats")
-        }
-        if timing.electionTimeoutMilliseconds < 5 * timing.heartbeatMilliseconds {
+        } else if timing.heartbeatMilliseconds > 10_000 {
+            problem(nil, "timing.heartbeat_ms: \(timing.heartbeatMilliseconds) is above 10000 ms; a failure would take minutes to notice")
+        } else if timing.electionTimeoutMilliseconds > 600_000 {
+            problem(nil, "timing.election_timeout_ms: \(timing.electionTimeoutMilliseconds) is above 600000 ms (10 minutes)")
+        } else if timing.electionTimeoutMilliseconds < 5 * timing.heartbeatMilliseconds {
             problem(nil, "timing.election_timeout_ms: \(timing.electionTimeoutMilliseconds) is below 5 × heartbeat_ms (\(5 * timing.heartbeatMilliseconds)); a few lost heartbeats would start elections")
         } else if timing.heartbeatMilliseconds > 0, timing.electionTimeoutMilliseconds % timing.heartbeatMilliseconds != 0 {
             // Timers count whole heartbeat intervals; say so rather than round silently.

@@ -130,10 +130,27 @@ public enum Lab {
                 removed.append("agent \(node.name) (pid \(pid))")
             }
         }
+        // Whatever else still runs in the namespaces (an agent or relay whose PID never reached
+        // lab.json because `lab up` died in between) would outlive them: kill it first.
+        for node in state.nodes {
+            let pids = ((try? Shell.run(["ip", "netns", "pids", node.namespace]))?.output ?? "")
+                .split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }
+            for pid in pids {
+                Glibc.kill(pid, SIGKILL)
+                waitForExit(pid)
+                removed.append("process \(pid) in \(node.namespace)")
+            }
+        }
         for node in state.nodes where (try? Shell.run(["ip", "netns", "del", node.namespace]))?.status == 0 {
             removed.append("namespace \(node.namespace)")
         }
         if (try? Shell.run(["ip", "link", "del", state.bridge]))?.status == 0 { removed.append("bridge \(state.bridge)") }
+        // The kernel removes the host ends of the veth pairs asynchronously; wait (bounded).
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline,
+              ((try? Shell.run(["ip", "-o", "link", "show"]))?.output ?? "").contains("pq\(state.id)-") {
+            usleep(50_000)
+        }
         event(state, "down", nodes: [], detail: removed.joined(separator: ", "))
         releaseSubnet(state.subnet, of: state.directory)
         if keepDirectory {
@@ -407,6 +424,11 @@ public enum Lab {
             try Shell.must(exec + ["ip", "addr", "add", "\(node.address)/24", "dev", "eth0"])
             try Shell.must(exec + ["ip", "link", "set", "eth0", "up"])
             try Shell.must(exec + ["ip", "link", "set", "lo", "up"])
+            // IPv4 only: the cut rules are iptables (IPv4) rules, and a link-local IPv6 address
+            // would let traffic cross a partition.
+            for interface in ["all", "default", "eth0", "lo"] {
+                try Shell.must(exec + ["sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/\(interface)/disable_ipv6"])
+            }
             // One chain for the lab's rules, consulted for traffic in and out of the node.
             try Shell.must(exec + ["iptables", "-N", chain])
             try Shell.must(exec + ["iptables", "-A", "INPUT", "-j", chain])
@@ -539,13 +561,11 @@ public enum Lab {
         let record: [String: Any] = ["time": formatter.string(from: Date()), "action": action, "nodes": nodes, "detail": detail]
         guard var line = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         line.append(0x0a)
-        if let handle = FileHandle(forWritingAtPath: state.eventLogPath) {
-            handle.seekToEndOfFile()
-            handle.write(line)
-            try? handle.close()
-        } else {
-            FileManager.default.createFile(atPath: state.eventLogPath, contents: line)
-        }
+        // One write with O_APPEND: concurrent writers never interleave inside a line.
+        let descriptor = open(state.eventLogPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { return }
+        _ = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        close(descriptor)
     }
 
     // MARK: - Checks, the lab lock and the subnet registry
@@ -593,9 +613,14 @@ public enum Lab {
         try? FileManager.default.createDirectory(atPath: registry, withIntermediateDirectories: true)
         for subnet in 1...250 {
             let path = "\(registry)/\(subnet)"
-            if let owner = try? String(contentsOfFile: path, encoding: .utf8),
-               !FileManager.default.fileExists(atPath: owner.trimmingCharacters(in: .whitespacesAndNewlines) + "/lab.json") {
-                try? FileManager.default.removeItem(atPath: path)
+            // A claim is stale once its lab is down (lab.json.down) or its directory is gone; a
+            // directory without lab.json yet is a lab being created right now.
+            if let owner = try? String(contentsOfFile: path, encoding: .utf8) {
+                let directory = owner.trimmingCharacters(in: .whitespacesAndNewlines)
+                let gone = !FileManager.default.fileExists(atPath: directory)
+                    || (FileManager.default.fileExists(atPath: directory + "/lab.json.down")
+                        && !FileManager.default.fileExists(atPath: directory + "/lab.json"))
+                if gone { try? FileManager.default.removeItem(atPath: path) }
             }
             // Written whole under a private name, then linked into place: link() fails if the
             // name exists, and a reader never sees an empty claim.

@@ -119,6 +119,7 @@ public final class LocalCluster: @unchecked Sendable {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
+            processes[name] = nil
             return nil
         }
         processes[name] = nil

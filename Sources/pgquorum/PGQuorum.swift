@@ -12,11 +12,12 @@ struct PGQuorum: AsyncParsableCommand {
             Raft over mutual TLS; only the leader, while a quorum confirms its lease, may run a \
             writable primary, so a network partition never produces two primaries.
 
-            Available now: `agent` (run a node), `status` (the leader view), `config validate`, \
+            Available now: `agent` (run a node), `status` (the leader view), `lab` (partition \
+            rehearsals in network namespaces), `config validate`, \
             `certs init|issue|check` (the cluster's mutual-TLS certificates), `storage verify` \
             (check a node's Raft log and snapshots) and `demo` (an in-process simulated cluster). \
-            Agents run as voting witnesses: PostgreSQL management, failover, switchover, backup \
-            and the lab arrive with the next milestones; see docs/.
+            Agents run as voting witnesses: PostgreSQL management, failover, switchover and backup \
+            arrive with the next milestones; see docs/.
             """,
         version: version,
         subcommands: [AgentCommand.self, StatusCommand.self, LabCommand.self, ConfigCommand.self, CertsCommand.self, StorageCommand.self, DemoCommand.self]

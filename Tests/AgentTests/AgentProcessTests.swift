@@ -124,6 +124,8 @@ import Glibc
         let next = try #require(await cluster.agreedLeader(among: survivors))
         #expect(log.contains("to=\(next.name)"))
         #expect(next.term == first.term + 1)
+        // A transfer (TimeoutNow) skips PreVote; an election after a timeout would not.
+        #expect(!cluster.log(of: next.name).contains("role=pre-candidate term=\(first.term)"), "\(cluster.log(of: next.name))")
     }
 
     @Test func aMinorityNeverElectsALeader() async throws {

@@ -121,6 +121,9 @@ nodes:
         let base = "cluster: x\ntls: {dir: t}\ndata_dir: d\nnodes: [{name: a, host: h}]\n"
         #expect(problems(base + "timing: {heartbeat_ms: 150, election_timeout_ms: 1000}\n").contains { $0.contains("not a multiple of heartbeat_ms (150)") })
         #expect(problems(base + "timing: {heartbeat_ms: 150, election_timeout_ms: 1050}\n").isEmpty)
+        // Huge values are refused, not overflowed.
+        #expect(problems(base + "timing: {heartbeat_ms: 9223372036854775807}\n").contains { $0.contains("above 10000 ms") })
+        #expect(problems(base + "timing: {election_timeout_ms: 9223372036854775800}\n").contains { $0.contains("above 600000 ms") })
         #expect(problems(base + "alerts: {replication_lag_warning_s: .nan}\n").contains { $0.contains("replication_lag_warning_s must be positive") })
         #expect(problems(base + "alerts: {network_latency_warning_ms: .nan}\n").contains { $0.contains("network_latency_warning_ms must be positive") })
     }

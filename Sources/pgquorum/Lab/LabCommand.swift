@@ -279,6 +279,10 @@ struct LabLogs: ParsableCommand {
     @Option(help: "Only the last N lines.") var lines: Int?
     @OptionGroup var lab: LabDirectory
 
+    func validate() throws {
+        if let lines, lines < 0 { throw ValidationError("--lines must be 0 or more") }
+    }
+
     func run() throws {
         let state: LabState
         do { state = try LabState.load(directory: lab.dir) } catch { throw CommandFailure(error.description) }

@@ -96,7 +96,10 @@ struct StatusCommand: AsyncParsableCommand {
         }
         let views = answers.compactMap(\.2)
         // Linearizable answers all come from the leader; stale ones prefer the node that leads.
-        let view = views.first { $0.linearizable } ?? views.first { $0.leader == $0.answeredBy } ?? views.first
+        // With --stale, a deposed leader may still claim to lead: the highest term wins.
+        let view = views.first { $0.linearizable }
+            ?? views.filter { $0.leader == $0.answeredBy }.max { $0.term < $1.term }
+            ?? views.max { $0.term < $1.term }
         let report = StatusReport(view: view, probes: answers.map(\.1), stale: stale)
 
         if json {

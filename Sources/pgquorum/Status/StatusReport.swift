@@ -100,7 +100,7 @@ struct StatusReport: Encodable {
             if let milliseconds = probe?.responseMilliseconds {
                 state += " | \(text.responseTime): \(Int(milliseconds.rounded()))ms"
             }
-            if let rtt = member.rttMilliseconds, member.name != view?.answeredBy {
+            if let rtt = member.rttMilliseconds, member.name != view?.answeredBy, member.state == "running" {
                 state += " | \(text.rtt): \(String(format: "%.1f", rtt))ms"
             }
             lines.append(state)
