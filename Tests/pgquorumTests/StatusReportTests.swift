@@ -85,6 +85,15 @@ private func probe(_ node: String, answered: Bool = true) -> StatusReport.Probe 
         #expect(lines.contains("no leader known to b"))
     }
 
+    @Test func peerLatencyAboveTheAlertThresholdIsFlagged() {
+        let slow = [member("a", role: "leader"), member("b", role: "follower", rtt: 140), member("c", role: "follower", rtt: 40)]
+        let report = StatusReport(view: view(leader: "a", members: slow), probes: ["a", "b", "c"].map { probe($0) }, stale: false)
+        let text = report.render(chinese: false, members: slow, latencyWarningMilliseconds: 100)
+        #expect(text.contains("Peer RTT: 140.0ms ⚠ network latency above 100ms"))
+        #expect(text.contains("Peer RTT: 40.0ms\n") || text.hasSuffix("Peer RTT: 40.0ms"))
+        #expect(report.render(chinese: true, members: slow, latencyWarningMilliseconds: 100).contains("⚠ 网络延迟超过 100ms"))
+    }
+
     @Test func languageFollowsLocaleVariables() {
         #expect(StatusCommand.prefersChinese(["LANG": "zh_CN.UTF-8"]))
         #expect(!StatusCommand.prefersChinese(["LANG": "en_US.UTF-8"]))

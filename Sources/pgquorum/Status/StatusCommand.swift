@@ -113,7 +113,8 @@ struct StatusCommand: AsyncParsableCommand {
                            lastContactMilliseconds: nil, rttMilliseconds: nil, matchIndex: nil)
             }
             let chinese = Self.prefersChinese(ProcessInfo.processInfo.environment)
-            print(report.render(chinese: chinese, members: members))
+            print(report.render(chinese: chinese, members: members,
+                                latencyWarningMilliseconds: loaded?.alerts.networkLatencyWarningMilliseconds))
         }
         if report.health != .healthy { throw ExitCode(report.health.exitCode) }
     }

@@ -63,7 +63,9 @@ struct StatusReport: Encodable {
 
     // MARK: - Text, in the seed's layout
 
-    func render(chinese: Bool, members: [MemberView]) -> String {
+    /// `latencyWarningMilliseconds`: the config's `alerts.network_latency_warning_ms` (the seed's
+    /// 100 ms); a peer RTT above it is flagged.
+    func render(chinese: Bool, members: [MemberView], latencyWarningMilliseconds: Double? = nil) -> String {
         let text = chinese ? Words.chinese : Words.english
         var lines: [String] = ["=== \(text.title) ==="]
         if let view, let leader = view.leader {
@@ -102,6 +104,9 @@ struct StatusReport: Encodable {
             }
             if let rtt = member.rttMilliseconds, member.name != view?.answeredBy, member.state == "running" {
                 state += " | \(text.rtt): \(String(format: "%.1f", rtt))ms"
+                if let limit = latencyWarningMilliseconds, rtt > limit {
+                    state += " ⚠ \(text.above) \(Int(limit))ms"
+                }
             }
             lines.append(state)
         }
@@ -123,7 +128,7 @@ struct StatusReport: Encodable {
     private struct Words {
         var title, leader, primary, noPrimary, none, health, term, answeredBy, confirmed, stale, servers: String
         var type, priority, location, state, responseTime, rtt, running, unreachable, apiUnreachable: String
-        var witness, database, couldNotReach, answeredWithError, apiAnswered: String
+        var witness, database, couldNotReach, answeredWithError, apiAnswered, above: String
         var healthNames: [Health: String]
         var roles: [String: String]
 
@@ -138,7 +143,7 @@ struct StatusReport: Encodable {
             location: "Location", state: "State", responseTime: "Response time", rtt: "Peer RTT",
             running: "running", unreachable: "unreachable", apiUnreachable: "its API did not answer",
             witness: "witness", database: "database server", couldNotReach: "Could not reach",
-            answeredWithError: "Answered without the leader view", apiAnswered: "its API answered",
+            answeredWithError: "Answered without the leader view", apiAnswered: "its API answered", above: "network latency above",
             healthNames: [.healthy: "healthy", .degraded: "degraded", .noLeader: "no leader (no quorum)", .unreachable: "unreachable"],
             roles: ["leader": "leader", "follower": "follower", "candidate": "candidate", "pre-candidate": "pre-candidate"]
         )
@@ -151,7 +156,7 @@ struct StatusReport: Encodable {
             location: "位置", state: "状态", responseTime: "响应时间", rtt: "节点往返时间",
             running: "正常", unreachable: "不可达", apiUnreachable: "接口未应答",
             witness: "见证节点", database: "数据库服务器", couldNotReach: "无法连接",
-            answeredWithError: "应答但未给出领导者视图", apiAnswered: "接口应答",
+            answeredWithError: "应答但未给出领导者视图", apiAnswered: "接口应答", above: "网络延迟超过",
             healthNames: [.healthy: "健康", .degraded: "降级", .noLeader: "无领导者（无多数派）", .unreachable: "不可达"],
             roles: ["leader": "领导者", "follower": "跟随者", "candidate": "候选者", "pre-candidate": "预候选者"]
         )
