@@ -128,6 +128,44 @@ import Glibc
         #expect(!cluster.log(of: next.name).contains("role=pre-candidate term=\(first.term)"), "\(cluster.log(of: next.name))")
     }
 
+    @Test func storageWipeReplacesANodesStateOnlyWhenSafe() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        defer { cluster.tearDown() }
+        try cluster.startAll()
+        let first = try #require(await cluster.agreedLeader())
+        let victim = try #require(cluster.names.first { $0 != first.name })
+        let other = try #require(cluster.names.first { $0 != first.name && $0 != victim })
+        let wipe = ["storage", "wipe", "--config", cluster.configPath, "--node", victim]
+
+        // Refused while the node's agent runs.
+        let running = try cluster.run(wipe + ["--yes"], includeErrors: true)
+        #expect(running.status != 0 && running.output.contains("is running"), "\(running.output)")
+
+        cluster.stop(victim, signal: SIGTERM)
+        // Refused while another voter is down: the terms the victim may have voted in are unknown.
+        cluster.stop(other, signal: SIGKILL)
+        let missing = try cluster.run(wipe + ["--yes"], includeErrors: true)
+        #expect(missing.status != 0 && missing.output.contains("cannot reach \(other)"), "\(missing.output)")
+        try cluster.start(other)
+        let settled = try #require(await cluster.agreedLeader(among: [first.name, other]))
+
+        // Without --yes it only reports; with it, the old state is moved aside, never deleted.
+        let dry = try cluster.run(wipe, includeErrors: true)
+        #expect(dry.status == 0 && dry.output.contains("run again with --yes"), "\(dry.output)")
+        let done = try cluster.run(wipe + ["--yes"], includeErrors: true)
+        #expect(done.status == 0, "\(done.output)")
+        let data = cluster.directory + "/data/\(victim)"
+        let entries = try FileManager.default.contentsOfDirectory(atPath: data)
+        #expect(entries.contains { $0.hasPrefix("raft.wiped-") }, "\(entries)")
+
+        // The node returns with its fresh state and follows; the leader and its term stay.
+        try cluster.start(victim)
+        let after = try #require(await cluster.agreedLeader(among: cluster.names))
+        #expect(after.name == settled.name && after.term == settled.term)
+        let verify = try cluster.run(["storage", "verify", "--data-dir", data + "/raft"], includeErrors: true)
+        #expect(verify.status == 0, "\(verify.output)")
+    }
+
     @Test func aMinorityNeverElectsALeader() async throws {
         let cluster = try LocalCluster(nodes: 5)
         defer { cluster.tearDown() }

@@ -2,11 +2,11 @@ import ArgumentParser
 import RaftCore
 import RaftStorage
 
-struct StorageCommand: ParsableCommand {
+struct StorageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "storage",
-        abstract: "Inspect a node's durable Raft state.",
-        subcommands: [VerifyStorage.self]
+        abstract: "Inspect a node's durable Raft state, or replace a corrupt one safely.",
+        subcommands: [VerifyStorage.self, WipeStorage.self]
     )
 }
 

@@ -1,0 +1,127 @@
+import Agent
+import ArgumentParser
+import ClusterConfig
+import Foundation
+import RaftCore
+import RaftStorage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `pgquorum storage wipe`: replaces a node's damaged Raft state with a fresh one that cannot
+/// break what the old one promised, after checking with the rest of the cluster that it may.
+struct WipeStorage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wipe",
+        abstract: "Set a node's Raft state aside and start it afresh, only if the cluster can do without it.",
+        discussion: """
+            For a node whose Raft state is corrupt (docs/storage.md, "Recovering a node"). Refuses \
+            unless: the node's agent is stopped; a leader confirms its view with a quorum; the \
+            voters other than this node that hold every committed entry form a quorum (so nothing \
+            committed depends on this node's lost copy); and every other voter answers, so the \
+            highest term anyone has reached is known. The old state is moved aside (never \
+            deleted) and the new state starts in that term with its vote already cast, so the \
+            node can never vote twice in a term it may have voted in before. Without --yes it \
+            only reports what it would do.
+            """
+    )
+
+    @Option(help: "The cluster config file.")
+    var config: String
+
+    @Option(help: "The node whose Raft state to replace.")
+    var node: String
+
+    @Flag(help: "Do it (otherwise only check and report).")
+    var yes = false
+
+    func run() async throws {
+        let loaded: ClusterConfig
+        do {
+            loaded = try ConfigLoader.load(path: config, tlsFiles: .skip)
+        } catch {
+            for problem in error.problems { print(problem) }
+            throw ExitCode.failure
+        }
+        guard let local = loaded.node(named: node) else {
+            throw CommandFailure("node '\(node)' is not in \(config) (its nodes: \(loaded.nodes.map(\.name).joined(separator: ", ")))")
+        }
+        // 1. The agent must be stopped, and stay stopped while we work: hold its lock.
+        let lockPath = local.dataDirectory + "/agent.lock"
+        let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { throw CommandFailure("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            throw CommandFailure("the agent of \(node) is running (it holds \(lockPath)); stop it first")
+        }
+
+        // 2. Every other voter's own term, and the leader's confirmed view.
+        let client: APIClient
+        do {
+            client = try APIClient(tlsDirectory: loaded.tlsDirectory)
+        } catch {
+            throw CommandFailure("cannot load \(loaded.tlsDirectory)/ca.crt: \(error)")
+        }
+        let others = loaded.nodes.filter { $0.name != node }
+        var terms: [String: UInt64] = [:]
+        var leaderView: ClusterView?
+        var unreachable: [String] = []
+        for other in others {
+            let stale = try? await client.get(host: other.host, port: other.apiPort, path: "/cluster?stale=true", timeout: .seconds(2))
+            guard let stale, stale.status == 200, let view = try? JSONDecoder().decode(ClusterView.self, from: Data(stale.body)) else {
+                unreachable.append(other.name)
+                continue
+            }
+            terms[other.name] = view.term
+            if leaderView == nil, let linear = try? await client.get(host: other.host, port: other.apiPort, path: "/cluster", timeout: .seconds(2)),
+               linear.status == 200, let confirmed = try? JSONDecoder().decode(ClusterView.self, from: Data(linear.body)), confirmed.linearizable {
+                leaderView = confirmed
+            }
+        }
+        guard unreachable.isEmpty else {
+            throw CommandFailure("cannot reach \(unreachable.joined(separator: ", ")): every other voter must answer, or the terms \(node) may have voted in are unknown; bring them back first")
+        }
+        guard let leaderView, let leader = leaderView.leader, leader != node else {
+            throw CommandFailure("no leader confirmed by a quorum; the cluster must be healthy without \(node) before its state is replaced")
+        }
+        // 3. Committed entries must not depend on this node: a quorum of all voters among the others.
+        let quorum = loaded.nodes.count / 2 + 1
+        let holders = leaderView.members.filter { $0.name != node && ($0.matchIndex ?? 0) >= leaderView.commitIndex }.map(\.name)
+        guard holders.count >= quorum else {
+            throw CommandFailure("only \(holders.joined(separator: ", ")) hold every committed entry (index \(leaderView.commitIndex)); a quorum needs \(quorum): wait until the others catch up")
+        }
+
+        // 4. The new state: the highest term reached anywhere, its vote already cast.
+        let directory = local.dataDirectory + "/raft"
+        var term = terms.values.max() ?? 0
+        if let old = try? RaftStorage.inspect(directory: directory), let state = old.recovered {
+            term = max(term, state.hardState.term)
+        }
+        let voters = Set(loaded.nodes.map(\.id))
+        var fresh = DurableState.bootstrap(Configuration(voters: voters))
+        fresh.hardState = HardState(term: term, vote: local.id, commit: 0)
+        print("leader \(leader) (term \(leaderView.term)) confirms the view; \(holders.joined(separator: ", ")) hold every committed entry (index \(leaderView.commitIndex)), quorum \(quorum)")
+        print("highest term among the voters: \(term)")
+        guard yes else {
+            print("would move \(directory) aside and start \(node) afresh in term \(term) with its vote cast; run again with --yes to do it")
+            return
+        }
+        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+        let aside = directory + ".wiped-" + stamp
+        if FileManager.default.fileExists(atPath: directory) {
+            do {
+                try FileManager.default.moveItem(atPath: directory, toPath: aside)
+            } catch {
+                throw CommandFailure("cannot move \(directory) aside: \(error.localizedDescription)")
+            }
+            print("moved the old state to \(aside) (keep it for analysis)")
+        }
+        do {
+            let storage = try RaftStorage.open(directory: directory)
+            try storage.initialize(fresh)
+        } catch {
+            throw CommandFailure("cannot write the new state in \(directory): \(error)")
+        }
+        print("wrote fresh Raft state for \(node) in term \(term); start its agent: it follows \(leader) and receives the log")
+    }
+}
