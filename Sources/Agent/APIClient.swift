@@ -31,13 +31,21 @@ public struct APIClient: Sendable {
 
     /// Trusts `<tlsDirectory>/ca.crt`. Host names are not checked (nodes are often addressed by
     /// IP); only a certificate the cluster CA signed is accepted.
-    public init(tlsDirectory: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
-        try self.init(caFile: tlsDirectory + "/ca.crt", group: group)
+    /// With `identity`, presents `<tlsDirectory>/<identity>.crt` and `.key` as the client
+    /// certificate (what mutating endpoints require).
+    public init(tlsDirectory: String, identity: String? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        try self.init(caFile: tlsDirectory + "/ca.crt",
+                      certificate: identity.map { (tlsDirectory + "/\($0).crt", tlsDirectory + "/\($0).key") }, group: group)
     }
 
-    public init(caFile: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+    public init(caFile: String, certificate: (chain: String, key: String)? = nil,
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+        if let certificate {
+            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate.chain).map { .certificate($0) }
+            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: certificate.key, format: .pem))
+        }
         configuration.certificateVerification = .noHostnameVerification
         self.context = try NIOSSLContext(configuration: configuration)
         self.group = group
@@ -45,6 +53,15 @@ public struct APIClient: Sendable {
 
     public func get(host: String, port: Int, path: String, headers: [(String, String)] = [],
                     timeout: Duration) async throws -> Response {
+        try await send(.GET, host: host, port: port, path: path, headers: headers, timeout: timeout)
+    }
+
+    public func post(host: String, port: Int, path: String, timeout: Duration) async throws -> Response {
+        try await send(.POST, host: host, port: port, path: path, headers: [("Content-Length", "0")], timeout: timeout)
+    }
+
+    private func send(_ method: HTTPMethod, host: String, port: Int, path: String, headers: [(String, String)],
+                      timeout: Duration) async throws -> Response {
         let started = ContinuousClock.now
         let limit = TimeAmount.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
         let eventLoop = group.next()
@@ -63,7 +80,7 @@ public struct APIClient: Sendable {
             .connect(host: host, port: port)
         connect.whenFailure { promise.fail(Failure.connection("cannot connect to \(host):\(port): \($0)")) }
         connect.whenSuccess { channel in
-            var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
+            var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
             head.headers.add(name: "Host", value: "\(host):\(port)")
             head.headers.add(name: "Connection", value: "close")
             for (name, value) in headers { head.headers.add(name: name, value: value) }

@@ -99,6 +99,13 @@ public final class AgentService: Service {
                                 tickOrigin: tickOrigin, logger: logger, publish: { snapshot in latest.store(snapshot) })
         let handle = AgentHandle(
             latest: { latest.load() },
+            handOver: { target in
+                await withCheckedContinuation { answer in
+                    if case .terminated = continuation.yield(.handOverLeadership(to: target) { answer.resume(returning: $0) }) {
+                        answer.resume(returning: .refused("the agent is shutting down"))
+                    }
+                }
+            },
             confirmLeadership: {
                 await withCheckedContinuation { answer in
                     // After shutdown the Raft task reads no more events: answer at once.
@@ -141,9 +148,12 @@ public final class AgentService: Service {
             try await group.next()
             logger.notice("shutting down")
             let handedOver = await withCheckedContinuation { answer in
-                continuation.yield(.handOverLeadership { answer.resume(returning: $0) })
+                continuation.yield(.handOverLeadership(to: nil) { answer.resume(returning: $0) })
             }
-            if !handedOver { logger.warning("leadership was not handed over before exit") }
+            switch handedOver {
+            case .done, .notLeader: break
+            case .refused, .timedOut: logger.warning("leadership was not handed over before exit")
+            }
             // The Raft task ends with its stream; the API and the waiter end with the graceful
             // shutdown (cancelling them instead makes the HTTP server log errors).
             continuation.finish()
@@ -203,6 +213,11 @@ public final class AgentService: Service {
             let key = try NIOSSLPrivateKey(file: config.tlsDirectory + "/\(local.name).key", format: .pem)
             tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
             tls.minimumTLSVersion = .tlsv12
+            // A client certificate is asked for but not required: probes and load balancers read
+            // without one; one that is presented must chain to the cluster CA, and mutating
+            // endpoints require it.
+            tls.certificateVerification = .optionalVerification
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(config.tlsDirectory + "/ca.crt"))
         } catch {
             throw AgentStartError("cannot load the API certificate from \(config.tlsDirectory): \(error)")
         }

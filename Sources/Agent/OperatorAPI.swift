@@ -2,11 +2,35 @@ import ClusterConfig
 import Foundation
 import Hummingbird
 import NIOCore
+import NIOSSL
+import PeerTransport
+import RaftCore
+
+/// A request context that can tell who the client is: the node named in the client
+/// certificate, when one signed by the cluster CA was presented (TLS verified it).
+struct OperatorRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+
+    /// The identity in the client certificate (`pgquorum://<cluster>/<name>`), or nil.
+    func clientIdentity(cluster: String) async -> String? {
+        let der = try? await channel.pipeline.handler(type: NIOSSLHandler.self)
+            .map { handler in try? handler.peerCertificate?.toDERBytes() }.get()
+        guard let bytes = der ?? nil else { return nil }
+        return PeerIdentity.node(inCertificateDER: bytes, cluster: cluster)
+    }
+}
 
 /// What the API handlers may do with the running agent: read its latest published state, and
 /// ask the Raft task to confirm leadership.
 public struct AgentHandle: Sendable {
     let latest: @Sendable () -> AgentSnapshot?
+    let handOver: @Sendable (NodeID?) async -> HandOverResult
     let confirmLeadership: @Sendable () async -> Bool
 }
 
@@ -17,8 +41,8 @@ enum OperatorAPI {
     /// forwarded twice (the leader may have just changed).
     static let forwardedParameter = "forwarded"
 
-    static func router(agent: AgentHandle, config: ClusterConfig, client: APIClient?) -> Router<BasicRequestContext> {
-        let router = Router()
+    static func router(agent: AgentHandle, config: ClusterConfig, client: APIClient?) -> Router<OperatorRequestContext> {
+        let router = Router(context: OperatorRequestContext.self)
         router.get("/health") { _, _ -> Response in
             guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
             return json(.ok, ["state": "running", "role": snapshot.role, "node": snapshot.view.answeredBy])
@@ -45,6 +69,30 @@ enum OperatorAPI {
             }
             return await clusterView(agent: agent, config: config, client: client, stale: stale,
                                      forwarded: request.uri.queryParameters.get(forwardedParameter) != nil)
+        }
+        router.post("/switchover") { request, context -> Response in
+            // Mutating: only a client holding a certificate from the cluster CA.
+            guard let caller = await context.clientIdentity(cluster: config.cluster) else {
+                return json(.forbidden, ["error": "switchover needs a client certificate from the cluster CA (pgquorum switchover presents one)"])
+            }
+            var target: NodeID?
+            if let name = request.uri.queryParameters.get("to") {
+                guard let node = config.node(named: name) else {
+                    return json(.badRequest, ["error": "no node \(name) in this cluster (its nodes: \(config.nodes.map(\.name).joined(separator: ", ")))"])
+                }
+                target = node.id
+            }
+            context.logger.notice("switchover requested", metadata: ["by": "\(caller)", "to": "\(request.uri.queryParameters.get("to") ?? "best")"])
+            switch await agent.handOver(target) {
+            case .done(let leader):
+                return json(.ok, ["leader": leader, "requested_by": caller])
+            case .notLeader(let leader):
+                return json(.conflict, ["error": "this node is not the leader; send the request to the leader", "leader": leader ?? ""])
+            case .refused(let why):
+                return json(.conflict, ["error": why])
+            case .timedOut:
+                return json(.serviceUnavailable, ["error": "the target did not take over within an election timeout; leadership may not have moved"])
+            }
         }
         return router
     }

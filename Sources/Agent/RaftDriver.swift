@@ -14,9 +14,17 @@ enum AgentEvent: Sendable {
     /// Confirm with a quorum that this node still leads (ReadIndex); answers false when this node
     /// is not the leader or the confirmation does not arrive within an election timeout.
     case confirmLeadership(@Sendable (Bool) -> Void)
-    /// Hand leadership to the best other voter and answer once someone else leads (true) or the
-    /// attempt timed out (false). Answers true at once on a non-leader.
-    case handOverLeadership(@Sendable (Bool) -> Void)
+    /// Hand leadership to `target` (nil: the best other voter) and answer once someone else
+    /// leads, or why not.
+    case handOverLeadership(to: NodeID?, @Sendable (HandOverResult) -> Void)
+}
+
+/// How a leadership hand-over ended.
+public enum HandOverResult: Sendable, Equatable {
+    case done(leader: String)
+    case notLeader(leader: String?)
+    case refused(String)
+    case timedOut
 }
 
 /// Owns the Raft node, its storage and its transport, and carries out each `Ready` in the order
@@ -47,7 +55,7 @@ final class RaftDriver: @unchecked Sendable {
     private var pendingReads: [UInt64: (respond: @Sendable (Bool) -> Void, deadline: Int64)] = [:]
     /// Reads the leader confirmed, waiting until the read index is applied.
     private var confirmedReads: [(index: LogIndex, respond: @Sendable (Bool) -> Void)] = []
-    private var handOvers: [(respond: @Sendable (Bool) -> Void, deadline: Int64)] = []
+    private var handOvers: [(respond: @Sendable (HandOverResult) -> Void, deadline: Int64)] = []
     private var lastSoftState: SoftState
     private var electionsStarted: UInt64 = 0
     private var leaderChanges: UInt64 = 0
@@ -79,7 +87,7 @@ final class RaftDriver: @unchecked Sendable {
         // Nobody will answer these any more.
         for read in pendingReads.values { read.respond(false) }
         for read in confirmedReads { read.respond(false) }
-        for handOver in handOvers { handOver.respond(false) }
+        for handOver in handOvers { handOver.respond(.timedOut) }
         pendingReads = [:]
         confirmedReads = []
         handOvers = []
@@ -101,15 +109,21 @@ final class RaftDriver: @unchecked Sendable {
             case .failure:
                 respond(false)
             }
-        case .handOverLeadership(let respond):
-            guard node.role == .leader else { return respond(true) }
-            guard let target = bestSuccessor() else {
+        case .handOverLeadership(let requested, let respond):
+            guard node.role == .leader else { return respond(.notLeader(leader: node.leader.map(name(of:)))) }
+            let candidates = reachableVoters()
+            if let requested, !candidates.contains(requested) {
+                let why = "\(name(of: requested)) is not a voter this leader heard from in the last five heartbeats"
+                logger.notice("cannot hand leadership over", metadata: ["reason": "\(why)"])
+                return respond(.refused(why))
+            }
+            guard let target = requested ?? bestSuccessor(among: candidates) else {
                 logger.notice("no other voter is reachable to take over leadership")
-                return respond(false)
+                return respond(.refused("no other voter is reachable to take over leadership"))
             }
             if case .failure(let error) = node.transferLeadership(to: target) {
                 logger.warning("cannot hand leadership over", metadata: ["reason": "\(error)"])
-                return respond(false)
+                return respond(.refused("\(error)"))
             }
             logger.notice("handing leadership over", metadata: ["to": "\(name(of: target))"])
             handOvers.append((respond, ticksDone + Int64(node.options.electionTicks)))
@@ -141,7 +155,7 @@ final class RaftDriver: @unchecked Sendable {
         }
         handOvers.removeAll { handOver in
             guard handOver.deadline <= ticksDone else { return false }
-            handOver.respond(false)
+            handOver.respond(.timedOut)
             return true
         }
     }
@@ -182,7 +196,7 @@ final class RaftDriver: @unchecked Sendable {
                 read.respond(false)
             }
             if !handOvers.isEmpty, let leader = node.leader, leader != node.id {
-                for handOver in handOvers { handOver.respond(true) }
+                for handOver in handOvers { handOver.respond(.done(leader: name(of: leader))) }
                 handOvers = []
             }
         }
@@ -226,14 +240,17 @@ final class RaftDriver: @unchecked Sendable {
     /// The voter to hand leadership to: one heard from (Raft or pong) within the last five
     /// heartbeat intervals, so not one that has just stopped; the most up-to-date, then the most
     /// preferred (lowest priority number), then by name.
-    private func bestSuccessor() -> NodeID? {
+    private func reachableVoters() -> Set<NodeID> {
         let now = ContinuousClock.now
         let recent = tickInterval * 5
-        let alive = node.configuration.voters.filter { id in
+        return node.configuration.voters.filter { id in
             guard id != node.id, let contact = [lastHeard[id], transport.lastPong(from: id)].compactMap({ $0 }).max() else { return false }
             return now - contact < recent
         }
-        return alive.min { a, b in
+    }
+
+    private func bestSuccessor(among alive: Set<NodeID>) -> NodeID? {
+        alive.min { a, b in
             let matchA = node.progress[a]?.match ?? 0, matchB = node.progress[b]?.match ?? 0
             if matchA != matchB { return matchA > matchB }
             let nodeA = config.node(withID: a), nodeB = config.node(withID: b)

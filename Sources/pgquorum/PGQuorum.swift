@@ -12,7 +12,8 @@ struct PGQuorum: AsyncParsableCommand {
             Raft over mutual TLS; only the leader, while a quorum confirms its lease, may run a \
             writable primary, so a network partition never produces two primaries.
 
-            Available now: `agent` (run a node), `status` (the leader view), `lab` (partition \
+            Available now: `agent` (run a node), `status` (the leader view), `switchover` (move \
+            the leadership on purpose), `lab` (partition \
             rehearsals in network namespaces), `config validate`, \
             `certs init|issue|check` (the cluster's mutual-TLS certificates), `storage verify` \
             (check a node's Raft log and snapshots) and `demo` (an in-process simulated cluster). \
@@ -20,6 +21,6 @@ struct PGQuorum: AsyncParsableCommand {
             arrive with the next milestones; see docs/.
             """,
         version: version,
-        subcommands: [AgentCommand.self, StatusCommand.self, LabCommand.self, ConfigCommand.self, CertsCommand.self, StorageCommand.self, DemoCommand.self]
+        subcommands: [AgentCommand.self, StatusCommand.self, SwitchoverCommand.self, LabCommand.self, ConfigCommand.self, CertsCommand.self, StorageCommand.self, DemoCommand.self]
     )
 }

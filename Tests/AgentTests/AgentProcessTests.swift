@@ -166,6 +166,32 @@ import Glibc
         #expect(verify.status == 0, "\(verify.output)")
     }
 
+    @Test func switchoverMovesLeadershipOnlyForClusterCertificates() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        defer { cluster.tearDown() }
+        try cluster.startAll()
+        let first = try #require(await cluster.agreedLeader())
+        let target = try #require(cluster.names.last { $0 != first.name })
+
+        // Without a client certificate the mutating endpoint refuses; reads still work.
+        let anonymous = try APIClient(tlsDirectory: cluster.directory + "/tls")
+        let port = try #require(cluster.apiPorts[first.name])
+        let refused = try await anonymous.post(host: "127.0.0.1", port: port, path: "/switchover?to=\(target)", timeout: .seconds(3))
+        #expect(refused.status == 403)
+        #expect(await cluster.agreedLeader(among: cluster.names)?.name == first.name)
+
+        // With a node certificate: the named node takes over, by transfer (no PreVote).
+        let moved = try cluster.run(["switchover", "--config", cluster.configPath, "--to", target], includeErrors: true)
+        #expect(moved.status == 0, "\(moved.output)")
+        #expect(moved.output.contains("leadership moved from \(first.name) to \(target)"), "\(moved.output)")
+        let after = try #require(await cluster.agreedLeader(among: cluster.names))
+        #expect(after.name == target && after.term == first.term + 1)
+
+        // An unknown target is a clear refusal, and nothing moves.
+        let unknown = try cluster.run(["switchover", "--config", cluster.configPath, "--to", "node9"], includeErrors: true)
+        #expect(unknown.status != 0 && unknown.output.contains("no node node9"), "\(unknown.output)")
+    }
+
     @Test func aMinorityNeverElectsALeader() async throws {
         let cluster = try LocalCluster(nodes: 5)
         defer { cluster.tearDown() }
