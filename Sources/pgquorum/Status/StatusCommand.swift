@@ -47,15 +47,7 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var loaded: ClusterConfig?
-        if let config {
-            do {
-                loaded = try ConfigLoader.load(path: config, tlsFiles: .skip)
-            } catch {
-                for problem in error.problems { print(problem) }
-                throw ExitCode.failure
-            }
-        }
+        let loaded = try config.map { try loadConfig($0) }
         let targets: [(name: String, host: String, port: Int)]
         if let endpoint {
             guard let target = Self.parse(endpoint: endpoint) else { throw ExitCode.validationFailure }

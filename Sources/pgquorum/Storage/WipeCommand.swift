@@ -36,13 +36,7 @@ struct WipeStorage: AsyncParsableCommand {
     var yes = false
 
     func run() async throws {
-        let loaded: ClusterConfig
-        do {
-            loaded = try ConfigLoader.load(path: config, tlsFiles: .skip)
-        } catch {
-            for problem in error.problems { print(problem) }
-            throw ExitCode.failure
-        }
+        let loaded = try loadConfig(config)
         guard let local = loaded.node(named: node) else {
             throw CommandFailure("node '\(node)' is not in \(config) (its nodes: \(loaded.nodes.map(\.name).joined(separator: ", ")))")
         }

@@ -25,13 +25,7 @@ struct SwitchoverCommand: AsyncParsableCommand {
     var identity: String?
 
     func run() async throws {
-        let loaded: ClusterConfig
-        do {
-            loaded = try ConfigLoader.load(path: config, tlsFiles: .skip)
-        } catch {
-            for problem in error.problems { print(problem) }
-            throw ExitCode.failure
-        }
+        let loaded = try loadConfig(config)
         if let to, loaded.node(named: to) == nil {
             throw CommandFailure("no node \(to) in \(config) (its nodes: \(loaded.nodes.map(\.name).joined(separator: ", ")))")
         }
