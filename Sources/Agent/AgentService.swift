@@ -223,7 +223,8 @@ public final class AgentService: Service {
         }
         let client = try? APIClient(tlsDirectory: config.tlsDirectory)
         var apiLogger = logger
-        apiLogger.logLevel = max(logger.logLevel, .warning)
+        // Hummingbird logs every request at info and below; operator actions are notices.
+        apiLogger.logLevel = max(logger.logLevel, .notice)
         return Application(
             router: OperatorAPI.router(agent: handle, config: config, client: client),
             server: try .tls(.http1(), tlsConfiguration: tls),
