@@ -325,29 +325,16 @@ public enum Lab {
     }
 
     private static func startRelay(_ state: LabState, near: String, far: String, milliseconds: Int) throws(LabError) -> Int32 {
-        guard let ip = Shell.locate("ip"), let nearNode = state.node(near), let farNode = state.node(far) else {
-            throw LabError("ip is missing (iproute2)")
+        guard let nearNode = state.node(near), let farNode = state.node(far) else {
+            throw LabError("no node \(near) or \(far) in this lab")
         }
         let forwards = relayedPorts.map {
             DelayRelay.Forward(listenHost: nearNode.address, listenPort: relayPort(state, far: far, port: $0),
                                targetHost: farNode.address, targetPort: $0).argument
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ip)
-        process.arguments = ["netns", "exec", nearNode.namespace, state.binary, "lab", "relay", "--delay-ms", "\(milliseconds)"]
-            + forwards.flatMap { ["--forward", $0] }
-        let log = state.directory + "/logs/relay-\(near)-\(far).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        do {
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            process.standardOutput = handle
-            process.standardError = handle
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-        } catch {
-            throw LabError("cannot start the delay relay for \(near) → \(far): \(error)")
-        }
-        return process.processIdentifier
+        return try spawn(in: nearNode.namespace,
+                         [state.binary, "lab", "relay", "--delay-ms", "\(milliseconds)"] + forwards.flatMap { ["--forward", $0] },
+                         log: state.directory + "/logs/relay-\(near)-\(far).log", what: "the delay relay for \(near) → \(far)")
     }
 
     /// Waits until the relay in `near`'s namespace listens on all its ports. (Asked of the
@@ -401,8 +388,7 @@ public enum Lab {
     }
 
     static func isRelay(_ pid: Int32, of state: LabState) -> Bool {
-        guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), processState(pid) != "Z" else { return false }
-        let command = String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+        guard let command = liveCommandLine(pid) else { return false }
         return command.contains("lab relay") && command.contains(state.binary)
     }
 
@@ -459,15 +445,20 @@ public enum Lab {
     // MARK: - Agents
 
     private static func startAgent(_ state: LabState, _ node: LabState.Node) throws(LabError) -> Int32 {
+        try spawn(in: node.namespace, [state.binary, "agent", "--config", state.configPath, "--node", node.name],
+                  log: state.logPath(of: node.name), what: "the agent of \(node.name)")
+    }
+
+    /// Starts `arguments` inside `namespace`, output appended to `log`. `ip netns exec` enters
+    /// the namespace and execs the program, so the PID is the program's. (Foundation starts
+    /// children in their own process group: a Ctrl-C in the shell that ran `lab up` does not
+    /// reach them.)
+    private static func spawn(in namespace: String, _ arguments: [String], log: String, what: String) throws(LabError) -> Int32 {
         guard let ip = Shell.locate("ip") else { throw LabError("ip is missing (iproute2)") }
-        let log = state.logPath(of: node.name)
         if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         let process = Process()
-        // `ip netns exec` enters the namespace and execs the agent, so the PID is the agent's.
-        // (Foundation starts children in their own process group: a Ctrl-C in the shell that
-        // ran `lab up` does not reach them.)
         process.executableURL = URL(fileURLWithPath: ip)
-        process.arguments = ["netns", "exec", node.namespace, state.binary, "agent", "--config", state.configPath, "--node", node.name]
+        process.arguments = ["netns", "exec", namespace] + arguments
         do {
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             handle.seekToEndOfFile()
@@ -476,16 +467,20 @@ public enum Lab {
             process.standardInput = FileHandle.nullDevice
             try process.run()
         } catch {
-            throw LabError("cannot start the agent of \(node.name): \(error)")
+            throw LabError("cannot start \(what): \(error)")
         }
         return process.processIdentifier
     }
 
     /// True when `pid` is a live (not zombie) agent of this lab, not a recycled PID.
     static func isAgent(_ pid: Int32, of state: LabState) -> Bool {
-        guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), processState(pid) != "Z" else { return false }
-        let command = String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
-        return command.contains("agent --config \(state.configPath)")
+        liveCommandLine(pid)?.contains("agent --config \(state.configPath)") ?? false
+    }
+
+    /// The command line of a live (not zombie) process, arguments joined by spaces.
+    private static func liveCommandLine(_ pid: Int32) -> String? {
+        guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), processState(pid) != "Z" else { return nil }
+        return String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
     }
 
     /// The one-letter state from /proc/PID/stat (R, S, T, Z…), nil when the process is gone.
