@@ -314,6 +314,6 @@ final class RaftDriver: @unchecked Sendable {
 private func rounded(_ milliseconds: Double) -> Double { (milliseconds * 1_000).rounded() / 1_000 }
 
 extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-    var milliseconds: Double { seconds * 1_000 }
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    public var milliseconds: Double { seconds * 1_000 }
 }

@@ -104,11 +104,6 @@ public final class LocalCluster: @unchecked Sendable {
 
     public func startAll() throws { for name in names { try start(name) } }
 
-    public func signal(_ name: String, _ signal: Int32) {
-        guard let process = processes[name], process.isRunning else { return }
-        kill(process.processIdentifier, signal)
-    }
-
     /// Sends `signal` and waits (bounded) for the process to exit; returns its exit status.
     @discardableResult
     public func stop(_ name: String, signal: Int32 = SIGKILL, within seconds: Double = 10) -> Int32? {

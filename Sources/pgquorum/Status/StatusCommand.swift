@@ -128,7 +128,3 @@ struct StatusCommand: AsyncParsableCommand {
     }
 }
 
-
-extension Duration {
-    var milliseconds: Double { Double(components.seconds) * 1_000 + Double(components.attoseconds) / 1e15 }
-}
