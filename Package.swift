@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "RaftCore", "RaftCodec", "RaftStorage", "PeerTransport", "ClusterConfig",
+                "RaftCore", "RaftCodec", "RaftStorage", "PeerTransport", "ClusterConfig", "ClusterState", "PostgresControl",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(name: "PeerTransportTests", dependencies: ["PeerTransport", "ClusterCertificates", "RaftCore", "RaftCodec"]),
         .testTarget(name: "ClusterCertificatesTests", dependencies: ["ClusterCertificates"]),
         .testTarget(name: "ClusterConfigTests", dependencies: ["ClusterConfig"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "LocalCluster", "ClusterConfig", "ClusterCertificates", "RaftCore"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "LocalCluster", "ClusterConfig", "ClusterCertificates", "RaftCore", "PostgresControl"]),
         .testTarget(name: "ClusterStateTests", dependencies: ["ClusterState"]),
         .testTarget(name: "PostgresControlTests", dependencies: ["PostgresControl"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "Agent", "LocalCluster", "ClusterConfig"]),

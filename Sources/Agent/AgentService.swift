@@ -54,6 +54,12 @@ public final class AgentService: Service {
         }
 
         let (events, continuation) = AsyncStream.makeStream(of: AgentEvent.self)
+        var postgres: PostgresManager?
+        if !local.isWitness {
+            let manager = PostgresManager(config: config, local: local, logger: logger) { continuation.yield(.localPostgres($0)) }
+            try manager.prepare()
+            postgres = manager
+        }
         let identity: TransportIdentity
         do {
             identity = try TransportIdentity(cluster: config.cluster, node: local.name, directory: config.tlsDirectory)
@@ -72,6 +78,7 @@ public final class AgentService: Service {
             identity: identity, localID: local.id, peers: peers, group: MultiThreadedEventLoopGroup.singleton,
             options: transportOptions,
             onMessage: { continuation.yield(.message($0)) },
+            onReport: { continuation.yield(.report(from: $0, $1)) },
             // Reconnect attempts repeat while a peer is down; the driver logs reachability changes.
             onEvent: { event in
                 switch event {
@@ -96,7 +103,7 @@ public final class AgentService: Service {
         let tickOrigin = ContinuousClock.now + .microseconds(Int64.random(in: 0..<Int64(config.timing.heartbeatMilliseconds) * 1_000))
         let latest = self.latest
         let driver = RaftDriver(node: node, storage: storage, transport: transport, config: config, local: local,
-                                tickOrigin: tickOrigin, logger: logger, publish: { snapshot in latest.store(snapshot) })
+                                postgres: postgres, tickOrigin: tickOrigin, logger: logger, publish: { snapshot in latest.store(snapshot) })
         let handle = AgentHandle(
             latest: { latest.load() },
             handOver: { target in
@@ -116,6 +123,7 @@ public final class AgentService: Service {
             }
         )
         let app = try makeAPI(handle: handle)
+        postgres?.start()
         logger.notice("agent started", metadata: [
             "listen": "\(local.host):\(local.agentPort)", "api": "https://\(local.host):\(local.apiPort)",
             "data": "\(storage.directory)", "voters": "\(node.configuration.voters.map { id in self.config.node(withID: id)?.name ?? id.description }.sorted().joined(separator: ","))",
@@ -159,6 +167,15 @@ public final class AgentService: Service {
             continuation.finish()
             ticker.cancel()
             try await group.waitForAll()
+            if let postgres {
+                // Blocking (a fast shutdown of PostgreSQL, bounded): off the concurrency pool.
+                await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                    Thread.detachNewThread {
+                        postgres.stop()
+                        done.resume()
+                    }
+                }
+            }
             await transport.shutdown()
         }
         logger.notice("agent stopped")

@@ -11,7 +11,7 @@ public struct ClusterView: Codable, Sendable, Equatable {
     public var linearizable: Bool
     public var leader: String?
     public var term: UInt64
-    /// Counts promotions of a PostgreSQL primary. No node manages PostgreSQL yet, so it stays 0.
+    /// Counts promotions of a PostgreSQL primary (the bootstrap is epoch 1).
     public var epoch: UInt64
     public var primary: String?
     public var commitIndex: UInt64
@@ -58,9 +58,12 @@ public struct MemberView: Codable, Sendable, Equatable {
     public var rttMilliseconds: Double?
     /// Highest log index known to be replicated on this member (leader's view only).
     public var matchIndex: UInt64?
+    /// The member's PostgreSQL as last reported (the leader knows every member's; a follower
+    /// only its own). Nil for witnesses and members not heard from.
+    public var postgres: PostgresView?
 
     enum CodingKeys: String, CodingKey {
-        case name, label, location, host, priority, witness, role, state
+        case name, label, location, host, priority, witness, role, state, postgres
         case apiPort = "api_port"
         case lastContactMilliseconds = "last_contact_ms"
         case rttMilliseconds = "rtt_ms"
@@ -69,7 +72,7 @@ public struct MemberView: Codable, Sendable, Equatable {
 
     public init(name: String, label: String, location: String, host: String, apiPort: Int, priority: Int,
                 witness: Bool, role: String, state: String, lastContactMilliseconds: Double?,
-                rttMilliseconds: Double?, matchIndex: UInt64?) {
+                rttMilliseconds: Double?, matchIndex: UInt64?, postgres: PostgresView? = nil) {
         self.name = name
         self.label = label
         self.location = location
@@ -82,6 +85,65 @@ public struct MemberView: Codable, Sendable, Equatable {
         self.lastContactMilliseconds = lastContactMilliseconds
         self.rttMilliseconds = rttMilliseconds
         self.matchIndex = matchIndex
+        self.postgres = postgres
+    }
+}
+
+/// One member's PostgreSQL in the leader view (`patronictl list` columns: role, state, TL,
+/// receive/replay LSN, lag).
+public struct PostgresView: Codable, Sendable, Equatable {
+    /// primary, replica or stopped.
+    public var role: String
+    /// running (answers its health check), streaming (a replica receiving WAL), or the problem.
+    public var state: String
+    public var timeline: UInt32
+    public var receivedLSN: String
+    public var replayedLSN: String
+    /// Bytes behind the primary's position (replicas, in the leader's view).
+    public var lagBytes: UInt64?
+    /// Milliseconds since the last replayed transaction committed on the primary.
+    public var lagMilliseconds: UInt64?
+    public var lastError: String?
+
+    enum CodingKeys: String, CodingKey {
+        case role, state, timeline
+        case receivedLSN = "received_lsn"
+        case replayedLSN = "replayed_lsn"
+        case lagBytes = "lag_bytes"
+        case lagMilliseconds = "lag_ms"
+        case lastError = "last_error"
+    }
+
+    public init(role: String, state: String, timeline: UInt32, receivedLSN: String, replayedLSN: String,
+                lagBytes: UInt64?, lagMilliseconds: UInt64?, lastError: String?) {
+        self.role = role
+        self.state = state
+        self.timeline = timeline
+        self.receivedLSN = receivedLSN
+        self.replayedLSN = replayedLSN
+        self.lagBytes = lagBytes
+        self.lagMilliseconds = lagMilliseconds
+        self.lastError = lastError
+    }
+}
+
+/// One promotion in the cluster history (`GET /history`, `pgquorum history`).
+public struct HistoryView: Codable, Sendable, Equatable {
+    public var epoch: UInt64
+    public var primary: String
+    public var timeline: UInt32
+    public var lsn: String
+    public var reason: String
+    /// ISO 8601, UTC (the proposing leader's wall clock; for people only).
+    public var time: String
+
+    public init(epoch: UInt64, primary: String, timeline: UInt32, lsn: String, reason: String, time: String) {
+        self.epoch = epoch
+        self.primary = primary
+        self.timeline = timeline
+        self.lsn = lsn
+        self.reason = reason
+        self.time = time
     }
 }
 
@@ -97,6 +159,12 @@ public struct AgentSnapshot: Sendable, Equatable {
     public var electionsStarted: UInt64
     public var leaderChanges: UInt64
     public var uptimeSeconds: Double
+    /// This node is the primary of the current epoch, made in the current term (the lease is
+    /// checked separately, at request time).
+    public var primaryOfCurrentTerm = false
+    /// This node's PostgreSQL as its agent last found it (nil on a witness).
+    public var localPostgres: LocalPostgresView?
+    public var history: [HistoryView] = []
 
     /// Whether the lease still holds now: checked against the clock, not against the last tick,
     /// so a snapshot published just before the lease ran out does not outlive it.
@@ -135,6 +203,16 @@ public struct AgentSnapshot: Sendable, Equatable {
         metric("raft_elections_started_total", "counter", "Elections this node started (as candidate).", [(node, "\(electionsStarted)")])
         metric("raft_leader_changes_total", "counter", "Times this node saw the leader change.", [(node, "\(leaderChanges)")])
         metric("epoch", "gauge", "Primary epoch (promotions so far).", [(node, "\(view.epoch)")])
+        if let local = localPostgres {
+            metric("postgres_running", "gauge", "1 while this node's PostgreSQL answers its health check.", [(node, local.healthy ? "1" : "0")])
+            metric("postgres_primary", "gauge", "1 while this node's PostgreSQL is a writable primary holding the lease.",
+                   [(node, primaryOfCurrentTerm && hasLease && local.role == "primary" && local.healthy ? "1" : "0")])
+            metric("postgres_timeline", "gauge", "Timeline of this node's PostgreSQL.", [(node, "\(local.timeline)")])
+            metric("postgres_replication_lag_bytes", "gauge", "Replica: bytes between the primary's last reported position and replay.",
+                   local.role == "replica" ? [(node, "\(local.lagBytes)")] : [])
+            metric("postgres_replication_lag_seconds", "gauge", "Replica: seconds since the last replayed transaction committed on the primary.",
+                   local.role == "replica" ? [(node, String(format: "%.3f", Double(local.lagMilliseconds) / 1_000))] : [])
+        }
         let peers = view.members.filter { $0.name != view.answeredBy }
         metric("peer_rtt_seconds", "gauge", "Round-trip time to each peer over the agent link.",
                peers.compactMap { peer in peer.rttMilliseconds.map { ("\(node),peer=\"\(peer.name)\"", String(format: "%.6f", $0 / 1_000)) } })
@@ -143,4 +221,15 @@ public struct AgentSnapshot: Sendable, Equatable {
         metric("uptime_seconds", "gauge", "Seconds since the agent started.", [(node, "\(uptimeSeconds)")])
         return lines.joined(separator: "\n") + "\n"
     }
+}
+
+/// This node's own PostgreSQL, for its health endpoints.
+public struct LocalPostgresView: Sendable, Equatable {
+    public var role: String
+    public var healthy: Bool
+    public var streaming: Bool
+    public var timeline: UInt32
+    /// Replica: bytes between the primary's last reported WAL end and this node's replay.
+    public var lagBytes: UInt64
+    public var lagMilliseconds: UInt64
 }

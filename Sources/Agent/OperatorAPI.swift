@@ -44,8 +44,47 @@ enum OperatorAPI {
     static func router(agent: AgentHandle, config: ClusterConfig, client: APIClient?) -> Router<OperatorRequestContext> {
         let router = Router(context: OperatorRequestContext.self)
         router.get("/health") { _, _ -> Response in
+            // Patroni: 200 when PostgreSQL is up and running. A witness has none: its agent counts.
             guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
-            return json(.ok, ["state": "running", "role": snapshot.role, "node": snapshot.view.answeredBy])
+            guard let postgres = snapshot.localPostgres else {
+                return json(.ok, ["state": "running", "role": snapshot.role, "node": snapshot.view.answeredBy])
+            }
+            return json(postgres.healthy ? .ok : .serviceUnavailable, healthFields(snapshot, postgres))
+        }
+        // Patroni's health checks for load balancers: 200 yes, 503 no.
+        for path in ["/primary", "/master", "/read-write"] {
+            router.get(RouterPath(path)) { _, _ -> Response in
+                guard let snapshot = agent.latest(), let postgres = snapshot.localPostgres else {
+                    return json(.serviceUnavailable, ["error": "no PostgreSQL on this node"])
+                }
+                // Writable primary holding the lease right now (the lease is read against the clock).
+                let primary = snapshot.primaryOfCurrentTerm && snapshot.hasLease && postgres.role == "primary" && postgres.healthy
+                return json(primary ? .ok : .serviceUnavailable, healthFields(snapshot, postgres))
+            }
+        }
+        for path in ["/replica", "/read-only"] {
+            router.get(RouterPath(path)) { request, _ -> Response in
+                guard let snapshot = agent.latest(), let postgres = snapshot.localPostgres else {
+                    return json(.serviceUnavailable, ["error": "no PostgreSQL on this node"])
+                }
+                var limit: UInt64?
+                if let text = request.uri.queryParameters.get("lag") {
+                    guard let bytes = parseSize(String(text)) else {
+                        return json(.badRequest, ["error": "lag must be a size such as 1048576, 16kB or 1MB, not '\(text)'"])
+                    }
+                    limit = bytes
+                }
+                let replica = postgres.role == "replica" && postgres.healthy && postgres.streaming
+                    && limit.map { postgres.lagBytes <= $0 } != false
+                let primary = snapshot.primaryOfCurrentTerm && snapshot.hasLease && postgres.role == "primary" && postgres.healthy
+                // Patroni: /read-only is /replica that also accepts the primary.
+                let ok = path == "/replica" ? replica : (replica || primary)
+                return json(ok ? .ok : .serviceUnavailable, healthFields(snapshot, postgres))
+            }
+        }
+        router.get("/history") { _, _ -> Response in
+            guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
+            return encode(.ok, snapshot.history)
         }
         router.get("/leader") { _, _ -> Response in
             guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
@@ -126,6 +165,25 @@ enum OperatorAPI {
         } catch {
             return json(.serviceUnavailable, ["error": "the leader \(leaderName) did not answer: \(error); use ?stale=true for this node's own view"])
         }
+    }
+
+    private static func healthFields(_ snapshot: AgentSnapshot, _ postgres: LocalPostgresView) -> [String: String] {
+        [
+            "node": snapshot.view.answeredBy, "raft_role": snapshot.role, "role": postgres.role,
+            "state": postgres.healthy ? (postgres.streaming ? "streaming" : "running") : "stopped",
+            "timeline": "\(postgres.timeline)", "epoch": "\(snapshot.view.epoch)", "primary": snapshot.view.primary ?? "",
+            "lag_bytes": "\(postgres.lagBytes)",
+        ]
+    }
+
+    /// Patroni's size syntax for `?lag=`: bytes, or a number with kB, MB, GB (powers of 1024).
+    static func parseSize(_ text: String) -> UInt64? {
+        let units: [(String, UInt64)] = [("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10), ("KB", 1 << 10), ("B", 1)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            guard let number = UInt64(text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)) else { return nil }
+            return number.multipliedReportingOverflow(by: factor).overflow ? nil : number * factor
+        }
+        return UInt64(text)
     }
 
     static let encoder: JSONEncoder = {

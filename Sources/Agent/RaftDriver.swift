@@ -1,4 +1,5 @@
 import ClusterConfig
+import ClusterState
 import Foundation
 import Logging
 import PeerTransport
@@ -17,6 +18,10 @@ enum AgentEvent: Sendable {
     /// Hand leadership to `target` (nil: the best other voter) and answer once someone else
     /// leads, or why not.
     case handOverLeadership(to: NodeID?, @Sendable (HandOverResult) -> Void)
+    /// A peer's PostgreSQL report (`report` frame payload).
+    case report(from: NodeID, [UInt8])
+    /// This node's PostgreSQL thread finished a round.
+    case localPostgres(LocalPostgresStatus)
 }
 
 /// How a leadership hand-over ended.
@@ -33,35 +38,60 @@ public enum HandOverResult: Sendable, Equatable {
 /// event, so the node cannot change under a half-finished step. (`@unchecked Sendable` only so it
 /// can be handed to that task; nothing else ever touches it.)
 final class RaftDriver: @unchecked Sendable {
-    private var node: RaftNode
-    private let storage: RaftStorage
-    private let transport: PeerTransport
-    private let config: ClusterConfig
-    private let local: NodeConfig
-    private var logger: Logger
-    private let publish: @Sendable (AgentSnapshot) -> Void
+    var node: RaftNode
+    let storage: RaftStorage
+    let transport: PeerTransport
+    let config: ClusterConfig
+    let local: NodeConfig
+    var logger: Logger
+    let publish: @Sendable (AgentSnapshot) -> Void
 
-    private let tickInterval: Duration
+    let tickInterval: Duration
     /// Tick k happens at `started + k × tickInterval`.
-    private let started: ContinuousClock.Instant
-    private var ticksDone: Int64 = 0
-    private var lastPing: Int64 = 0
+    let started: ContinuousClock.Instant
+    var ticksDone: Int64 = 0
+    var lastPing: Int64 = 0
     /// At most this many ticks are caught up at once after the process was stopped or starved:
     /// enough for every timer of the core (election, lease, transfer) to run out.
-    private let maximumCatchUp: Int64
+    let maximumCatchUp: Int64
 
-    private var lastHeard: [NodeID: ContinuousClock.Instant] = [:]
-    private var nextReadID: UInt64 = 1
-    private var pendingReads: [UInt64: (respond: @Sendable (Bool) -> Void, deadline: Int64)] = [:]
+    var lastHeard: [NodeID: ContinuousClock.Instant] = [:]
+    var nextReadID: UInt64 = 1
+    var pendingReads: [UInt64: (respond: @Sendable (Bool) -> Void, deadline: Int64)] = [:]
     /// Reads the leader confirmed, waiting until the read index is applied.
-    private var confirmedReads: [(index: LogIndex, respond: @Sendable (Bool) -> Void)] = []
-    private var handOvers: [(respond: @Sendable (HandOverResult) -> Void, deadline: Int64)] = []
-    private var lastSoftState: SoftState
-    private var electionsStarted: UInt64 = 0
-    private var leaderChanges: UInt64 = 0
+    var confirmedReads: [(index: LogIndex, respond: @Sendable (Bool) -> Void)] = []
+    var handOvers: [(respond: @Sendable (HandOverResult) -> Void, deadline: Int64)] = []
+    var lastSoftState: SoftState
+    var electionsStarted: UInt64 = 0
+    var leaderChanges: UInt64 = 0
+
+    // PostgreSQL under the quorum.
+    var clusterState = ClusterState()
+    let postgres: PostgresManager?
+    var localStatus: LocalPostgresStatus
+    /// The latest report of every member (this node's included) and when it arrived.
+    var reports: [String: (report: MemberReport, at: ContinuousClock.Instant)] = [:]
+    /// The tick at which this node last became leader.
+    var leaderSinceTick: Int64 = 0
+    /// A cluster-state proposal in flight: its index, and the tick after which it is given up.
+    var pendingProposal: (index: LogIndex, deadline: Int64)?
+    var lastDuty: PrimaryDuty?
+    var lastDutyLog: Int64 = -1_000
+    var lastHandOverTick: Int64 = -1_000
+    var lastPositionRecordTick: Int64 = 0
+    var mayBootstrap = false
+    var wasWritable = false
+    var renewedExpiry: ContinuousClock.Instant?
+    var renewedLine: ObjectIdentifier?
+    /// This node's leadership came from a TimeoutNow (a planned hand-over to it): it prefers
+    /// itself as primary when it is eligible.
+    var electedByTransfer = false
 
     init(node: RaftNode, storage: RaftStorage, transport: PeerTransport, config: ClusterConfig, local: NodeConfig,
-         tickOrigin: ContinuousClock.Instant, logger: Logger, publish: @escaping @Sendable (AgentSnapshot) -> Void) {
+         postgres: PostgresManager?, tickOrigin: ContinuousClock.Instant, logger: Logger,
+         publish: @escaping @Sendable (AgentSnapshot) -> Void) {
+        self.postgres = postgres
+        self.localStatus = local.isWitness ? .witness : .starting
         self.node = node
         self.storage = storage
         self.transport = transport
@@ -99,6 +129,7 @@ final class RaftDriver: @unchecked Sendable {
             break
         case .message(let message):
             lastHeard[message.from] = .now
+            if case .timeoutNow = message.kind { electedByTransfer = true }
             node.step(message)
         case .confirmLeadership(let respond):
             let id = nextReadID
@@ -109,6 +140,16 @@ final class RaftDriver: @unchecked Sendable {
             case .failure:
                 respond(false)
             }
+        case .report(let from, let bytes):
+            guard let member = config.node(withID: from) else { return }
+            do {
+                reports[member.name] = (try MemberReportCodec.decode(bytes), .now)
+            } catch {
+                logger.warning("undecodable PostgreSQL report", metadata: ["peer": "\(member.name)", "error": "\(error)"])
+            }
+        case .localPostgres(let status):
+            localStatus = status
+            reports[local.name] = (status.report, .now)
         case .handOverLeadership(let requested, let respond):
             guard node.role == .leader else { return respond(.notLeader(leader: node.leader.map(name(of:)))) }
             let candidates = reachableVoters()
@@ -138,6 +179,10 @@ final class RaftDriver: @unchecked Sendable {
         let count = min(due - ticksDone, maximumCatchUp)
         ticksDone = due
         for _ in 0..<count { node.tick() }
+        // This node's PostgreSQL state goes to the leader on every heartbeat.
+        if let leader = node.leader, leader != node.id {
+            transport.sendReport(MemberReportCodec.encode(localStatus.report), to: leader)
+        }
         if ticksDone - lastPing >= 3 {
             // A ping every three heartbeat intervals: RTT, and contact between followers, which
             // exchange no Raft traffic (several pongs per election timeout keep them "running"
@@ -162,8 +207,20 @@ final class RaftDriver: @unchecked Sendable {
 
     /// Carries out every `Ready` the node has.
     private func drain() {
+        processReadies()
+        enforceFence()
+        performLeaderDuties()
+        processReadies()
+        postgres?.update(intent())
+        finishDrain()
+    }
+
+    private func processReadies() {
         while node.hasReady {
             let ready = node.ready()
+            // Before anything leaves: a lease just lost or forfeited (a TimeoutNow among these
+            // messages) stops PostgreSQL's writes now, before another node can be elected.
+            enforceFence()
             for message in ready.messages { transport.send(message) }
             if ready.needsPersist {
                 do {
@@ -176,8 +233,7 @@ final class RaftDriver: @unchecked Sendable {
                 }
             }
             for message in ready.messagesAfterPersist { transport.send(message) }
-            // Committed entries carry no application state yet (no-ops and membership changes,
-            // which the core applies itself).
+            for entry in ready.committedEntries { apply(entry) }
             node.advance(ready)
             for state in ready.readStates {
                 guard let read = pendingReads.removeValue(forKey: state.requestID) else { continue }
@@ -185,6 +241,9 @@ final class RaftDriver: @unchecked Sendable {
             }
             if let soft = ready.softState { softStateChanged(soft) }
         }
+    }
+
+    private func finishDrain() {
         confirmedReads.removeAll { read in
             guard node.appliedIndex >= read.index else { return false }
             read.respond(true)
@@ -226,6 +285,12 @@ final class RaftDriver: @unchecked Sendable {
         if soft.role == .candidate, lastSoftState.role != .candidate || soft.term != lastSoftState.term {
             electionsStarted += 1
         }
+        if soft.role != .leader, soft.role != .candidate { electedByTransfer = false }
+        if soft.role == .leader, lastSoftState.role != .leader || soft.term != lastSoftState.term {
+            leaderSinceTick = ticksDone
+            pendingProposal = nil
+            lastDuty = nil
+        }
         if soft.leader != lastSoftState.leader {
             if soft.leader != nil { leaderChanges += 1 }
             logger.notice("leader changed", metadata: [
@@ -240,7 +305,7 @@ final class RaftDriver: @unchecked Sendable {
     /// The voter to hand leadership to: one heard from (Raft or pong) within the last five
     /// heartbeat intervals, so not one that has just stopped; the most up-to-date, then the most
     /// preferred (lowest priority number), then by name.
-    private func reachableVoters() -> Set<NodeID> {
+    func reachableVoters() -> Set<NodeID> {
         let now = ContinuousClock.now
         let recent = tickInterval * 5
         return node.configuration.voters.filter { id in
@@ -259,7 +324,7 @@ final class RaftDriver: @unchecked Sendable {
         }
     }
 
-    private func name(of id: NodeID) -> String { config.node(withID: id)?.name ?? id.description }
+    func name(of id: NodeID) -> String { config.node(withID: id)?.name ?? id.description }
 
     // MARK: - The published view
 
@@ -291,22 +356,36 @@ final class RaftDriver: @unchecked Sendable {
                 witness: member?.isWitness ?? true, role: role, state: running ? "running" : "unreachable",
                 lastContactMilliseconds: id == node.id ? nil : heard.map { rounded($0.milliseconds) },
                 rttMilliseconds: id == node.id ? nil : transport.roundTripTime(of: id).map { rounded($0.milliseconds) },
-                matchIndex: node.role == .leader ? (id == node.id ? node.lastIndex : node.progress[id]?.match) : nil
+                matchIndex: node.role == .leader ? (id == node.id ? node.lastIndex : node.progress[id]?.match) : nil,
+                postgres: member.flatMap { postgresView(of: $0) }
             )
         }
         let order = Dictionary(uniqueKeysWithValues: config.nodes.enumerated().map { ($1.name, $0) })
         let view = ClusterView(
             cluster: config.cluster, answeredBy: local.name, linearizable: false,
-            leader: node.leader.map(name(of:)), term: node.term, epoch: 0, primary: nil,
+            leader: node.leader.map(name(of:)), term: node.term, epoch: clusterState.epoch, primary: clusterState.primary,
             commitIndex: node.commitIndex,
             members: members.sorted { (order[$0.name] ?? .max, $0.name) < (order[$1.name] ?? .max, $1.name) }
         )
         // The lease as a deadline on the monotonic clock: tick k happens at started + k × interval.
         let leaseExpiry = node.leaderLeaseRemainingTicks.map { started + tickInterval * Int(ticksDone + Int64($0)) }
-        return AgentSnapshot(view: view, role: node.role.rawValue, leaseExpiry: leaseExpiry,
-                             appliedIndex: node.appliedIndex, lastIndex: node.lastIndex,
-                             electionsStarted: electionsStarted, leaderChanges: leaderChanges,
-                             uptimeSeconds: max(0, (now - started).seconds))
+        var snapshot = AgentSnapshot(view: view, role: node.role.rawValue, leaseExpiry: leaseExpiry,
+                                     appliedIndex: node.appliedIndex, lastIndex: node.lastIndex,
+                                     electionsStarted: electionsStarted, leaderChanges: leaderChanges,
+                                     uptimeSeconds: max(0, (now - started).seconds))
+        snapshot.primaryOfCurrentTerm = isPrimaryOfCurrentTerm
+        if !local.isWitness {
+            let report = localStatus.report
+            let behind = report.upstreamPosition > report.replayedPosition ? report.upstreamPosition - report.replayedPosition : 0
+            snapshot.localPostgres = LocalPostgresView(
+                role: roleName(report.role), healthy: report.healthy, streaming: report.streaming, timeline: report.timeline,
+                lagBytes: behind, lagMilliseconds: report.lagMilliseconds)
+        }
+        snapshot.history = clusterState.history.map { entry in
+            HistoryView(epoch: entry.epoch, primary: entry.primary, timeline: entry.timeline,
+                        lsn: lsnText(entry.walPosition), reason: entry.reason, time: isoTime(entry.unixMilliseconds))
+        }
+        return snapshot
     }
 }
 

@@ -11,6 +11,7 @@
 
 pid_t pgq_spawn(const char *path, char *const argv[], int stdin_fd, int stdout_fd, int stderr_fd,
                 int uid, int gid, int death_signal) {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0) {
         return pid; /* parent (or -1 with errno) */
@@ -28,6 +29,8 @@ pid_t pgq_spawn(const char *path, char *const argv[], int stdin_fd, int stdout_f
     }
     if (uid >= 0 && setuid((uid_t)uid) != 0) _exit(126);
     if (death_signal != 0 && prctl(PR_SET_PDEATHSIG, death_signal) != 0) _exit(126);
+    /* The parent may have died before the signal was armed: then it never comes. */
+    if (death_signal != 0 && getppid() != parent) _exit(126);
     /* Restore default signal dispositions and an empty mask for the new program. */
     sigset_t none;
     sigemptyset(&none);

@@ -10,6 +10,7 @@ public struct ClusterConfig: Sendable, Equatable {
     public var tlsDirectory: String
     public var timing: Timing
     public var alerts: AlertThresholds
+    public var postgres: PostgresSettings
     /// The file this configuration was read from (absolute), for messages.
     public var path: String
 
@@ -17,12 +18,13 @@ public struct ClusterConfig: Sendable, Equatable {
     public func node(withID id: NodeID) -> NodeConfig? { nodes.first { $0.id == id } }
 
     public init(cluster: String, nodes: [NodeConfig], tlsDirectory: String, timing: Timing = Timing(),
-                alerts: AlertThresholds = AlertThresholds(), path: String) {
+                alerts: AlertThresholds = AlertThresholds(), postgres: PostgresSettings = PostgresSettings(), path: String) {
         self.cluster = cluster
         self.nodes = nodes
         self.tlsDirectory = tlsDirectory
         self.timing = timing
         self.alerts = alerts
+        self.postgres = postgres
         self.path = path
     }
 }
@@ -51,6 +53,8 @@ public struct NodeConfig: Sendable, Equatable {
     public var dataDirectory: String
 
     public var isWitness: Bool { postgresPort == nil }
+    /// PostgreSQL's data directory on this node (managed by the agent).
+    public var postgresDataDirectory: String { dataDirectory + "/postgres" }
     /// The Raft identity, derived from the name so that reordering the file changes nothing.
     public var id: NodeID { NodeConfig.id(forName: name) }
 
@@ -116,4 +120,60 @@ public struct AlertThresholds: Sendable, Equatable {
     public var failedConnectionChecks = 3
 
     public init() {}
+}
+
+/// The `postgresql:` section: how every agent runs and watches its PostgreSQL server.
+/// See docs/configuration.md.
+public struct PostgresSettings: Sendable, Equatable {
+    public var binDirectory = "/usr/lib/postgresql/15/bin"
+    /// The operating-system account PostgreSQL runs as when the agent runs as root.
+    public var osUser = "postgres"
+    /// The database superuser the agent connects as (local socket, and pg_rewind).
+    public var superuser = "postgres"
+    /// The role replicas stream as.
+    public var replicationUser = "replicator"
+    /// A libpq password file (`host:port:database:user:password`) for the superuser and
+    /// replication passwords. Without one, the cluster's hosts are trusted (labs and tests only).
+    public var passfile: String?
+    /// Database for health checks.
+    public var database = "postgres"
+    /// Failover guard: a replica further behind the last recorded primary position is not promoted.
+    public var maximumLagOnFailoverBytes: UInt64 = 1 << 20
+    /// Failed health checks in a row before the primary's agent tries a restart (the seed: 3).
+    public var healthCheckFailures = 3
+    /// How long a failing primary may take to restart before its agent hands leadership over.
+    public var restartTimeoutSeconds = 10.0
+    /// When pg_rewind cannot bring an old primary back, clone it afresh from the primary (the
+    /// old data directory is moved aside, never deleted). Off: the agent stops and says what to do.
+    public var allowReclone = false
+    /// Extra pg_hba.conf lines (after the agent's own: local trust, and the cluster's hosts for the
+    /// superuser and replication), e.g. for application servers.
+    public var hbaLines: [String] = []
+    /// postgresql.conf settings for every node (the seed's defaults; see `defaultParameters`).
+    public var parameters: [String: String] = PostgresSettings.defaultParameters
+
+    public init() {}
+
+    /// The seed's postgresql.conf for the primary (replication and performance settings).
+    public static let defaultParameters: [String: String] = [
+        "wal_level": "logical",
+        "max_wal_senders": "10",
+        "max_replication_slots": "10",
+        "max_logical_replication_workers": "4",
+        "max_worker_processes": "8",
+        "shared_buffers": "256MB",
+        "effective_cache_size": "1GB",
+        "maintenance_work_mem": "64MB",
+        "checkpoint_completion_target": "0.9",
+        "wal_buffers": "16MB",
+        "default_statistics_target": "100",
+        "hot_standby": "on",
+        "wal_log_hints": "on",
+    ]
+
+    /// Settings the agent owns: set in the config, they would fight the agent.
+    public static let reservedParameters: Set<String> = [
+        "port", "listen_addresses", "unix_socket_directories", "primary_conninfo", "primary_slot_name",
+        "hba_file", "data_directory", "config_file", "restore_command", "recovery_target_timeline",
+    ]
 }

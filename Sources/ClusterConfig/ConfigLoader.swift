@@ -98,7 +98,7 @@ private struct ConfigReader {
     // MARK: Document
 
     mutating func cluster(_ root: Node, path: String) -> ClusterConfig? {
-        guard let top = mapping(root, "the top level", keys: ["cluster", "tls", "data_dir", "timing", "alerts", "nodes"]) else { return nil }
+        guard let top = mapping(root, "the top level", keys: ["cluster", "tls", "data_dir", "timing", "alerts", "postgresql", "nodes"]) else { return nil }
         let name = string(top["cluster"], "cluster", required: true) ?? ""
         if !name.isEmpty, !ConfigReader.isIdentifier(name) {
             problem(top["cluster"], "cluster: \"\(name)\" may only hold lower-case letters, digits, '-' and '_'")
@@ -121,6 +121,7 @@ private struct ConfigReader {
             alerts.networkLatencyWarningMilliseconds = double(section["network_latency_warning_ms"], "alerts.network_latency_warning_ms") ?? alerts.networkLatencyWarningMilliseconds
             alerts.failedConnectionChecks = int(section["failed_connection_checks"], "alerts.failed_connection_checks") ?? alerts.failedConnectionChecks
         }
+        let postgres = self.postgres(top["postgresql"])
         var nodes: [NodeConfig] = []
         if let list = top["nodes"] {
             if let sequence = list.sequence {
@@ -134,7 +135,77 @@ private struct ConfigReader {
         } else {
             problem(root, "nodes: missing; describe every node of the cluster")
         }
-        return ClusterConfig(cluster: name, nodes: nodes, tlsDirectory: tlsDirectory, timing: timing, alerts: alerts, path: path)
+        return ClusterConfig(cluster: name, nodes: nodes, tlsDirectory: tlsDirectory, timing: timing, alerts: alerts, postgres: postgres, path: path)
+    }
+
+    mutating func postgres(_ node: Node?) -> PostgresSettings {
+        var settings = PostgresSettings()
+        guard let map = mapping(node, "postgresql", keys: [
+            "bin_dir", "os_user", "superuser", "replication_user", "passfile", "database", "maximum_lag_on_failover",
+            "health_check_failures", "restart_timeout_s", "allow_reclone", "parameters", "hba",
+        ]) else { return settings }
+        settings.binDirectory = string(map["bin_dir"], "postgresql.bin_dir").map(resolve) ?? settings.binDirectory
+        settings.osUser = string(map["os_user"], "postgresql.os_user") ?? settings.osUser
+        for (key, what) in [("superuser", "postgresql.superuser"), ("replication_user", "postgresql.replication_user"),
+                            ("database", "postgresql.database")] {
+            guard let value = string(map[key], what) else { continue }
+            // Names go into SQL and connection strings: keep them plain.
+            guard ConfigReader.isIdentifier(value) else {
+                problem(map[key], "\(what): \"\(value)\" may only hold lower-case letters, digits, '-' and '_'")
+                continue
+            }
+            switch key {
+            case "superuser": settings.superuser = value
+            case "replication_user": settings.replicationUser = value
+            default: settings.database = value
+            }
+        }
+        settings.passfile = string(map["passfile"], "postgresql.passfile").map(resolve)
+        if let lag = int(map["maximum_lag_on_failover"], "postgresql.maximum_lag_on_failover") {
+            if lag < 0 { problem(map["maximum_lag_on_failover"], "postgresql.maximum_lag_on_failover: \(lag) is negative (bytes)") }
+            settings.maximumLagOnFailoverBytes = UInt64(max(0, lag))
+        }
+        if let failures = int(map["health_check_failures"], "postgresql.health_check_failures") {
+            if failures < 1 { problem(map["health_check_failures"], "postgresql.health_check_failures must be at least 1") }
+            settings.healthCheckFailures = failures
+        }
+        if let timeout = double(map["restart_timeout_s"], "postgresql.restart_timeout_s") {
+            if !(timeout > 0) { problem(map["restart_timeout_s"], "postgresql.restart_timeout_s must be positive") }
+            settings.restartTimeoutSeconds = timeout
+        }
+        settings.allowReclone = bool(map["allow_reclone"], "postgresql.allow_reclone") ?? false
+        if let hba = map["hba"] {
+            if let lines = hba.sequence {
+                for line in lines {
+                    guard let text = line.scalar?.string, !text.contains("\n"), text.split(separator: " ").count >= 3 else {
+                        problem(line, "postgresql.hba: each entry is one pg_hba.conf line, e.g. \"host all app 10.0.0.0/8 scram-sha-256\"")
+                        continue
+                    }
+                    settings.hbaLines.append(text)
+                }
+            } else {
+                problem(hba, "postgresql.hba: expected a list of pg_hba.conf lines")
+            }
+        }
+        if let parameters = map["parameters"] {
+            if let entries = parameters.mapping {
+                for (key, value) in entries {
+                    guard let name = key.string else { problem(key, "postgresql.parameters: keys must be strings"); continue }
+                    if PostgresSettings.reservedParameters.contains(name) {
+                        problem(key, "postgresql.parameters.\(name): set by the agent itself; remove it from the file")
+                        continue
+                    }
+                    guard let text = value.scalar?.string, !text.contains("\n"), !text.contains("'") else {
+                        problem(value, "postgresql.parameters.\(name): expected one value on one line, without quotes")
+                        continue
+                    }
+                    settings.parameters[name] = text
+                }
+            } else {
+                problem(parameters, "postgresql.parameters: expected a mapping of setting names to values")
+            }
+        }
+        return settings
     }
 
     mutating func node(_ item: Node, position: Int, dataDirectory: String?) -> NodeConfig? {
@@ -220,6 +291,10 @@ private struct ConfigReader {
                 problem(nil, "node \(node.name): data directory \(node.dataDirectory) is also node \(owner)'s")
             }
             directories[node.dataDirectory] = node.name
+            // PostgreSQL's Unix socket lives in <data_dir>/run; socket paths are limited to 107 bytes.
+            if let port = node.postgresPort, (node.dataDirectory + "/run/.s.PGSQL.\(port)").utf8.count > 107 {
+                problem(nil, "node \(node.name): data directory \(node.dataDirectory) is too long for PostgreSQL's socket path (at most 107 bytes with /run/.s.PGSQL.\(port)); choose a shorter data_dir")
+            }
             if let source = node.replicateFrom {
                 if source == node.name {
                     problem(nil, "node \(node.name): tags.replicate_from names the node itself")

@@ -10,6 +10,10 @@ public struct ClusterState: Sendable, Equatable {
     public private(set) var primary: String?
     /// Promotions so far; the bootstrap's primary has epoch 1.
     public private(set) var epoch: UInt64 = 0
+    /// The Raft term of the entry that made the current primary. A primary may be writable only
+    /// while it leads in that very term: a node that regains leadership later commits a new epoch
+    /// first.
+    public private(set) var primaryTerm: UInt64 = 0
     /// The highest WAL position recorded for the primary (the failover lag guard's reference).
     public private(set) var lastPrimaryPosition: UInt64 = 0
     public private(set) var history: [HistoryEntry] = []
@@ -53,19 +57,21 @@ public struct ClusterState: Sendable, Equatable {
 
     /// Applies `command`; returns why it was refused (state unchanged), or nil.
     @discardableResult
-    public mutating func apply(_ command: Command) -> Rejection? {
+    public mutating func apply(_ command: Command, term: UInt64 = 0) -> Rejection? {
         switch command {
         case .bootstrap(let identifier, let node, let time):
             guard systemIdentifier == nil else { return (.alreadyBootstrapped) }
             systemIdentifier = identifier
             primary = node
             epoch = 1
+            primaryTerm = term
             history.append(HistoryEntry(epoch: 1, primary: node, timeline: 1, walPosition: 0, reason: "bootstrap", unixMilliseconds: time))
         case .promote(let node, let proposed, let timeline, let position, let reason, let time):
             guard systemIdentifier != nil else { return (.notBootstrapped) }
             guard proposed == epoch + 1 else { return (.wrongEpoch(proposed: proposed, expected: epoch + 1)) }
             primary = node
             epoch = proposed
+            primaryTerm = term
             lastPrimaryPosition = max(lastPrimaryPosition, position)
             history.append(HistoryEntry(epoch: proposed, primary: node, timeline: timeline, walPosition: position, reason: reason, unixMilliseconds: time))
         case .recordPrimaryPosition(let reportEpoch, let position):

@@ -13,6 +13,8 @@ public final class LocalCluster: @unchecked Sendable {
     public let names: [String]
     public let configPath: String
     public private(set) var apiPorts: [String: Int] = [:]
+    /// PostgreSQL's port on each node (empty when the cluster runs without PostgreSQL).
+    public private(set) var postgresPorts: [String: Int] = [:]
     private var processes: [String: Process] = [:]
     private let client: APIClient
     private let binary: String
@@ -26,13 +28,19 @@ public final class LocalCluster: @unchecked Sendable {
         return repository.appendingPathComponent(".build/debug/pgquorum").path
     }
 
+    /// With `postgres`, every node runs a real PostgreSQL server on loopback, managed by its
+    /// agent (small memory settings; trust for the cluster's own address).
     public init(nodes count: Int, heartbeatMilliseconds: Int = 50, electionTimeoutMilliseconds: Int = 500,
-                binary: String = LocalCluster.defaultBinary()) throws {
+                postgres: Bool = false, extraConfig: String = "", binary: String = LocalCluster.defaultBinary()) throws {
         self.binary = binary
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgq-agents-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         names = (1...count).map { "node\($0)" }
-        let ports = try LocalCluster.freePorts(2 * count)
+        // The PostgreSQL user (under root) must reach each node's data directory.
+        try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+        let perNode = postgres ? 3 : 2
+        let ports = try LocalCluster.freePorts(perNode * count)
         var yaml = """
         cluster: test
         tls:
@@ -41,21 +49,37 @@ public final class LocalCluster: @unchecked Sendable {
         timing:
           heartbeat_ms: \(heartbeatMilliseconds)
           election_timeout_ms: \(electionTimeoutMilliseconds)
-        nodes:
 
         """
+        if postgres {
+            yaml += """
+            postgresql:
+              parameters:
+                shared_buffers: 16MB
+                effective_cache_size: 64MB
+                wal_buffers: 1MB
+                max_wal_size: 64MB
+                fsync: "off"
+
+            """
+        }
+        yaml += extraConfig + "nodes:\n"
         for (position, name) in names.enumerated() {
-            apiPorts[name] = ports[2 * position + 1]
+            apiPorts[name] = ports[perNode * position + 1]
             yaml += """
               - name: \(name)
                 label: Site \(position + 1)
                 location: loopback
                 host: 127.0.0.1
-                agent_port: \(ports[2 * position])
-                api_port: \(ports[2 * position + 1])
+                agent_port: \(ports[perNode * position])
+                api_port: \(ports[perNode * position + 1])
                 priority: \(position)
 
             """
+            if postgres {
+                postgresPorts[name] = ports[perNode * position + 2]
+                yaml += "    postgres_port: \(ports[perNode * position + 2])\n"
+            }
         }
         configPath = directory + "/cluster.yaml"
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -72,6 +96,8 @@ public final class LocalCluster: @unchecked Sendable {
             process.waitUntilExit()
         }
         processes = [:]
+        // Their postmasters stop on the agents' death (SIGQUIT): give them a moment to go.
+        if !postgresPorts.isEmpty { usleep(500_000) }
         if ProcessInfo.processInfo.environment["PGQUORUM_KEEP_TEST_DIRS"] == nil {
             try? FileManager.default.removeItem(atPath: directory)
         }
@@ -123,6 +149,11 @@ public final class LocalCluster: @unchecked Sendable {
 
     public func log(of name: String) -> String {
         (try? String(contentsOfFile: directory + "/\(name).log", encoding: .utf8)) ?? ""
+    }
+
+    /// libpq connection string to a node's PostgreSQL over TCP, as the superuser.
+    public func conninfo(of name: String) -> String {
+        "host=127.0.0.1 port=\(postgresPorts[name] ?? 0) user=postgres dbname=postgres connect_timeout=2"
     }
 
     public var running: [String] { names.filter { processes[$0]?.isRunning == true } }

@@ -17,6 +17,9 @@ final class PeerChannelHandler: ChannelDuplexHandler {
         var authenticated: @Sendable (_ node: NodeID, _ channel: Channel) -> Void
         var message: @Sendable (Message) -> Void
         var pong: @Sendable (_ from: NodeID, _ payload: [UInt8]) -> Void
+        var report: @Sendable (_ from: NodeID, _ payload: [UInt8]) -> Void
+        /// The wire version of a frame the peer sent (it speaks at least that).
+        var version: @Sendable (_ from: NodeID, _ version: UInt16) -> Void
         var rejected: @Sendable (_ reason: String) -> Void
         /// An authenticated connection failed (reset, unclean TLS shutdown): not a protocol breach.
         var lost: @Sendable (_ reason: String) -> Void
@@ -31,6 +34,7 @@ final class PeerChannelHandler: ChannelDuplexHandler {
     private var decoder: FrameDecoder
     private var peer: NodeID?
     private var closing = false
+    private var lastVersion: UInt16 = 0
     private let handshakeTimeout: TimeAmount
     private var handshakeDeadline: Scheduled<Void>?
 
@@ -95,6 +99,10 @@ final class PeerChannelHandler: ChannelDuplexHandler {
         decoder.append(buffer.readBytes(length: buffer.readableBytes) ?? [])
         do {
             while let frame = try decoder.next() {
+                if frame.version != lastVersion {
+                    lastVersion = frame.version
+                    callbacks.version(peer, frame.version)
+                }
                 switch frame.type {
                 case .raft:
                     let message: Message
@@ -112,6 +120,8 @@ final class PeerChannelHandler: ChannelDuplexHandler {
                     context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: pong)), promise: nil)
                 case .pong:
                     callbacks.pong(peer, frame.payload)
+                case .report:
+                    callbacks.report(peer, frame.payload)
                 }
             }
         } catch {

@@ -50,6 +50,8 @@ public final class PeerTransport: Sendable {
         var serverChannel: Channel?
         var rtt: [NodeID: Duration] = [:]
         var lastPong: [NodeID: ContinuousClock.Instant] = [:]
+        /// The highest wire version seen from each peer.
+        var versions: [NodeID: UInt16] = [:]
         var stopped = false
     }
 
@@ -60,11 +62,13 @@ public final class PeerTransport: Sendable {
     private let group: EventLoopGroup
     private let options: Options
     private let onMessage: @Sendable (Message) -> Void
+    private let onReport: @Sendable (NodeID, [UInt8]) -> Void
     private let onEvent: @Sendable (PeerEvent) -> Void
     private let state = NIOLockedValueBox(State())
 
     public init(identity: TransportIdentity, localID: NodeID, peers: [Peer], group: EventLoopGroup,
                 options: Options = Options(), onMessage: @escaping @Sendable (Message) -> Void,
+                onReport: @escaping @Sendable (NodeID, [UInt8]) -> Void = { _, _ in },
                 onEvent: @escaping @Sendable (PeerEvent) -> Void = { _ in }) {
         self.identity = identity
         self.localID = localID
@@ -75,6 +79,7 @@ public final class PeerTransport: Sendable {
         self.group = group
         self.options = options
         self.onMessage = onMessage
+        self.onReport = onReport
         self.onEvent = onEvent
     }
 
@@ -107,6 +112,19 @@ public final class PeerTransport: Sendable {
         let stamp = withUnsafeBytes(of: now) { Array($0) }
         enqueue(Frame(type: .ping, payload: stamp).encoded(), to: peer)
     }
+
+    /// Sends an agent report (`Frame.FrameType.report`) to `peer`, if it has shown that it speaks
+    /// wire version 2 or later (an older agent would drop the connection on the unknown frame).
+    /// Returns false when the report was not sent for that reason.
+    @discardableResult
+    public func sendReport(_ payload: [UInt8], to peer: NodeID) -> Bool {
+        guard peers[peer] != nil, (state.withLockedValue { $0.versions[peer] } ?? 0) >= 2 else { return false }
+        enqueue(Frame(type: .report, payload: payload).encoded(), to: peer)
+        return true
+    }
+
+    /// The highest wire version `peer` has used towards this node (nil: not heard from yet).
+    public func wireVersion(of peer: NodeID) -> UInt16? { state.withLockedValue { $0.versions[peer] } }
 
     public func roundTripTime(of peer: NodeID) -> Duration? { state.withLockedValue { $0.rtt[peer] } }
 
@@ -223,6 +241,10 @@ public final class PeerTransport: Sendable {
                     $0.rtt[id] = now - sent
                     $0.lastPong[id] = now
                 }
+            },
+            report: onReport,
+            version: { [self] id, version in
+                state.withLockedValue { $0.versions[id] = max($0.versions[id] ?? 0, version) }
             },
             rejected: { [onEvent] in onEvent(.rejected($0)) },
             lost: { [onEvent] in onEvent(.connectionLost($0)) }

@@ -65,13 +65,13 @@ public final class PostgresServer: Sendable {
 
     /// Creates the data directory with `initdb`: superuser `postgres`, trust for local socket
     /// connections only, data checksums on (pg_rewind needs checksums or wal_log_hints).
-    public func initdb() throws(PostgresError) {
+    public func initdb(superuser: String = "postgres") throws(PostgresError) {
         if let contents = try? FileManager.default.contentsOfDirectory(atPath: dataDirectory), !contents.isEmpty {
             throw PostgresError("\(dataDirectory) is not empty; initdb only creates new data directories")
         }
         try prepareDirectory(dataDirectory, mode: 0o700)
         try prepareDirectory(socketDirectory, mode: 0o700)
-        try run("initdb", ["--pgdata", dataDirectory, "--username", "postgres", "--auth-local", "trust",
+        try run("initdb", ["--pgdata", dataDirectory, "--username", superuser, "--auth-local", "trust",
                            "--auth-host", "reject", "--data-checksums", "--encoding", "UTF8", "--no-instructions"])
     }
 
@@ -135,7 +135,7 @@ public final class PostgresServer: Sendable {
     }
 
     /// Creates `path` (and parents) owned by `user` with `mode`.
-    private func prepareDirectory(_ path: String, mode: Int) throws(PostgresError) {
+    func prepareDirectory(_ path: String, mode: Int) throws(PostgresError) {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: mode])
             try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)

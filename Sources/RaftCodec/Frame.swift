@@ -7,11 +7,15 @@ public struct Frame: Sendable, Equatable {
         /// Round-trip probe: the payload (an opaque timestamp) comes back in a `pong`.
         case ping = 2
         case pong = 3
+        /// An agent-level report (payload opaque to the transport: the agent's PostgreSQL health,
+        /// `MemberReportCodec`). Since wire version 2; sent only to peers that speak it.
+        case report = 4
     }
 
     /// The wire version this build writes. Readers accept `minimumVersion...version`: a newer
     /// peer may append fields (see `MessageCodec`), and a version below the minimum is refused.
-    public static let version: UInt16 = 1
+    /// Version 2 added `report` frames.
+    public static let version: UInt16 = 2
     public static let minimumVersion: UInt16 = 1
     /// Bytes after the length field beyond which a frame is refused (snapshots ride in frames).
     public static let defaultMaximumLength = 64 << 20
@@ -84,7 +88,13 @@ public struct FrameDecoder: Sendable {
         guard buffered >= 4 + length else { return nil }
         let version = UInt16(buffer[start + 4]) | UInt16(buffer[start + 5]) << 8
         guard version >= Frame.minimumVersion else { throw .unsupportedVersion(version) }
-        guard let type = Frame.FrameType(rawValue: buffer[start + 6]) else { throw .unknownType(buffer[start + 6]) }
+        guard let type = Frame.FrameType(rawValue: buffer[start + 6]) else {
+            // A newer peer may add frame types; they are skipped. From a peer of our own version
+            // or older, an unknown type is a broken stream.
+            guard version > Frame.version else { throw .unknownType(buffer[start + 6]) }
+            start += 4 + length
+            return try next()
+        }
         let payload = Array(buffer[(start + 7)..<(start + 4 + length)])
         start += 4 + length
         return Frame(type: type, payload: payload, version: version)

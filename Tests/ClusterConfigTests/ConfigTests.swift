@@ -128,6 +128,53 @@ nodes:
         #expect(problems(base + "alerts: {network_latency_warning_ms: .nan}\n").contains { $0.contains("network_latency_warning_ms must be positive") })
     }
 
+    @Test func postgresqlSectionDefaultsAndOverrides() throws {
+        let defaults = try parse(minimal).get().postgres
+        #expect(defaults == PostgresSettings())
+        #expect(defaults.parameters["wal_level"] == "logical" && defaults.parameters["max_wal_senders"] == "10")
+        #expect(defaults.maximumLagOnFailoverBytes == 1 << 20 && defaults.healthCheckFailures == 3 && !defaults.allowReclone)
+        let yaml = minimal.replacingOccurrences(of: "nodes:\n", with: """
+        postgresql:
+          bin_dir: /opt/pg/bin
+          os_user: pg
+          replication_user: repl
+          passfile: secrets/pgpass
+          maximum_lag_on_failover: 4096
+          health_check_failures: 5
+          restart_timeout_s: 2.5
+          allow_reclone: true
+          hba: ["host all app 10.0.0.0/8 scram-sha-256"]
+          parameters: {shared_buffers: 1GB, work_mem: 8MB}
+        nodes:
+
+        """)
+        let settings = try parse(yaml).get().postgres
+        #expect(settings.binDirectory == "/opt/pg/bin" && settings.osUser == "pg" && settings.replicationUser == "repl")
+        #expect(settings.passfile == "/etc/pgquorum/secrets/pgpass")
+        #expect(settings.maximumLagOnFailoverBytes == 4096 && settings.healthCheckFailures == 5 && settings.restartTimeoutSeconds == 2.5)
+        #expect(settings.allowReclone && settings.hbaLines == ["host all app 10.0.0.0/8 scram-sha-256"])
+        #expect(settings.parameters["shared_buffers"] == "1GB" && settings.parameters["work_mem"] == "8MB")
+        #expect(settings.parameters["wal_level"] == "logical", "the seed's defaults stay unless overridden")
+    }
+
+    @Test func postgresqlSectionProblems() {
+        let base = minimal.replacingOccurrences(of: "nodes:\n", with: "postgresql:\n  PLACEHOLDER\nnodes:\n")
+        func with(_ line: String) -> [String] { problems(base.replacingOccurrences(of: "PLACEHOLDER", with: line)) }
+        #expect(with("parameters: {port: 5433}").contains { $0.contains("postgresql.parameters.port: set by the agent itself") })
+        #expect(with("parameters: {primary_conninfo: x}").contains { $0.contains("set by the agent itself") })
+        #expect(with("parameters: {search_path: \"'a'\"}").contains { $0.contains("without quotes") })
+        #expect(with("health_check_failures: 0").contains { $0.contains("at least 1") })
+        #expect(with("restart_timeout_s: -1").contains { $0.contains("must be positive") })
+        #expect(with("maximum_lag_on_failover: -5").contains { $0.contains("is negative") })
+        #expect(with("replication_user: \"Robert'); DROP\"").contains { $0.contains("may only hold") })
+        #expect(with("hba: [\"host all\"]").contains { $0.contains("one pg_hba.conf line") })
+        #expect(with("maximum_lag: 5").contains { $0.contains("unknown key 'maximum_lag'") })
+        // PostgreSQL's socket lives under the node's data directory; its path is limited.
+        let long = String(repeating: "d", count: 90)
+        #expect(problems(minimal.replacingOccurrences(of: "data_dir: /var/lib/pgquorum", with: "data_dir: /\(long)")
+            .replacingOccurrences(of: "host: 10.0.0.1", with: "host: 10.0.0.1\n    postgres_port: 5432")).contains { $0.contains("too long for PostgreSQL's socket path") })
+    }
+
     @Test func wrongTypesAndBrokenYAML() {
         #expect(problems(minimal.replacingOccurrences(of: "host: 10.0.0.3", with: "host: 10.0.0.3\n    agent_port: seven")).contains { $0.contains("agent_port: expected a whole number") })
         #expect(problems("nodes: 3\ncluster: x\ntls: {dir: t}\n").contains { $0.contains("nodes: expected a list") })

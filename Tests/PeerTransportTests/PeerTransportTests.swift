@@ -14,6 +14,7 @@ import Testing
     final class Inbox: Sendable {
         let messages = NIOLockedValueBox<[Message]>([])
         let events = NIOLockedValueBox<[String]>([])
+        let reports = NIOLockedValueBox<[(NodeID, [UInt8])]>([])
         func waitForMessages(_ count: Int, seconds: Double = 5) async -> [Message] {
             await waitFor(seconds: seconds) { self.messages.withLockedValue { $0.count >= count } }
             return messages.withLockedValue { $0 }
@@ -47,6 +48,7 @@ import Testing
             let identity = try TransportIdentity(cluster: cluster, node: certificateOf ?? name, directory: dir)
             return PeerTransport(identity: identity, localID: id, peers: peers, group: group, options: options,
                                  onMessage: { message in inbox.messages.withLockedValue { $0.append(message) } },
+                                 onReport: { from, payload in inbox.reports.withLockedValue { $0.append((from, payload)) } },
                                  onEvent: { event in inbox.events.withLockedValue { $0.append("\(event)") } })
         }
     }
@@ -77,6 +79,27 @@ import Testing
         await PeerTransportTests.waitFor(seconds: 5) { b.roundTripTime(of: 1) != nil }
         #expect(b.roundTripTime(of: 1) != nil)
         await a.shutdown(); await a2.shutdown(); await b.shutdown()
+    }
+
+    /// Reports go only to a peer that has shown it speaks wire version 2; then they arrive whole.
+    @Test func reportsWaitUntilThePeerShowsItsVersion() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let inboxA = Inbox(), inboxB = Inbox()
+        let b = try fixture.transport("b", id: 2, peers: Self.members(except: 2), inbox: inboxB)
+        let portB = try await b.listen(host: "127.0.0.1", port: 0)
+        let a = try fixture.transport("a", id: 1, peers: Self.members(b: portB, except: 1), inbox: inboxA)
+        let portA = try await a.listen(host: "127.0.0.1", port: 0)
+        let b2 = try fixture.transport("b", id: 2, peers: Self.members(a: portA, except: 2), inbox: inboxB)
+        #expect(a.sendReport([1, 2, 3], to: 2) == false)
+        b2.ping(1)
+        await PeerTransportTests.waitFor(seconds: 5) { a.wireVersion(of: 2) != nil }
+        #expect(a.wireVersion(of: 2) == Frame.version)
+        #expect(a.sendReport([1, 2, 3], to: 2))
+        await PeerTransportTests.waitFor(seconds: 5) { !inboxB.reports.withLockedValue { $0.isEmpty } }
+        let received = inboxB.reports.withLockedValue { $0 }
+        #expect(received.count == 1 && received.first?.0 == 1 && received.first?.1 == [1, 2, 3])
+        await a.shutdown(); await b.shutdown(); await b2.shutdown()
     }
 
     @Test func certificateFromAnotherCAIsRejected() async throws {

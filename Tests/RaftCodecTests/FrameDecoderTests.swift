@@ -42,6 +42,16 @@ import RaftCore
         #expect(try decoder.next()?.version == Frame.version + 1)
     }
 
+    /// A newer peer's new frame types are skipped; the frames around them still come out.
+    @Test func unknownTypesFromNewerVersionsAreSkipped() throws {
+        var decoder = FrameDecoder()
+        let newer = Frame.version + 1
+        decoder.append([5, 0, 0, 0, UInt8(newer & 0xff), UInt8(newer >> 8), 99, 7, 7] + Frame(type: .ping, payload: [1]).encoded())
+        #expect(try decoder.next() == Frame(type: .ping, payload: [1]))
+        #expect(try decoder.next() == nil)
+        #expect(decoder.buffered == 0)
+    }
+
     /// 100,000 random and mutated streams through the decoder and the message codec: frames
     /// come out or a clean error does; nothing crashes, nothing is buffered past the limit.
     @Test func decoderSurvivesAHundredThousandHostileStreams() {

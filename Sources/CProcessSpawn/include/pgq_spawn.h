@@ -1,6 +1,7 @@
 #ifndef PGQ_SPAWN_H
 #define PGQ_SPAWN_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 /// Starts `path` with `argv` (NULL-terminated) as a child of this process and returns its PID,
@@ -14,5 +15,16 @@
 /// Swift cannot call fork or the variadic prctl itself: hence this small C helper.
 pid_t pgq_spawn(const char *path, char *const argv[], int stdin_fd, int stdout_fd, int stderr_fd,
                 int uid, int gid, int death_signal);
+
+/// Forks a fence keeper for `postmaster`: a small process (no exec; it keeps only `input_fd`,
+/// the read end of a pipe from the agent) that stops the postmaster with SIGQUIT (PostgreSQL's
+/// immediate shutdown) when a writable deadline passes without renewal, or at once when the
+/// agent goes away (end of file). It outlives a frozen (SIGSTOP) or killed agent, which is the
+/// point. Messages: 8-byte int64, > 0 a deadline in `pgq_monotonic_ns` time, 0 disarmed, -1 exit.
+/// Returns the keeper's PID, or -1 with errno set.
+pid_t pgq_spawn_fence_keeper(pid_t postmaster, int input_fd);
+
+/// CLOCK_MONOTONIC in nanoseconds: the keeper's clock.
+int64_t pgq_monotonic_ns(void);
 
 #endif

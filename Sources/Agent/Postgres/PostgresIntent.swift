@@ -1,0 +1,45 @@
+import ClusterState
+
+/// What the Raft task wants from this node's PostgreSQL, derived from committed state and the
+/// lease after every batch of Raft work. The PostgreSQL thread carries it out.
+struct PostgresIntent: Sendable, Equatable {
+    /// Set once the bootstrap is committed: the cluster's PostgreSQL identity.
+    var systemIdentifier: UInt64?
+    /// The primary of the current epoch (nil before the bootstrap).
+    var primary: String?
+    var epoch: UInt64 = 0
+    /// This node leads a new cluster and should initialise PostgreSQL (initdb) to bootstrap it.
+    var mayBootstrap = false
+    /// Set while this node is the primary of the current epoch, leads in the term that made it
+    /// so, and holds the lease: PostgreSQL may be promoted and accept writes until then (the
+    /// lease's end). A deadline, not a flag, so that an intent read late — by a thread that was
+    /// frozen with the process — cannot promote anything.
+    var writableUntil: ContinuousClock.Instant?
+
+    var writable: Bool { writableUntil.map { ContinuousClock.now < $0 } ?? false }
+
+    /// Equal apart from the deadline's exact value (which moves on every heartbeat).
+    func sameDecision(as other: PostgresIntent) -> Bool {
+        systemIdentifier == other.systemIdentifier && primary == other.primary && epoch == other.epoch
+            && mayBootstrap == other.mayBootstrap && holdStopped == other.holdStopped
+            && (writableUntil == nil) == (other.writableUntil == nil)
+    }
+    /// Stop PostgreSQL cleanly and keep it stopped (planned switchover away from this node).
+    var holdStopped = false
+}
+
+/// What this node's PostgreSQL thread last found, for the Raft task (to report to the leader)
+/// and the API (health endpoints).
+struct LocalPostgresStatus: Sendable, Equatable {
+    var report: MemberReport
+    /// Writable primary right now: promoted, and the last check passed.
+    var acceptsWrites: Bool { report.role == .primary && report.healthy }
+    /// The primary failed `health_check_failures` checks in a row and could not be restarted
+    /// within `restart_timeout_s`: its agent should hand leadership to the best replica.
+    var givenUp = false
+    /// Final WAL position after a clean stop (switchover), if any.
+    var stoppedAtPosition: UInt64?
+
+    static let witness = LocalPostgresStatus(report: .witness)
+    static let starting = LocalPostgresStatus(report: MemberReport(role: .stopped, healthy: false, lastError: "starting"))
+}

@@ -1,0 +1,557 @@
+import ClusterConfig
+import ClusterState
+import Foundation
+import Logging
+import PostgresControl
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs this node's PostgreSQL as the Raft task's `PostgresIntent` says, on a thread of its own
+/// (every PostgreSQL call blocks; the thread lives as long as the agent, which the postmaster's
+/// parent-death signal needs). Each round it reconciles once — clone, rewind, start, promote,
+/// fence, follow — then checks health and publishes a `LocalPostgresStatus`.
+///
+/// Safety rules kept here (docs/architecture.md):
+/// - PostgreSQL is always started as a standby; it becomes writable only through a promotion,
+///   done while the intent says `writable` and after the fence keeper holds the lease deadline.
+/// - A running primary that is no longer allowed to be one is stopped at once (immediate).
+/// - Data is never deleted: a directory that cannot be used is moved aside, and only when the
+///   configuration allows it or it is an uncommitted initdb of this agent.
+final class PostgresManager: @unchecked Sendable {
+    private let config: ClusterConfig
+    private let local: NodeConfig
+    private var logger: Logger
+    private let onStatus: @Sendable (LocalPostgresStatus) -> Void
+    private let intentBox = Mutex(PostgresIntent())
+    private let wake = DispatchSemaphore(value: 0)
+    private let stopping = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+    private let interval: Duration
+    /// The keeper line of the running postmaster, for the Raft task.
+    let fence = Mutex<FenceLine?>(nil)
+    let status = Mutex(LocalPostgresStatus.starting)
+
+    // Owned by the PostgreSQL thread.
+    private var server: PostgresServer?
+    private var postmaster: Postmaster?
+    private var connection: PostgresConnection?
+    private var upstream: String?
+    private var failedChecks: UInt32 = 0
+    private var failingSince: ContinuousClock.Instant?
+    private var lastError = ""
+    private var notStreamingSince: ContinuousClock.Instant?
+    private var lastRewind: ContinuousClock.Instant?
+    private var lastCloneAttempt: ContinuousClock.Instant?
+    private var lastSlotCheck: ContinuousClock.Instant?
+    private var stoppedAtPosition: UInt64?
+    private var lastLoggedError = ""
+
+    init(config: ClusterConfig, local: NodeConfig, logger: Logger, onStatus: @escaping @Sendable (LocalPostgresStatus) -> Void) {
+        self.config = config
+        self.local = local
+        var logger = logger
+        logger[metadataKey: "component"] = "postgres"
+        self.logger = logger
+        self.onStatus = onStatus
+        self.interval = .milliseconds(max(20, config.timing.heartbeatMilliseconds))
+    }
+
+    var settings: PostgresSettings { config.postgres }
+    private var markerPath: String { local.dataDirectory + "/postgres.uncommitted-initdb" }
+    /// Present while the data directory was last a primary and has not been rewound since: it may
+    /// hold WAL the current primary never had, so it must be rewound before it follows anyone.
+    private var rewindMarkerPath: String { local.dataDirectory + "/postgres.needs-rewind" }
+    private var socketDirectory: String { local.dataDirectory + "/run" }
+
+    /// Checks what must hold before the thread starts (binaries, OS user); one line on failure.
+    func prepare() throws(AgentStartError) {
+        var user: OSUser?
+        if geteuid() == 0 {
+            guard let named = OSUser.named(settings.osUser), named.uid != 0 else {
+                throw AgentStartError("postgresql.os_user \(settings.osUser) does not exist (or is root); PostgreSQL must run as an unprivileged user: create it or name another")
+            }
+            user = named
+            // PostgreSQL's user must reach <data_dir>/postgres and <data_dir>/run, not the Raft state.
+            chmod(local.dataDirectory, 0o711)
+        }
+        guard FileManager.default.isExecutableFile(atPath: settings.binDirectory + "/postgres") else {
+            throw AgentStartError("\(settings.binDirectory)/postgres does not exist; install PostgreSQL 15 (apt-get install postgresql-15) or set postgresql.bin_dir")
+        }
+        if let passfile = settings.passfile, !FileManager.default.isReadableFile(atPath: passfile) {
+            throw AgentStartError("postgresql.passfile \(passfile) cannot be read")
+        }
+        guard let port = local.postgresPort else { return }
+        do {
+            server = try PostgresServer(dataDirectory: local.postgresDataDirectory, port: port, socketDirectory: socketDirectory,
+                                        binDirectory: settings.binDirectory, user: user)
+        } catch {
+            throw AgentStartError("\(error)")
+        }
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            run()
+            finished.signal()
+        }
+        thread.name = "pgquorum-postgres"
+        thread.stackSize = 4 << 20
+        thread.start()
+    }
+
+    func update(_ intent: PostgresIntent) {
+        let changed = intentBox.withLock { current in
+            let changed = !current.sameDecision(as: intent)
+            current = intent
+            return changed
+        }
+        if changed { wake.signal() }
+    }
+
+    /// Stops PostgreSQL cleanly (fast shutdown) and ends the thread. Bounded.
+    func stop() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        wake.signal()
+        _ = finished.wait(timeout: .now() + 40)
+    }
+
+    // MARK: - The loop
+
+    private func run() {
+        while !stopping.load(ordering: .sequentiallyConsistent) {
+            let intent = intentBox.withLock { $0 }
+            reconcile(intent)
+            check(intent)
+            _ = wake.wait(timeout: .now() + .milliseconds(Int(interval.milliseconds)))
+        }
+        connection = nil
+        if let postmaster {
+            logger.notice("stopping PostgreSQL (fast shutdown)")
+            fence.withLock { $0 = nil }
+            postmaster.stopFast()
+        }
+        postmaster = nil
+    }
+
+    private func reconcile(_ intent: PostgresIntent) {
+        guard let server else { return }
+        reap()
+        do {
+            if intent.holdStopped {
+                try stopForSwitchover()
+                return
+            }
+            stoppedAtPosition = nil
+            guard let identifier = intent.systemIdentifier else { return try beforeBootstrap(intent, server) }
+            if FileManager.default.fileExists(atPath: markerPath), server.systemIdentifierOnDisk() == identifier {
+                // Our initdb is the cluster's now.
+                unlink(markerPath)
+            }
+            if server.hasData, let onDisk = server.systemIdentifierOnDisk(), onDisk != identifier {
+                try foreignData(onDisk: onDisk, cluster: identifier, server)
+                return
+            }
+            if intent.primary == local.name {
+                try asPrimary(intent, server)
+            } else {
+                try asReplica(of: intent.primary, server)
+            }
+        } catch {
+            problem("\(error)")
+        }
+    }
+
+    // MARK: Bootstrap
+
+    private func beforeBootstrap(_ intent: PostgresIntent, _ server: PostgresServer) throws {
+        guard intent.mayBootstrap else {
+            // Not (or no longer) the bootstrapping leader: nothing may be writable here.
+            if let connection, (try? isPrimary(connection)) == true { fenceNow("lost leadership before the bootstrap committed") }
+            return
+        }
+        if !server.hasData {
+            logger.notice("initialising a new PostgreSQL cluster (initdb)", metadata: ["data": "\(server.dataDirectory)"])
+            FileManager.default.createFile(atPath: markerPath, contents: Data("initdb by this agent; not yet the cluster's\n".utf8))
+            try server.initdb(superuser: settings.superuser)
+        }
+        try ensureRunning(server, upstream: nil)
+        guard let connection, intent.writable else { return }
+        if try !isPrimary(connection) {
+            try promote(connection, until: intent.writableUntil, reason: "bootstrap")
+            try createRoles(connection)
+        }
+    }
+
+    private func createRoles(_ connection: PostgresConnection) throws {
+        let role = settings.replicationUser
+        let exists = try connection.value("SELECT count(*) FROM pg_roles WHERE rolname = \(literal(role))") != "0"
+        var sql = exists ? "ALTER ROLE \(identifier(role)) WITH REPLICATION LOGIN" : "CREATE ROLE \(identifier(role)) WITH REPLICATION LOGIN"
+        if let password = passfilePassword(for: role) { sql += " PASSWORD \(literal(password))" }
+        try connection.query(sql)
+        if let password = passfilePassword(for: settings.superuser) {
+            try connection.query("ALTER ROLE \(identifier(settings.superuser)) WITH PASSWORD \(literal(password))")
+        }
+    }
+
+    /// A data directory whose system identifier is not the cluster's.
+    private func foreignData(onDisk: UInt64, cluster: UInt64, _ server: PostgresServer) throws {
+        stopPostmaster(immediate: true)
+        if FileManager.default.fileExists(atPath: markerPath) || settings.allowReclone {
+            let moved = try server.moveAside(reason: "foreign")
+            unlink(markerPath)
+            logger.warning("moved aside a data directory of another PostgreSQL cluster; cloning from the primary",
+                           metadata: ["moved_to": "\(moved)", "system_identifier": "\(onDisk)"])
+            return
+        }
+        throw PostgresError("\(server.dataDirectory) holds PostgreSQL system \(onDisk), not this cluster's \(cluster); move it aside (or set postgresql.allow_reclone) and the agent clones the primary")
+    }
+
+    // MARK: Primary
+
+    private func asPrimary(_ intent: PostgresIntent, _ server: PostgresServer) throws {
+        guard intent.writable else {
+            // Named primary but not (yet, or no longer) allowed to write: the promotion waits
+            // for the lease; a running primary is stopped now.
+            if let connection, (try? isPrimary(connection)) == true { fenceNow("the lease is not held") }
+            if server.hasData { try ensureRunning(server, upstream: nil) }
+            return
+        }
+        guard server.hasData else {
+            throw PostgresError("this node is the primary of epoch \(intent.epoch) but has no data directory; fail over to another node (pgquorum failover NODE)")
+        }
+        try ensureRunning(server, upstream: nil)
+        guard let connection else { return }
+        if try !isPrimary(connection) {
+            try promote(connection, until: intent.writableUntil, reason: "epoch \(intent.epoch)")
+        }
+        try ensureSlots(connection)
+    }
+
+    private func promote(_ connection: PostgresConnection, until deadline: ContinuousClock.Instant?, reason: String) throws {
+        // The keeper holds the lease's end before PostgreSQL can write; the Raft task renews it
+        // on every heartbeat while the lease holds. An intent whose deadline has passed (this
+        // thread was frozen with the process, say) promotes nothing.
+        guard let deadline, ContinuousClock.now < deadline else { return }
+        guard let line = fence.withLock({ $0 }) else { throw PostgresError("no fence keeper for the running postmaster") }
+        line.allowWrites(for: deadline - .now)
+        logger.notice("promoting PostgreSQL", metadata: ["reason": "\(reason)"])
+        let promoted = try connection.value("SELECT pg_promote(true, 60)")
+        guard promoted == "t" else { throw PostgresError("pg_promote did not finish within 60 s") }
+        upstream = nil
+        FileManager.default.createFile(atPath: rewindMarkerPath, contents: Data("last a primary; rewind before following another node\n".utf8))
+        logger.notice("PostgreSQL is primary")
+    }
+
+    /// One physical slot per other PostgreSQL node, created by the primary's agent after every
+    /// promotion (PostgreSQL 15 does not carry slots over a failover).
+    private func ensureSlots(_ connection: PostgresConnection) throws {
+        if let last = lastSlotCheck, ContinuousClock.now - last < .seconds(5) { return }
+        let existing = Set(try connection.query("SELECT slot_name FROM pg_replication_slots").compactMap { $0.first ?? nil })
+        for node in config.nodes where node.name != local.name && !node.isWitness {
+            let slot = Self.slotName(node.name)
+            guard !existing.contains(slot) else { continue }
+            try connection.query("SELECT pg_create_physical_replication_slot(\(literal(slot)), true)")
+            logger.info("created replication slot", metadata: ["slot": "\(slot)"])
+        }
+        lastSlotCheck = .now
+    }
+
+    static func slotName(_ node: String) -> String { "pgquorum_" + node.replacingOccurrences(of: "-", with: "_") }
+
+    // MARK: Replica
+
+    private func asReplica(of primary: String?, _ server: PostgresServer) throws {
+        if let connection, (try? isPrimary(connection)) == true {
+            fenceNow("\(primary ?? "another node") is the primary of the current epoch")
+        }
+        let source = primary.flatMap { config.node(named: $0) }.flatMap { $0.isWitness ? nil : $0 }
+        if !server.hasData {
+            guard let source else { return }
+            // A primary that is still starting refuses; retry once a second, not every round.
+            if let last = lastCloneAttempt, ContinuousClock.now - last < .seconds(1) { return }
+            lastCloneAttempt = .now
+            logger.notice("cloning from the primary (pg_basebackup)", metadata: ["primary": "\(source.name)"])
+            try server.cloneFrom(replicationConninfo(to: source))
+            try server.writeFile("standby.signal", "")
+            logger.notice("clone complete")
+        } else if FileManager.default.fileExists(atPath: rewindMarkerPath), let source {
+            // Last a primary: its timeline may have diverged from the new primary's.
+            stopPostmaster(immediate: false)
+            guard try rewind(server, from: source) else { return }
+            unlink(rewindMarkerPath)
+        }
+        try ensureRunning(server, upstream: source)
+        if let source, upstream != source.name {
+            try writeAgentSettings(server, upstream: source)
+            _ = try? connection?.query("SELECT pg_reload_conf()")
+            upstream = source.name
+            logger.notice("following the primary", metadata: ["primary": "\(source.name)"])
+        }
+    }
+
+    /// Returns false when a rewind ran less than 2 s ago (it is not retried in a tight loop).
+    @discardableResult
+    private func rewind(_ server: PostgresServer, from source: NodeConfig) throws -> Bool {
+        if let last = lastRewind, ContinuousClock.now - last < .seconds(2) { return false }
+        lastRewind = .now
+        logger.notice("rewinding to follow the primary (pg_rewind)", metadata: ["primary": "\(source.name)"])
+        do {
+            try server.rewind(from: superuserConninfo(to: source))
+            logger.notice("rewind complete")
+        } catch {
+            guard settings.allowReclone else {
+                throw PostgresError("pg_rewind failed (\(error)); the data directory is kept. Set postgresql.allow_reclone: true to clone afresh (the old directory is moved aside), or rebuild it by hand")
+            }
+            let moved = try server.moveAside(reason: "rewind-failed")
+            logger.warning("pg_rewind failed; moved the data directory aside and cloning afresh",
+                           metadata: ["error": "\(error)", "moved_to": "\(moved)"])
+            try server.cloneFrom(replicationConninfo(to: source))
+            try server.writeFile("standby.signal", "")
+        }
+        return true
+    }
+
+    // MARK: Switchover
+
+    private func stopForSwitchover() throws {
+        guard let postmaster else { return }
+        var position: UInt64?
+        if let connection, let text = try? connection.value("SELECT pg_current_wal_lsn()"), let lsn = LSN(text) { position = lsn.value }
+        connection = nil
+        logger.notice("stopping PostgreSQL cleanly for a switchover")
+        fence.withLock { $0 = nil }
+        postmaster.stopFast()
+        self.postmaster = nil
+        // The shutdown checkpoint comes after the last position seen: read the final one from disk.
+        stoppedAtPosition = (try? server?.shutdownCheckpoint()) ?? position
+        upstream = nil
+    }
+
+    // MARK: Processes
+
+    private func ensureRunning(_ server: PostgresServer, upstream source: NodeConfig?) throws {
+        if postmaster != nil, connection != nil { return }
+        if postmaster == nil {
+            try writeAgentSettings(server, upstream: source)
+            upstream = source?.name
+            if !server.isStandbyConfigured {
+                // Last a primary (or a fresh initdb): remember until rewound (see rewindMarkerPath).
+                FileManager.default.createFile(atPath: rewindMarkerPath, contents: Data("last a primary; rewind before following another node\n".utf8))
+            }
+            // Always a standby at start: only a promotion makes it writable (see the type's doc).
+            try server.writeFile("standby.signal", "")
+            try server.prepareSocketDirectory()
+            let started = try Postmaster.start(server: server, options: [
+                "port": "\(server.port)", "listen_addresses": local.host == "localhost" ? "localhost" : local.host,
+                "unix_socket_directories": socketDirectory, "cluster_name": local.name,
+            ], logFile: local.dataDirectory + "/postgres.log")
+            postmaster = started
+            fence.withLock { $0 = started.fence }
+            logger.info("started PostgreSQL", metadata: ["pid": "\(started.pid)", "upstream": "\(source?.name ?? "none")"])
+        }
+        // Wait (bounded) until it accepts connections: crash recovery may take a while.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while connection == nil {
+            guard let postmaster, postmaster.isRunning else {
+                reap()
+                throw PostgresError("PostgreSQL exited while starting; see \(local.dataDirectory)/postgres.log")
+            }
+            if let opened = try? PostgresConnection(localConninfo) {
+                connection = opened
+                break
+            }
+            guard ContinuousClock.now < deadline, !stopping.load(ordering: .relaxed) else {
+                throw PostgresError("PostgreSQL did not accept connections within 60 s; see \(local.dataDirectory)/postgres.log")
+            }
+            usleep(20_000)
+        }
+    }
+
+    /// Notices a postmaster that exited (crash, fence keeper, OOM killer).
+    private func reap() {
+        guard let postmaster, !postmaster.isRunning else { return }
+        logger.warning("PostgreSQL exited", metadata: ["pid": "\(postmaster.pid)"])
+        fence.withLock { $0 = nil }
+        self.postmaster = nil
+        connection = nil
+        upstream = nil
+    }
+
+    /// Stops a primary that may no longer accept writes: immediate shutdown, no checkpoint.
+    private func fenceNow(_ why: String) {
+        logger.warning("fencing: stopping the primary at once", metadata: ["reason": "\(why)"])
+        stopPostmaster(immediate: true)
+    }
+
+    private func stopPostmaster(immediate: Bool) {
+        connection = nil
+        guard let postmaster else { return }
+        fence.withLock { $0 = nil }
+        if immediate { postmaster.stopImmediately() } else { postmaster.stopFast() }
+        self.postmaster = nil
+        upstream = nil
+    }
+
+    // MARK: Health
+
+    private func check(_ intent: PostgresIntent) {
+        guard server != nil else {
+            publish(LocalPostgresStatus.witness)
+            return
+        }
+        var report = MemberReport(role: .stopped, healthy: false, epoch: intent.epoch)
+        if let connection, postmaster != nil {
+            do {
+                report = try measure(connection, epoch: intent.epoch)
+                failedChecks = 0
+                failingSince = nil
+                lastError = ""
+            } catch {
+                self.connection = nil
+                problem("health check failed: \(error)")
+            }
+        } else if postmaster != nil {
+            // Running but not connected: try again next round.
+            self.connection = try? PostgresConnection(localConninfo)
+            if self.connection == nil { problem("health check failed: cannot connect") }
+        } else if lastError.isEmpty {
+            lastError = "PostgreSQL is not running"
+        }
+        if !report.healthy {
+            report.systemIdentifier = server?.systemIdentifierOnDisk() ?? 0
+            report.failedChecks = failedChecks
+            report.lastError = lastError
+        }
+        // A replica that cannot stream for a while may have diverged (it had WAL the new primary
+        // never received): rewind it.
+        if report.role == .replica, !report.streaming, upstream != nil {
+            if notStreamingSince == nil { notStreamingSince = .now }
+            if let since = notStreamingSince, ContinuousClock.now - since > .seconds(10),
+               let source = upstream.flatMap({ config.node(named: $0) }), let server {
+                logger.warning("not streaming from the primary for 10 s; rewinding", metadata: ["primary": "\(source.name)"])
+                stopPostmaster(immediate: false)
+                notStreamingSince = nil
+                do { try rewind(server, from: source) } catch { problem("\(error)") }
+            }
+        } else {
+            notStreamingSince = nil
+        }
+        let givenUp = intent.primary == local.name && failedChecks >= UInt32(settings.healthCheckFailures)
+            && (failingSince.map { ContinuousClock.now - $0 >= .milliseconds(Int64(settings.restartTimeoutSeconds * 1_000)) } ?? false)
+        publish(LocalPostgresStatus(report: report, givenUp: givenUp, stoppedAtPosition: stoppedAtPosition))
+    }
+
+    private func measure(_ connection: PostgresConnection, epoch: UInt64) throws -> MemberReport {
+        guard let row = try connection.query("""
+            SELECT pg_is_in_recovery(),
+                   (SELECT system_identifier FROM pg_control_system()),
+                   CASE WHEN pg_is_in_recovery() THEN COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())
+                        ELSE pg_current_wal_lsn() END,
+                   pg_last_wal_replay_lsn(),
+                   CASE WHEN pg_is_in_recovery()
+                        THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint()))
+                        ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+                   COALESCE((SELECT status FROM pg_stat_wal_receiver), ''),
+                   COALESCE((EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint, 0),
+                   (SELECT latest_end_lsn FROM pg_stat_wal_receiver)
+            """).first, row.count == 8 else {
+            throw PostgresError("unexpected answer to the health query")
+        }
+        let recovering = row[0] == "t"
+        var report = MemberReport(
+            role: recovering ? .replica : .primary, healthy: true,
+            systemIdentifier: row[1].flatMap { UInt64($0) } ?? 0,
+            timeline: row[4].flatMap { UInt32($0) } ?? 0,
+            receivedPosition: row[2].flatMap(LSN.init)?.value ?? 0,
+            replayedPosition: row[3].flatMap(LSN.init)?.value ?? 0,
+            streaming: row[5] == "streaming",
+            lagMilliseconds: row[6].flatMap { Int64($0) }.map { UInt64(max(0, $0)) } ?? 0,
+            epoch: epoch
+        )
+        report.upstreamPosition = row[7].flatMap(LSN.init)?.value ?? 0
+        return report
+    }
+
+    private func isPrimary(_ connection: PostgresConnection) throws -> Bool {
+        try connection.value("SELECT pg_is_in_recovery()") == "f"
+    }
+
+    private func problem(_ text: String) {
+        failedChecks += 1
+        if failingSince == nil { failingSince = .now }
+        lastError = text
+        if text != lastLoggedError {
+            logger.error("PostgreSQL: \(text)")
+            lastLoggedError = text
+        }
+    }
+
+    private func publish(_ current: LocalPostgresStatus) {
+        status.withLock { $0 = current }
+        onStatus(current)
+    }
+
+    // MARK: Settings and connection strings
+
+    private var localConninfo: String {
+        "host=\(socketDirectory) port=\(local.postgresPort ?? 5432) user=\(settings.superuser) dbname=\(settings.database) connect_timeout=2"
+    }
+
+    private var passfileOption: String { settings.passfile.map { " passfile=\($0)" } ?? "" }
+
+    func replicationConninfo(to node: NodeConfig) -> String {
+        "host=\(node.host) port=\(node.postgresPort ?? 5432) user=\(settings.replicationUser) application_name=\(local.name) connect_timeout=2\(passfileOption)"
+    }
+
+    func superuserConninfo(to node: NodeConfig) -> String {
+        "host=\(node.host) port=\(node.postgresPort ?? 5432) user=\(settings.superuser) dbname=\(settings.database) connect_timeout=5\(passfileOption)"
+    }
+
+    /// `pgquorum.conf` (the cluster's parameters and this node's replication source) and
+    /// `pg_hba.conf` (the cluster's hosts), rewritten before every start.
+    private func writeAgentSettings(_ server: PostgresServer, upstream source: NodeConfig?) throws {
+        var lines = ["# Written by the pgquorum agent before every start; edit postgresql.parameters in the cluster config instead."]
+        for (key, value) in settings.parameters.sorted(by: { $0.key < $1.key }) { lines.append("\(key) = '\(value)'") }
+        lines.append("recovery_target_timeline = 'latest'")
+        lines.append("wal_retrieve_retry_interval = '500ms'")
+        if let source {
+            lines.append("primary_conninfo = '\(replicationConninfo(to: source))'")
+            lines.append("primary_slot_name = '\(Self.slotName(local.name))'")
+        } else {
+            lines.append("primary_conninfo = ''")
+            lines.append("primary_slot_name = ''")
+        }
+        try server.writeFile("pgquorum.conf", lines.joined(separator: "\n") + "\n")
+        try server.includeAgentSettings(file: "pgquorum.conf")
+        let method = settings.passfile == nil ? "trust" : "scram-sha-256"
+        var hba = ["# Written by the pgquorum agent before every start.", "local all all trust"]
+        for node in config.nodes {
+            let address = Self.hbaAddress(node.host)
+            hba.append("host replication \(settings.replicationUser) \(address) \(method)")
+            hba.append("host all \(settings.superuser) \(address) \(method)")
+        }
+        hba += settings.hbaLines
+        try server.writeFile("pg_hba.conf", hba.joined(separator: "\n") + "\n")
+    }
+
+    static func hbaAddress(_ host: String) -> String {
+        if host.contains(":") { return host + "/128" }
+        if host.split(separator: ".").count == 4, host.allSatisfy({ $0.isNumber || $0 == "." }) { return host + "/32" }
+        return host
+    }
+
+    /// The password for `user` in the passfile (`host:port:database:user:password`), if any.
+    private func passfilePassword(for user: String) -> String? {
+        guard let path = settings.passfile, let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
+            let fields = line.split(separator: ":", maxSplits: 4, omittingEmptySubsequences: false)
+            if fields.count == 5, fields[3] == user || fields[3] == "*" { return String(fields[4]) }
+        }
+        return nil
+    }
+
+    private func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+    private func identifier(_ text: String) -> String { "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+}

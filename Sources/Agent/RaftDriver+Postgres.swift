@@ -1,0 +1,221 @@
+import ClusterConfig
+import ClusterState
+import Foundation
+import RaftCore
+
+/// The PostgreSQL half of the Raft task: applying cluster commands, the leader's duties (choose
+/// and promote the primary), the fence, and what the PostgreSQL thread is told to do.
+extension RaftDriver {
+    /// This node is named primary by an entry of its current term, while it leads.
+    var isPrimaryOfCurrentTerm: Bool {
+        node.role == .leader && clusterState.primary == local.name && clusterState.primaryTerm == node.term
+    }
+
+    var leaseExpiry: ContinuousClock.Instant? {
+        node.leaderLeaseRemainingTicks.map { started + tickInterval * Int(ticksDone + Int64($0)) }
+    }
+
+    func apply(_ entry: Entry) {
+        guard case .application(let bytes) = entry.payload else { return }
+        let command: ClusterState.Command
+        do {
+            command = try CommandCodec.decode(bytes)
+        } catch {
+            // Every agent skips the same entry, so they stay equal; this one cannot read it.
+            logger.error("cannot read a cluster command; upgrade this agent", metadata: ["index": "\(entry.index)", "error": "\(error)"])
+            return
+        }
+        if let rejection = clusterState.apply(command, term: entry.term) {
+            logger.info("cluster command refused", metadata: ["index": "\(entry.index)", "reason": "\(rejection)"])
+            return
+        }
+        switch command {
+        case .bootstrap(let identifier, let primary, _):
+            logger.notice("cluster bootstrapped", metadata: ["primary": "\(primary)", "system_identifier": "\(identifier)"])
+        case .promote(let primary, let epoch, _, _, let reason, _):
+            logger.notice("primary elected", metadata: ["primary": "\(primary)", "epoch": "\(epoch)", "reason": "\(reason)"])
+        case .recordPrimaryPosition:
+            break
+        }
+    }
+
+    /// Renews the fence keeper's deadline while this node may write, and revokes it the moment it
+    /// may not (lease lost or forfeited by a leadership transfer).
+    func enforceFence() {
+        let expiry = leaseExpiry
+        let bootstrapping = mayBootstrap && node.role == .leader && clusterState.systemIdentifier == nil
+        let writable = (isPrimaryOfCurrentTerm || bootstrapping) && expiry.map { ContinuousClock.now < $0 } == true
+        if let line = postgres?.fence.withLock({ $0 }) {
+            if writable, let expiry, expiry != renewedExpiry || ObjectIdentifier(line) != renewedLine {
+                line.allowWrites(for: expiry - .now)
+                renewedExpiry = expiry
+                renewedLine = ObjectIdentifier(line)
+            } else if !writable, wasWritable {
+                line.revoke()
+                renewedExpiry = nil
+            }
+        }
+        if wasWritable, !writable { logger.warning("lease lost or handed over: PostgreSQL stops accepting writes now") }
+        wasWritable = writable
+    }
+
+    func intent() -> PostgresIntent {
+        PostgresIntent(systemIdentifier: clusterState.systemIdentifier, primary: clusterState.primary, epoch: clusterState.epoch,
+                       mayBootstrap: mayBootstrap && node.role == .leader && clusterState.systemIdentifier == nil,
+                       writableUntil: wasWritable ? leaseExpiry : nil)
+    }
+
+    private var freshReports: [String: MemberReport] {
+        let now = ContinuousClock.now
+        let freshness = Duration.milliseconds(config.timing.electionTimeoutMilliseconds)
+        var fresh: [String: MemberReport] = [:]
+        for (name, entry) in reports where name == local.name || now - entry.at < freshness {
+            fresh[name] = entry.report
+        }
+        return fresh
+    }
+
+    /// The leader's part: bootstrap, promotion of the best candidate (itself, or a hand-over to
+    /// it), and the seed's trigger (hand over when its own PostgreSQL cannot be restarted).
+    func performLeaderDuties() {
+        guard node.role == .leader else {
+            mayBootstrap = false
+            return
+        }
+        guard config.nodes.contains(where: { !$0.isWitness }) else { return }
+        if let pending = pendingProposal {
+            guard node.appliedIndex < pending.index, ticksDone <= pending.deadline else {
+                pendingProposal = nil
+                return
+            }
+            return
+        }
+        guard node.hasLeaderLease, node.term(at: node.commitIndex) == node.term, node.appliedIndex >= node.commitIndex,
+              node.transferTarget == nil, handOvers.isEmpty else { return }
+        let fresh = freshReports
+        let members = config.nodes.filter { node.configuration.voters.contains($0.id) }.map {
+            PrimaryDuty.Member(name: $0.name, isWitness: $0.isWitness, priority: $0.priority, location: $0.location, noFailover: $0.noFailover)
+        }
+        let duty = PrimaryDuty.decide(
+            me: local.name, term: node.term, state: clusterState, members: members, reports: fresh,
+            reportsSettled: ticksDone - leaderSinceTick >= 3, maximumLagBytes: config.postgres.maximumLagOnFailoverBytes,
+            preferred: electedByTransfer ? local.name : nil)
+        if duty != lastDuty || (ticksDone - lastDutyLog >= 50 && duty != .none && duty != .waitForReports) {
+            switch duty {
+            case .none, .waitForReports: break
+            case .noCandidate(let why): logger.warning("no node can be promoted now", metadata: ["reasons": "\(why)"])
+            default: logger.notice("primary duty", metadata: ["duty": "\(duty)"])
+            }
+            lastDuty = duty
+            lastDutyLog = ticksDone
+        }
+        let now = UInt64(max(0, Date().timeIntervalSince1970 * 1_000))
+        switch duty {
+        case .none:
+            mayBootstrap = false
+            if localStatus.givenUp {
+                handOverFromFailingPrimary(fresh)
+            } else if let mine = fresh[local.name], mine.role == .primary, mine.receivedPosition > clusterState.lastPrimaryPosition,
+                      ticksDone - lastPositionRecordTick >= 10 {
+                // The lag guard's reference, about once a second.
+                lastPositionRecordTick = ticksDone
+                propose(.recordPrimaryPosition(epoch: clusterState.epoch, walPosition: mine.receivedPosition))
+            }
+        case .bootstrap:
+            mayBootstrap = true
+            if let mine = fresh[local.name], mine.role == .primary, mine.systemIdentifier != 0 {
+                propose(.bootstrap(systemIdentifier: mine.systemIdentifier, primary: local.name, unixMilliseconds: now))
+            }
+        case .promoteSelf(let reason):
+            let mine = fresh[local.name]
+            propose(.promote(node: local.name, epoch: clusterState.epoch + 1, timeline: mine?.timeline ?? 0,
+                             walPosition: max(mine?.receivedPosition ?? 0, mine?.replayedPosition ?? 0),
+                             reason: reason, unixMilliseconds: now))
+        case .handOver(let target, let reason):
+            handOver(to: target, reason: reason)
+        case .waitForReports, .noCandidate:
+            break
+        }
+    }
+
+    private func handOverFromFailingPrimary(_ fresh: [String: MemberReport]) {
+        var others = fresh
+        others[local.name] = nil
+        let members = config.nodes.filter { $0.name != local.name && node.configuration.voters.contains($0.id) }
+        let candidates = members.compactMap { member -> CandidateReport? in
+            guard !member.isWitness, let report = others[member.name] else { return nil }
+            return CandidateReport(node: member.name, healthy: report.healthy && report.systemIdentifier == clusterState.systemIdentifier,
+                                   noFailover: member.noFailover, timeline: report.timeline,
+                                   walPosition: max(report.receivedPosition, report.replayedPosition),
+                                   priority: member.priority, location: member.location)
+        }
+        guard let best = FailoverPolicy.best(candidates, lastPrimaryPosition: clusterState.lastPrimaryPosition,
+                                             maximumLagBytes: config.postgres.maximumLagOnFailoverBytes) else {
+            if ticksDone - lastDutyLog >= 50 {
+                logger.error("PostgreSQL here cannot be restarted, and no replica is eligible to take over")
+                lastDutyLog = ticksDone
+            }
+            return
+        }
+        handOver(to: best, reason: "PostgreSQL on \(local.name) failed \(config.postgres.healthCheckFailures) health checks and did not restart within \(config.postgres.restartTimeoutSeconds) s")
+    }
+
+    private func handOver(to target: String, reason: String) {
+        guard ticksDone - lastHandOverTick >= Int64(node.options.electionTicks), let id = config.node(named: target)?.id else { return }
+        lastHandOverTick = ticksDone
+        logger.notice("handing leadership to the best candidate", metadata: ["to": "\(target)", "reason": "\(reason)"])
+        if case .failure(let error) = node.transferLeadership(to: id) {
+            logger.warning("cannot hand leadership over", metadata: ["to": "\(target)", "error": "\(error)"])
+        }
+    }
+
+    private func propose(_ command: ClusterState.Command) {
+        switch node.propose(CommandCodec.encode(command)) {
+        case .success(let index):
+            pendingProposal = (index, ticksDone + Int64(node.options.electionTicks))
+        case .failure(let error):
+            logger.warning("cannot propose a cluster command", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: - Views
+
+    func postgresView(of member: NodeConfig) -> PostgresView? {
+        guard !member.isWitness else { return nil }
+        let report: MemberReport
+        if member.name == local.name {
+            report = localStatus.report
+        } else if node.role == .leader, let fresh = freshReports[member.name] {
+            report = fresh
+        } else {
+            return nil
+        }
+        let primaryPosition = clusterState.primary.flatMap { freshReports[$0] }.map(\.receivedPosition) ?? report.upstreamPosition
+        let lag: UInt64? = report.role == .replica
+            ? (primaryPosition > report.replayedPosition ? primaryPosition - report.replayedPosition : 0) : nil
+        let state = !report.healthy ? (report.lastError.isEmpty ? "stopped" : "failing") : (report.streaming ? "streaming" : "running")
+        return PostgresView(role: roleName(report.role), state: state, timeline: report.timeline,
+                            receivedLSN: lsnText(report.receivedPosition), replayedLSN: lsnText(report.replayedPosition),
+                            lagBytes: lag, lagMilliseconds: report.role == .replica ? report.lagMilliseconds : nil,
+                            lastError: report.lastError.isEmpty ? nil : report.lastError)
+    }
+}
+
+func roleName(_ role: MemberReport.Role) -> String {
+    switch role {
+    case .stopped: "stopped"
+    case .primary: "primary"
+    case .replica: "replica"
+    case .none: "none"
+    }
+}
+
+func lsnText(_ position: UInt64) -> String {
+    String(position >> 32, radix: 16, uppercase: true) + "/" + String(position & 0xFFFF_FFFF, radix: 16, uppercase: true)
+}
+
+func isoTime(_ unixMilliseconds: UInt64) -> String {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return formatter.string(from: Date(timeIntervalSince1970: Double(unixMilliseconds) / 1_000))
+}

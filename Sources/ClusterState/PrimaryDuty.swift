@@ -1,0 +1,90 @@
+/// What the Raft leader must do about the PostgreSQL primary, decided from the replicated state,
+/// the health reports it holds and its own node. Pure: the agent calls it on every tick while it
+/// leads with a lease, the tests call it with made-up inputs.
+///
+/// The rule (DESIGN §3): the primary runs where the leader is, and only after the leader has
+/// committed an entry in its own term naming it in a new epoch. A leader whose node is not the
+/// best candidate hands leadership to the one that is, instead of promoting itself.
+public enum PrimaryDuty: Sendable, Equatable {
+    /// Nothing to do: this node is the primary of the current epoch, made in this term.
+    case none
+    /// A new cluster: this node runs initdb and then proposes the bootstrap.
+    case bootstrap
+    /// Commit `promote(self, epoch + 1)`; promote PostgreSQL once it is applied.
+    case promoteSelf(reason: String)
+    /// Another node is the better primary: transfer leadership to it.
+    case handOver(to: String, reason: String)
+    /// Reports are still coming in after the election: decide a little later.
+    case waitForReports
+    /// No node may be promoted now (the reasons, one per node).
+    case noCandidate(String)
+
+    public struct Member: Sendable, Equatable {
+        public var name: String
+        public var isWitness: Bool
+        public var priority: Int
+        public var location: String
+        public var noFailover: Bool
+
+        public init(name: String, isWitness: Bool = false, priority: Int = 0, location: String = "", noFailover: Bool = false) {
+            self.name = name
+            self.isWitness = isWitness
+            self.priority = priority
+            self.location = location
+            self.noFailover = noFailover
+        }
+    }
+
+    /// - Parameters:
+    ///   - me: this (leading) node.
+    ///   - term: the leader's current term.
+    ///   - members: every member of the cluster (from the config).
+    ///   - reports: the fresh reports the leader holds, this node's own included.
+    ///   - reportsSettled: true once every reachable member had the chance to report since the
+    ///     election (the agent waits a few heartbeats).
+    ///   - preferred: a node an operator asked for (switchover / failover), if any.
+    public static func decide(me: String, term: UInt64, state: ClusterState, members: [Member],
+                              reports: [String: MemberReport], reportsSettled: Bool,
+                              maximumLagBytes: UInt64 = FailoverPolicy.defaultMaximumLagBytes,
+                              preferred: String? = nil) -> PrimaryDuty {
+        let mine = members.first { $0.name == me }
+        guard state.systemIdentifier != nil else {
+            // A new cluster: the most preferred PostgreSQL node that is reachable initialises it.
+            if let mine, !mine.isWitness { return .bootstrap }
+            let hosts = members.filter { !$0.isWitness && reports[$0.name] != nil }
+                .sorted { ($0.priority, $0.name) < ($1.priority, $1.name) }
+            guard let first = hosts.first else { return .noCandidate("no PostgreSQL node is reachable to bootstrap the cluster") }
+            return .handOver(to: first.name, reason: "bootstrap on a PostgreSQL node (this node is a witness)")
+        }
+        if state.primary == me, state.primaryTerm == term { return .none }
+        guard reportsSettled else { return .waitForReports }
+        let candidates = members.compactMap { member -> CandidateReport? in
+            guard !member.isWitness, let report = reports[member.name] else { return nil }
+            let sameCluster = report.systemIdentifier == state.systemIdentifier
+            return CandidateReport(node: member.name, healthy: report.healthy && sameCluster && report.role != .stopped,
+                                   noFailover: member.noFailover, timeline: report.timeline,
+                                   walPosition: max(report.receivedPosition, report.replayedPosition),
+                                   priority: member.priority, location: member.location)
+        }
+        let judged = FailoverPolicy.evaluate(candidates, lastPrimaryPosition: state.lastPrimaryPosition,
+                                             maximumLagBytes: maximumLagBytes)
+        let eligible = judged.filter { $0.verdict == .eligible }.map(\.report.node)
+        let previous = state.primary.map { " (previous primary \($0), epoch \(state.epoch))" } ?? ""
+        if let preferred, eligible.contains(preferred) {
+            return preferred == me
+                ? .promoteSelf(reason: "requested by an operator\(previous)")
+                : .handOver(to: preferred, reason: "requested by an operator")
+        }
+        // The current primary keeps its place if it is eligible: a new election alone (a blip, a
+        // hand-over of leadership for another reason) should not move the primary elsewhere.
+        if let current = state.primary, eligible.contains(current), current == me {
+            return .promoteSelf(reason: "leader re-elected in term \(term)\(previous)")
+        }
+        guard let best = eligible.first else {
+            let why = judged.map { "\($0.report.node): \($0.verdict)" }.joined(separator: "; ")
+            return .noCandidate(why.isEmpty ? "no PostgreSQL node has reported" : why)
+        }
+        if best == me { return .promoteSelf(reason: "best candidate after leader election in term \(term)\(previous)") }
+        return .handOver(to: best, reason: "\(best) is the best candidate")
+    }
+}

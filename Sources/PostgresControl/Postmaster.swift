@@ -1,0 +1,162 @@
+import CProcessSpawn
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A postmaster the agent started itself (not through `pg_ctl`), so that it is the agent's child:
+/// it gets SIGQUIT (immediate shutdown) when the thread that started it ends — the agent process
+/// dying — and a fence keeper stops it when the agent stops renewing the writable deadline
+/// (frozen, or lost its lease). Blocking; one owner thread.
+public final class Postmaster {
+    public let pid: pid_t
+    public let keeperPID: pid_t
+    /// The keeper's pipe: any thread may renew the writable deadline through it.
+    public let fence: FenceLine
+    private var exitStatus: Int32?
+
+    /// Starts `postgres -D dataDirectory` with `options` (`-c name=value` each) as `user`, output
+    /// appended to `logFile`, and its fence keeper (disarmed: a standby needs no deadline).
+    public static func start(server: PostgresServer, options: [String: String], logFile: String) throws(PostgresError) -> Postmaster {
+        let path = server.binDirectory + "/postgres"
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw PostgresError("\(path) does not exist; install PostgreSQL 15 (apt-get install postgresql-15) or set postgresql.bin_dir")
+        }
+        let log = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        guard log >= 0 else { throw PostgresError("cannot open \(logFile): \(String(cString: strerror(errno)))") }
+        defer { close(log) }
+        if let user = server.user { _ = fchown(log, user.uid, user.gid) }
+        let input = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { if input >= 0 { close(input) } }
+        let arguments = ["-D", server.dataDirectory] + options.sorted { $0.key < $1.key }.flatMap { ["-c", "\($0.key)=\($0.value)"] }
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        let pid = argv.withUnsafeBufferPointer { buffer in
+            pgq_spawn(path, buffer.baseAddress, input, log, log,
+                      server.user.map { Int32(bitPattern: $0.uid) } ?? -1, server.user.map { Int32(bitPattern: $0.gid) } ?? -1, SIGQUIT)
+        }
+        guard pid > 0 else { throw PostgresError("cannot start \(path): \(String(cString: strerror(errno)))") }
+
+        var pipeEnds: [Int32] = [0, 0]
+        guard pipe(&pipeEnds) == 0 else {
+            kill(pid, SIGQUIT)
+            throw PostgresError("cannot create the fence keeper's pipe: \(String(cString: strerror(errno)))")
+        }
+        _ = fcntl(pipeEnds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(pipeEnds[1], F_SETFD, FD_CLOEXEC)
+        let keeper = pgq_spawn_fence_keeper(pid, pipeEnds[0])
+        close(pipeEnds[0])
+        guard keeper > 0 else {
+            close(pipeEnds[1])
+            kill(pid, SIGQUIT)
+            throw PostgresError("cannot start the fence keeper: \(String(cString: strerror(errno)))")
+        }
+        _ = fcntl(pipeEnds[1], F_SETFL, fcntl(pipeEnds[1], F_GETFL) | O_NONBLOCK)
+        return Postmaster(pid: pid, keeperPID: keeper, fence: FenceLine(descriptor: pipeEnds[1]))
+    }
+
+    private init(pid: pid_t, keeperPID: pid_t, fence: FenceLine) {
+        self.pid = pid
+        self.keeperPID = keeperPID
+        self.fence = fence
+    }
+
+    deinit {
+        if exitStatus == nil {
+            kill(pid, SIGQUIT)
+            _ = waitForExit(seconds: 10)
+        }
+        fence.close()
+        reapKeeper()
+    }
+
+    /// Whether the postmaster still runs (reaps it when it has exited).
+    public var isRunning: Bool {
+        if exitStatus != nil { return false }
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        if result == pid || (result < 0 && errno == ECHILD) {
+            exitStatus = status
+            return false
+        }
+        return true
+    }
+
+    /// Immediate shutdown (SIGQUIT): every backend exits at once, nothing more is written. Waits
+    /// (bounded) for the postmaster to exit.
+    @discardableResult
+    public func stopImmediately(seconds: Double = 10) -> Bool {
+        guard isRunning else { return true }
+        kill(pid, SIGQUIT)
+        return waitForExit(seconds: seconds)
+    }
+
+    /// Fast shutdown (SIGINT): clients disconnected, a shutdown checkpoint, WAL sent to connected
+    /// standbys. Waits (bounded); falls back to an immediate stop.
+    @discardableResult
+    public func stopFast(seconds: Double = 30) -> Bool {
+        guard isRunning else { return true }
+        kill(pid, SIGINT)
+        if waitForExit(seconds: seconds) { return true }
+        return stopImmediately()
+    }
+
+    private func waitForExit(seconds: Double) -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1_000))
+        while isRunning {
+            guard ContinuousClock.now < deadline else { return false }
+            usleep(5_000)
+        }
+        return true
+    }
+
+    private func reapKeeper() {
+        var status: Int32 = 0
+        for _ in 0..<200 {
+            let result = waitpid(keeperPID, &status, WNOHANG)
+            if result == keeperPID || result < 0 { return }
+            usleep(5_000)
+        }
+    }
+}
+
+/// The agent's end of a fence keeper's pipe. Thread-safe: the Raft task renews the deadline on
+/// every tick it holds the lease, while the PostgreSQL thread may be busy with a promotion.
+public final class FenceLine: Sendable {
+    private let descriptor: Mutex<Int32>
+
+    init(descriptor: Int32) { self.descriptor = Mutex(descriptor) }
+
+    /// PostgreSQL may accept writes for `remaining` from now; past that, without a renewal, the
+    /// keeper stops it (immediate shutdown). Never blocks.
+    public func allowWrites(for remaining: Duration) {
+        let nanoseconds = remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000
+        guard nanoseconds > 0 else { return }
+        send(pgq_monotonic_ns() + nanoseconds)
+    }
+
+    func sendDeadline(_ value: Int64) { send(value) }
+
+    /// Stops keeping (the agent stops or reaps the postmaster itself). The keeper exits.
+    func close() {
+        send(-1)
+        descriptor.withLock { fd in
+            if fd >= 0 { Glibc.close(fd) }
+            fd = -1
+        }
+    }
+
+    private func send(_ value: Int64) {
+        descriptor.withLock { fd in
+            guard fd >= 0 else { return }
+            var message = value
+            _ = withUnsafeBytes(of: &message) { write(fd, $0.baseAddress, 8) }
+        }
+    }
+}
+
+extension FenceLine {
+    /// Writes must stop now: a deadline already past, so the keeper stops PostgreSQL at once.
+    public func revoke() { sendDeadline(1) }
+}

@@ -1,0 +1,175 @@
+import Agent
+import Foundation
+import LocalCluster
+import PostgresControl
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real agents managing real PostgreSQL 15 servers on loopback: bootstrap, streaming
+/// replication, failover after SIGKILL, fencing of a frozen agent's primary, rejoin.
+@Suite(.serialized) struct PostgresClusterTests {
+    /// The nodes answering 200 on `path`, polled until `condition` holds (bounded).
+    static func nodes(answering path: String, in cluster: LocalCluster, among names: [String]? = nil,
+                      within seconds: Double, until condition: ([String]) -> Bool) async -> [String] {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        var answering: [String] = []
+        repeat {
+            answering = []
+            for name in names ?? cluster.names where await cluster.status(of: name, path: path) == 200 { answering.append(name) }
+            if condition(answering) { return answering }
+            try? await Task.sleep(for: .milliseconds(50))
+        } while ContinuousClock.now < deadline
+        return answering
+    }
+
+    /// Polls `body` until it returns a value (bounded).
+    static func eventually<T>(within seconds: Double, _ body: () throws -> T?) async -> T? {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        repeat {
+            if let value = try? body() { return value }
+            try? await Task.sleep(for: .milliseconds(50))
+        } while ContinuousClock.now < deadline
+        return nil
+    }
+
+    static func history(of name: String, in cluster: LocalCluster) async -> [HistoryView] {
+        guard let port = cluster.apiPorts[name],
+              let client = try? APIClient(tlsDirectory: cluster.directory + "/tls"),
+              let answer = try? await client.get(host: "127.0.0.1", port: port, path: "/history", timeout: .seconds(2)),
+              answer.status == 200 else { return [] }
+        return (try? JSONDecoder().decode([HistoryView].self, from: Data(answer.body))) ?? []
+    }
+
+    @Test func bootstrapReplicateFailOverAndRejoin() async throws {
+        let cluster = try LocalCluster(nodes: 3, postgres: true)
+        defer { cluster.tearDown() }
+        try cluster.startAll()
+
+        // Bootstrap: exactly one writable primary, the other two stream from it.
+        let primaries = await Self.nodes(answering: "/primary", in: cluster, within: 90) { $0.count == 1 }
+        try #require(primaries.count == 1, "no single primary: \(primaries)\n\(cluster.log(of: "node1"))")
+        let first = primaries[0]
+        let replicas = cluster.names.filter { $0 != first }
+        let writer = try PostgresConnection(cluster.conninfo(of: first))
+        try writer.query("CREATE TABLE writes (id bigint PRIMARY KEY, note text)")
+        try writer.query("INSERT INTO writes VALUES (1, 'before failover')")
+        for replica in replicas {
+            let seen = await Self.eventually(within: 60) { () -> Bool? in
+                let connection = try PostgresConnection(cluster.conninfo(of: replica))
+                return try connection.value("SELECT count(*) FROM writes WHERE id = 1") == "1" ? true : nil
+            }
+            #expect(seen == true, "row 1 never reached \(replica)\n\(cluster.log(of: replica))")
+            // A fresh clone may hold the row before its WAL receiver streams: /replica waits for that.
+            let streaming = await Self.nodes(answering: "/replica", in: cluster, among: [replica], within: 30) { $0 == [replica] }
+            #expect(streaming == [replica])
+            #expect(await cluster.status(of: replica, path: "/primary") == 503)
+            #expect(await cluster.status(of: replica, path: "/read-only") == 200)
+            #expect(await cluster.status(of: replica, path: "/replica?lag=1MB") == 200)
+            #expect(await cluster.status(of: replica, path: "/replica?lag=lots") == 400)
+        }
+        #expect(await cluster.status(of: first, path: "/replica") == 503)
+        let bootstrapped = await Self.history(of: first, in: cluster)
+        #expect(bootstrapped.map(\.epoch) == [1] && bootstrapped.first?.primary == first, "\(bootstrapped)")
+        // A replica refuses writes.
+        let replicaConnection = try PostgresConnection(cluster.conninfo(of: replicas[0]))
+        #expect(throws: PostgresError.self) { try replicaConnection.query("INSERT INTO writes VALUES (99, 'on a replica')") }
+        writer.close()
+
+        // SIGKILL of the primary's agent: its PostgreSQL goes with it, a replica takes over.
+        cluster.stop(first, signal: SIGKILL)
+        let gone = await Self.eventually(within: 10) { () -> Bool? in
+            (try? PostgresConnection(cluster.conninfo(of: first))) == nil ? true : nil
+        }
+        #expect(gone == true, "the killed agent's PostgreSQL still accepts connections")
+        let successors = await Self.nodes(answering: "/primary", in: cluster, among: replicas, within: 30) { $0.count == 1 }
+        try #require(successors.count == 1, "no new primary: \(successors)\n\(cluster.log(of: replicas[0]))\n\(cluster.log(of: replicas[1]))")
+        let second = successors[0]
+        let newWriter = try #require(await Self.eventually(within: 10) { try PostgresConnection(cluster.conninfo(of: second)) })
+        try newWriter.query("INSERT INTO writes VALUES (2, 'after failover')")
+        #expect(try newWriter.value("SELECT count(*) FROM writes") == "2")
+        let other = replicas.first { $0 != second } ?? second
+        let followed = await Self.eventually(within: 30) { () -> Bool? in
+            let connection = try PostgresConnection(cluster.conninfo(of: other))
+            return try connection.value("SELECT count(*) FROM writes WHERE id = 2") == "1" ? true : nil
+        }
+        #expect(followed == true, "\(other) does not follow the new primary \(second)\n\(cluster.log(of: other))")
+
+        // The old primary returns as a replica of the new one, holding the new row.
+        try cluster.start(first)
+        let rejoined = await Self.eventually(within: 60) { () -> Bool? in
+            let connection = try PostgresConnection(cluster.conninfo(of: first))
+            return try connection.value("SELECT count(*) FROM writes WHERE id = 2") == "1" ? true : nil
+        }
+        #expect(rejoined == true, "the old primary did not rejoin\n\(cluster.log(of: first))")
+        let asReplica = await Self.nodes(answering: "/replica", in: cluster, among: [first], within: 30) { $0 == [first] }
+        #expect(asReplica == [first])
+        let history = await Self.history(of: second, in: cluster)
+        #expect(history.map(\.epoch) == [1, 2], "\(history)")
+        #expect(history.last?.primary == second)
+    }
+
+    /// SIGSTOP of the primary's agent: its fence keeper stops PostgreSQL when the lease deadline
+    /// passes unrenewed, before the majority elects and promotes another node. Writes are tried
+    /// on every node in a loop; the old primary must never acknowledge one after a new primary
+    /// has. On SIGCONT the frozen agent finds itself deposed and rejoins as a replica.
+    @Test func frozenPrimaryAgentIsFencedBeforeAnotherNodeIsPromoted() async throws {
+        let cluster = try LocalCluster(nodes: 3, postgres: true)
+        defer { cluster.tearDown() }
+        try cluster.startAll()
+        let primaries = await Self.nodes(answering: "/primary", in: cluster, within: 90) { $0.count == 1 }
+        try #require(primaries.count == 1, "no single primary: \(primaries)")
+        let old = primaries[0]
+        let others = cluster.names.filter { $0 != old }
+        try PostgresConnection(cluster.conninfo(of: old)).query("CREATE TABLE writes (id bigint PRIMARY KEY, node text)")
+        // Freeze only once both replicas stream: before that there is no candidate to promote.
+        let streaming = await Self.nodes(answering: "/replica", in: cluster, among: others, within: 60) { $0.count == 2 }
+        try #require(streaming.count == 2, "replicas not streaming: \(streaming)")
+        let pid = try #require(cluster.pid(of: old))
+
+        var connections: [String: PostgresConnection] = [:]
+        func write(_ id: Int, on node: String) -> Bool {
+            if connections[node] == nil { connections[node] = try? PostgresConnection(cluster.conninfo(of: node)) }
+            guard let connection = connections[node] else { return false }
+            do {
+                try connection.query("INSERT INTO writes VALUES (\(id), '\(node)')")
+                return true
+            } catch {
+                if error.sqlState == nil { connections[node] = nil }  // connection broken, not a refusal
+                return false
+            }
+        }
+        #expect(write(0, on: old))
+        kill(pid, SIGSTOP)
+        let frozenAt = ContinuousClock.now
+        var lastOldWrite: ContinuousClock.Instant?
+        var firstNewWrite: (node: String, at: ContinuousClock.Instant)?
+        var id = 1
+        let deadline = ContinuousClock.now + .seconds(30)
+        while firstNewWrite == nil || ContinuousClock.now < firstNewWrite!.at + .seconds(1), ContinuousClock.now < deadline {
+            id += 1
+            if write(id, on: old) { lastOldWrite = .now }
+            for node in others {
+                id += 1
+                if write(id, on: node), firstNewWrite == nil { firstNewWrite = (node, .now) }
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        kill(pid, SIGCONT)
+        let successor = try #require(firstNewWrite, "no other node accepted a write within 30 s")
+        if let lastOldWrite {
+            #expect(lastOldWrite < successor.at, "the frozen node acknowledged a write after \(successor.node) did")
+            print("frozen primary's last acknowledged write \(lastOldWrite - frozenAt) after SIGSTOP; first write on \(successor.node) after \(successor.at - frozenAt)")
+        }
+        // Resumed, the old agent is deposed: its node rejoins as a replica of the new primary.
+        let marker = 1_000_000
+        #expect(write(marker, on: successor.node))
+        let rejoined = await Self.eventually(within: 60) { () -> Bool? in
+            let connection = try PostgresConnection(cluster.conninfo(of: old))
+            return try connection.value("SELECT count(*) FROM writes WHERE id = \(marker)") == "1" ? true : nil
+        }
+        #expect(rejoined == true, "the resumed node did not rejoin\n\(cluster.log(of: old))")
+        #expect(await cluster.status(of: old, path: "/primary") == 503)
+    }
+}

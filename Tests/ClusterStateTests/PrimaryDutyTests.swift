@@ -1,0 +1,112 @@
+import ClusterState
+import Testing
+
+private let members = [
+    PrimaryDuty.Member(name: "primary", priority: 0, location: "华东"),
+    PrimaryDuty.Member(name: "secondary1", priority: 1, location: "华东"),
+    PrimaryDuty.Member(name: "secondary2", priority: 2, location: "华南"),
+]
+
+private func replica(at position: UInt64, timeline: UInt32 = 1, healthy: Bool = true, system: UInt64 = 42) -> MemberReport {
+    MemberReport(role: .replica, healthy: healthy, systemIdentifier: system, timeline: timeline,
+                 receivedPosition: position, replayedPosition: position, streaming: true)
+}
+
+private func bootstrapped(primary: String = "primary", term: UInt64 = 1) -> ClusterState {
+    var state = ClusterState()
+    state.apply(.bootstrap(systemIdentifier: 42, primary: primary, unixMilliseconds: 0), term: term)
+    return state
+}
+
+@Suite struct PrimaryDutyTests {
+    @Test func aNewClusterIsBootstrappedByThePostgresLeaderOrHandedToOne() {
+        #expect(PrimaryDuty.decide(me: "secondary1", term: 1, state: ClusterState(), members: members, reports: [:], reportsSettled: false) == .bootstrap)
+        let withWitness = members + [PrimaryDuty.Member(name: "w", isWitness: true)]
+        #expect(PrimaryDuty.decide(me: "w", term: 1, state: ClusterState(), members: withWitness,
+                                   reports: ["secondary2": replica(at: 0)], reportsSettled: true)
+            == .handOver(to: "secondary2", reason: "bootstrap on a PostgreSQL node (this node is a witness)"))
+        if case .noCandidate = PrimaryDuty.decide(me: "w", term: 1, state: ClusterState(), members: withWitness, reports: [:], reportsSettled: true) {} else {
+            Issue.record("a witness with no PostgreSQL node in reach must not bootstrap")
+        }
+    }
+
+    @Test func thePrimaryOfThisTermHasNothingToDoOthersWaitThenDecide() {
+        let state = bootstrapped(term: 3)
+        #expect(PrimaryDuty.decide(me: "primary", term: 3, state: state, members: members, reports: [:], reportsSettled: false) == .none)
+        // Re-elected in a later term: a new epoch first, even for the same node.
+        #expect(PrimaryDuty.decide(me: "primary", term: 4, state: state, members: members, reports: [:], reportsSettled: false) == .waitForReports)
+        let reports = ["primary": replica(at: 100), "secondary1": replica(at: 100)]
+        if case .promoteSelf = PrimaryDuty.decide(me: "primary", term: 4, state: state, members: members, reports: reports, reportsSettled: true) {} else {
+            Issue.record("the re-elected primary should promote itself in a new epoch")
+        }
+    }
+
+    @Test func theBestCandidateWinsNotTheFirstLeader() {
+        let state = bootstrapped()
+        // secondary2 leads after the primary died, but secondary1 has more WAL: hand over.
+        let reports = ["secondary1": replica(at: 500), "secondary2": replica(at: 400)]
+        #expect(PrimaryDuty.decide(me: "secondary2", term: 2, state: state, members: members, reports: reports, reportsSettled: true)
+            == .handOver(to: "secondary1", reason: "secondary1 is the best candidate"))
+        if case .promoteSelf = PrimaryDuty.decide(me: "secondary1", term: 3, state: state, members: members, reports: reports, reportsSettled: true) {} else {
+            Issue.record("the best candidate should promote itself")
+        }
+        // Equal WAL: priority decides.
+        let tied = ["secondary1": replica(at: 500), "secondary2": replica(at: 500)]
+        #expect(PrimaryDuty.decide(me: "secondary2", term: 2, state: state, members: members, reports: tied, reportsSettled: true)
+            == .handOver(to: "secondary1", reason: "secondary1 is the best candidate"))
+        // A leader chosen by a planned hand-over keeps the place when it is eligible.
+        if case .promoteSelf = PrimaryDuty.decide(me: "secondary2", term: 2, state: state, members: members, reports: tied,
+                                                  reportsSettled: true, preferred: "secondary2") {} else {
+            Issue.record("the preferred node should promote itself")
+        }
+    }
+
+    @Test func unhealthyForeignAndLaggingNodesAreNeverPromoted() {
+        let state = bootstrapped()
+        let reports = [
+            "secondary1": replica(at: 900, healthy: false),
+            "secondary2": replica(at: 800, system: 7),
+        ]
+        guard case .noCandidate(let why) = PrimaryDuty.decide(me: "secondary2", term: 2, state: state, members: members,
+                                                                reports: reports, reportsSettled: true) else {
+            Issue.record("no node is eligible here")
+            return
+        }
+        #expect(why.contains("secondary1: PostgreSQL is down") && why.contains("secondary2: PostgreSQL is down"))
+        var recorded = state
+        recorded.apply(.recordPrimaryPosition(epoch: 1, walPosition: 10 << 20))
+        guard case .noCandidate(let lag) = PrimaryDuty.decide(me: "secondary2", term: 2, state: recorded, members: members,
+                                                                reports: ["secondary2": replica(at: 1 << 20)], reportsSettled: true) else {
+            Issue.record("a replica 9 MiB behind must not be promoted")
+            return
+        }
+        #expect(lag.contains("bytes behind"))
+        let tagged = members.map { PrimaryDuty.Member(name: $0.name, priority: $0.priority, noFailover: $0.name == "secondary2") }
+        if case .noCandidate = PrimaryDuty.decide(me: "secondary2", term: 2, state: state, members: tagged,
+                                                  reports: ["secondary2": replica(at: 0)], reportsSettled: true) {} else {
+            Issue.record("nofailover must hold")
+        }
+    }
+
+    @Test func reportsRoundTripAndBadBytesAreRefused() throws {
+        var report = MemberReport(role: .replica, healthy: true, failedChecks: 2, systemIdentifier: 99, timeline: 3,
+                                  receivedPosition: 1 << 33, replayedPosition: 1 << 32, streaming: true, lagMilliseconds: 12,
+                                  epoch: 4, lastError: "connection refused")
+        report.upstreamPosition = 1 << 34
+        #expect(try MemberReportCodec.decode(MemberReportCodec.encode(report)) == report)
+        #expect(try MemberReportCodec.decode(MemberReportCodec.encode(report) + [1, 2, 3]) == report, "trailing fields of a newer agent are ignored")
+        #expect(throws: CommandCodec.DecodingError.self) { try MemberReportCodec.decode([1, 9]) }
+        #expect(throws: CommandCodec.DecodingError.self) { try MemberReportCodec.decode([]) }
+        #expect(throws: CommandCodec.DecodingError.self) { try MemberReportCodec.decode(Array(MemberReportCodec.encode(report).prefix(20))) }
+    }
+
+    @Test func primaryTermFollowsTheEntryThatMadeThePrimary() {
+        var state = bootstrapped(term: 2)
+        #expect(state.primaryTerm == 2)
+        state.apply(.promote(node: "secondary1", epoch: 2, timeline: 2, walPosition: 5, reason: "test", unixMilliseconds: 0), term: 7)
+        #expect(state.primaryTerm == 7 && state.primary == "secondary1")
+        // A refused promotion changes nothing.
+        state.apply(.promote(node: "primary", epoch: 2, timeline: 2, walPosition: 5, reason: "stale", unixMilliseconds: 0), term: 9)
+        #expect(state.primaryTerm == 7 && state.primary == "secondary1")
+    }
+}
