@@ -120,6 +120,13 @@ public final class AgentService: Service {
                         answer.resume(returning: false)
                     }
                 }
+            },
+            movePrimary: { request in
+                await withCheckedContinuation { answer in
+                    if case .terminated = continuation.yield(.movePrimary(request) { answer.resume(returning: $0) }) {
+                        answer.resume(returning: .refused("the agent is shutting down"))
+                    }
+                }
             }
         )
         let app = try makeAPI(handle: handle)

@@ -32,6 +32,7 @@ public struct AgentHandle: Sendable {
     let latest: @Sendable () -> AgentSnapshot?
     let handOver: @Sendable (NodeID?) async -> HandOverResult
     let confirmLeadership: @Sendable () async -> Bool
+    let movePrimary: @Sendable (PrimaryMoveRequest) async -> PrimaryMoveResult
 }
 
 /// The operator HTTP API (docs/api.md). Read-only endpoints in this release; they need TLS to the
@@ -114,15 +115,18 @@ enum OperatorAPI {
             guard let caller = await context.clientIdentity(cluster: config.cluster) else {
                 return json(.forbidden, ["error": "switchover needs a client certificate from the cluster CA (pgquorum switchover presents one)"])
             }
-            var target: NodeID?
-            if let name = request.uri.queryParameters.get("to") {
-                guard let node = config.node(named: name) else {
-                    return json(.badRequest, ["error": "no node \(name) in this cluster (its nodes: \(config.nodes.map(\.name).joined(separator: ", ")))"])
-                }
-                target = node.id
+            let to = request.uri.queryParameters.get("to")
+            if let to, config.node(named: to) == nil {
+                return json(.badRequest, ["error": "no node \(to) in this cluster (its nodes: \(config.nodes.map(\.name).joined(separator: ", ")))"])
             }
-            context.logger.notice("switchover requested", metadata: ["by": "\(caller)", "to": "\(request.uri.queryParameters.get("to") ?? "best")"])
-            switch await agent.handOver(target) {
+            let reason = request.uri.queryParameters.get("reason") ?? "planned switchover"
+            context.logger.notice("switchover requested", metadata: ["by": "\(caller)", "to": "\(to ?? "best")", "reason": "\(reason)"])
+            // With PostgreSQL bootstrapped, the primary moves (cleanly); otherwise only leadership.
+            if (agent.latest()?.view.epoch ?? 0) > 0 {
+                return moveAnswer(await agent.movePrimary(PrimaryMoveRequest(kind: .switchover, target: to, reason: reason, requestedBy: caller)),
+                                  caller: caller)
+            }
+            switch await agent.handOver(to.flatMap { config.node(named: $0)?.id }) {
             case .done(let leader):
                 return json(.ok, ["leader": leader, "requested_by": caller])
             case .notLeader(let leader):
@@ -132,6 +136,26 @@ enum OperatorAPI {
             case .timedOut:
                 return json(.serviceUnavailable, ["error": "the target did not take over within an election timeout; leadership may not have moved"])
             }
+        }
+        router.post("/failover") { request, context -> Response in
+            guard let caller = await context.clientIdentity(cluster: config.cluster) else {
+                return json(.forbidden, ["error": "failover needs a client certificate from the cluster CA (pgquorum failover presents one)"])
+            }
+            guard let to = request.uri.queryParameters.get("to"), config.node(named: to) != nil else {
+                return json(.badRequest, ["error": "failover needs ?to=NODE, a node of this cluster (\(config.nodes.map(\.name).joined(separator: ", ")))"])
+            }
+            guard let reason = request.uri.queryParameters.get("reason"), !reason.isEmpty else {
+                return json(.badRequest, ["error": "failover needs ?reason=TEXT; it is recorded in the cluster history"])
+            }
+            let force: Bool
+            switch request.uri.queryParameters.get("force") {
+            case nil, "false": force = false
+            case "true", "": force = true
+            case let other?: return json(.badRequest, ["error": "force must be true or false, not '\(other)'"])
+            }
+            context.logger.notice("failover requested", metadata: ["by": "\(caller)", "to": "\(to)", "reason": "\(reason)", "force": "\(force)"])
+            return moveAnswer(await agent.movePrimary(PrimaryMoveRequest(kind: .failover, target: to, reason: reason, force: force,
+                                                                         requestedBy: caller)), caller: caller)
         }
         return router
     }
@@ -164,6 +188,21 @@ enum OperatorAPI {
                             body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
         } catch {
             return json(.serviceUnavailable, ["error": "the leader \(leaderName) did not answer: \(error); use ?stale=true for this node's own view"])
+        }
+    }
+
+    private static func moveAnswer(_ result: PrimaryMoveResult, caller: String) -> Response {
+        switch result {
+        case .handedOver(let leader, let epoch):
+            return json(.ok, ["leader": leader, "from_epoch": "\(epoch)", "requested_by": caller])
+        case .promoted(let epoch):
+            return json(.ok, ["promoted_in_epoch": "\(epoch)", "requested_by": caller])
+        case .notLeader(let leader):
+            return json(.conflict, ["error": "this node is not the leader; send the request to the leader", "leader": leader ?? ""])
+        case .refused(let why):
+            return json(.conflict, ["error": why])
+        case .timedOut(let why):
+            return json(.serviceUnavailable, ["error": why])
         }
     }
 

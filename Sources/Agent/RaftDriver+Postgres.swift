@@ -36,6 +36,8 @@ extension RaftDriver {
             logger.notice("primary elected", metadata: ["primary": "\(primary)", "epoch": "\(epoch)", "reason": "\(reason)"])
         case .recordPrimaryPosition:
             break
+        case .planPrimary(let target, let reason, _, _):
+            if let target { logger.notice("primary move planned", metadata: ["to": "\(target)", "reason": "\(reason)"]) }
         }
     }
 
@@ -62,10 +64,10 @@ extension RaftDriver {
     func intent() -> PostgresIntent {
         PostgresIntent(systemIdentifier: clusterState.systemIdentifier, primary: clusterState.primary, epoch: clusterState.epoch,
                        mayBootstrap: mayBootstrap && node.role == .leader && clusterState.systemIdentifier == nil,
-                       writableUntil: wasWritable ? leaseExpiry : nil)
+                       writableUntil: wasWritable ? leaseExpiry : nil, holdStopped: move?.holdsPostgresStopped ?? false)
     }
 
-    private var freshReports: [String: MemberReport] {
+    var freshReports: [String: MemberReport] {
         let now = ContinuousClock.now
         let freshness = Duration.milliseconds(config.timing.electionTimeoutMilliseconds)
         var fresh: [String: MemberReport] = [:]
@@ -78,6 +80,8 @@ extension RaftDriver {
     /// The leader's part: bootstrap, promotion of the best candidate (itself, or a hand-over to
     /// it), and the seed's trigger (hand over when its own PostgreSQL cannot be restarted).
     func performLeaderDuties() {
+        // A move ends (and answers) when this node stops leading, so it goes first.
+        if move != nil { advanceMove() }
         guard node.role == .leader else {
             mayBootstrap = false
             return
@@ -89,6 +93,11 @@ extension RaftDriver {
                 return
             }
             return
+        }
+        if move != nil {
+            // A move in its early phases decides for itself; only a move to this node lets the
+            // usual duty (promote the planned node) run.
+            guard let move, move.phase == .transferring, move.target == local.name else { return }
         }
         guard node.hasLeaderLease, node.term(at: node.commitIndex) == node.term, node.appliedIndex >= node.commitIndex,
               node.transferTarget == nil, handOvers.isEmpty else { return }
@@ -169,13 +178,132 @@ extension RaftDriver {
         }
     }
 
-    private func propose(_ command: ClusterState.Command) {
+    @discardableResult
+    private func propose(_ command: ClusterState.Command) -> LogIndex? {
         switch node.propose(CommandCodec.encode(command)) {
         case .success(let index):
             pendingProposal = (index, ticksDone + Int64(node.options.electionTicks))
+            return index
         case .failure(let error):
             logger.warning("cannot propose a cluster command", metadata: ["error": "\(error)"])
+            return nil
         }
+    }
+
+    // MARK: - Operator moves (switchover, failover)
+
+    func startMove(_ request: PrimaryMoveRequest, respond: @escaping @Sendable (PrimaryMoveResult) -> Void) {
+        guard node.role == .leader else { return respond(.notLeader(leader: node.leader.map(name(of:)))) }
+        guard move == nil else { return respond(.refused("another switchover or failover is in progress")) }
+        guard clusterState.systemIdentifier != nil else { return respond(.refused("the cluster is not bootstrapped yet")) }
+        guard node.hasLeaderLease, node.term(at: node.commitIndex) == node.term else {
+            return respond(.refused("this leader has not confirmed its term with a quorum yet; retry in a moment"))
+        }
+        let fresh = freshReports
+        let candidates = config.nodes.compactMap { member -> CandidateReport? in
+            guard !member.isWitness, node.configuration.voters.contains(member.id), let report = fresh[member.name],
+                  request.kind == .failover || member.name != local.name else { return nil }
+            return CandidateReport(node: member.name, healthy: report.healthy && report.role != .stopped
+                                       && report.systemIdentifier == clusterState.systemIdentifier,
+                                   noFailover: member.noFailover, timeline: report.timeline,
+                                   walPosition: max(report.receivedPosition, report.replayedPosition),
+                                   priority: member.priority, location: member.location)
+        }
+        let judged = FailoverPolicy.evaluate(candidates, lastPrimaryPosition: clusterState.lastPrimaryPosition,
+                                             maximumLagBytes: config.postgres.maximumLagOnFailoverBytes)
+        let target: String
+        if let requested = request.target {
+            guard let member = config.node(named: requested) else { return respond(.refused("no node \(requested) in this cluster")) }
+            guard !member.isWitness else { return respond(.refused("\(requested) is a witness without PostgreSQL")) }
+            guard node.configuration.voters.contains(member.id) else { return respond(.refused("\(requested) is not a voter")) }
+            if requested == local.name, isPrimaryOfCurrentTerm {
+                return respond(.refused("\(requested) is the primary already"))
+            }
+            guard let verdict = judged.first(where: { $0.report.node == requested })?.verdict else {
+                return respond(.refused("no recent report from \(requested): its agent or PostgreSQL is down or unreachable"))
+            }
+            if verdict != .eligible {
+                let unsafe = "\(requested) is not a safe candidate: \(verdict)"
+                guard request.force, request.kind == .failover, verdict != .unhealthy else {
+                    return respond(.refused(request.kind == .failover && verdict != .unhealthy
+                                            ? unsafe + "; add --force to promote it anyway (writes it lacks are lost)" : unsafe))
+                }
+                logger.warning("forced failover to a node that is not a safe candidate", metadata: ["to": "\(requested)", "why": "\(verdict)"])
+            }
+            target = requested
+        } else {
+            guard let best = judged.first, best.verdict == .eligible else {
+                let why = judged.map { "\($0.report.node): \($0.verdict)" }.joined(separator: "; ")
+                return respond(.refused("no other node is a safe candidate" + (why.isEmpty ? "" : " (\(why))")))
+            }
+            target = best.report.node
+        }
+        let reason = "\(request.kind.rawValue) by \(request.requestedBy): \(request.reason)"
+        guard let index = propose(.planPrimary(node: target, reason: reason, epoch: clusterState.epoch, force: request.force)) else {
+            return respond(.refused("cannot propose the move now; retry"))
+        }
+        logger.notice("moving the primary", metadata: ["kind": "\(request.kind.rawValue)", "to": "\(target)", "by": "\(request.requestedBy)",
+                                                        "reason": "\(request.reason)"])
+        let budget = Int64(max(30_000 / config.timing.heartbeatMilliseconds, 10 * node.options.electionTicks))
+        move = PrimaryMove(request: request, target: target, startEpoch: clusterState.epoch, phase: .planning(index),
+                           deadline: ticksDone + budget, respond: respond)
+    }
+
+    private func advanceMove() {
+        guard var current = move else { return }
+        if node.role != .leader {
+            // Answer once the new leader is known (it is elected a moment after the hand-over).
+            if let leader = node.leader, leader != node.id {
+                current.respond(.handedOver(leader: name(of: leader), fromEpoch: current.startEpoch))
+                move = nil
+            } else if ticksDone > current.deadline {
+                current.respond(.timedOut("this node lost its leadership and no new leader is known; check pgquorum status"))
+                move = nil
+            }
+            return
+        }
+        if clusterState.epoch > current.startEpoch, clusterState.primary == current.target {
+            current.respond(.promoted(epoch: clusterState.epoch))
+            move = nil
+            return
+        }
+        if ticksDone > current.deadline {
+            logger.warning("the move did not complete in time; the primary stays here", metadata: ["phase": "\(current.phase)"])
+            current.respond(.timedOut("\(current.target) did not take over in time (phase: \(current.phase)); the primary stays on \(local.name)"))
+            move = nil
+            propose(.planPrimary(node: nil, reason: "move timed out", epoch: clusterState.epoch, force: false))
+            return
+        }
+        switch current.phase {
+        case .planning(let index):
+            guard node.appliedIndex >= index else { break }
+            guard clusterState.plannedPrimary?.node == current.target else {
+                current.respond(.refused("the plan was not accepted (the epoch changed meanwhile); retry"))
+                move = nil
+                return
+            }
+            let runsPrimaryHere = clusterState.primary == local.name && localStatus.report.role == .primary
+            current.phase = current.request.kind == .switchover && runsPrimaryHere && current.target != local.name ? .stopping : .transferring
+        case .stopping:
+            if let position = localStatus.stoppedAtPosition, localStatus.report.role == .stopped {
+                logger.notice("PostgreSQL stopped cleanly for the switchover; waiting for the target to receive everything",
+                              metadata: ["position": "\(lsnText(position))", "target": "\(current.target)"])
+                current.phase = .catchingUp(position)
+            }
+        case .catchingUp(let position):
+            if let report = freshReports[current.target], report.receivedPosition >= position {
+                current.phase = .transferring
+            }
+        case .transferring:
+            guard current.target != local.name, let id = config.node(named: current.target)?.id else { break }
+            if node.transferTarget == nil, ticksDone - current.lastTransferTick >= Int64(node.options.electionTicks) {
+                current.lastTransferTick = ticksDone
+                if case .failure(let error) = node.transferLeadership(to: id) {
+                    logger.warning("cannot hand leadership over", metadata: ["to": "\(current.target)", "error": "\(error)"])
+                }
+            }
+        }
+        move = current
     }
 
     // MARK: - Views

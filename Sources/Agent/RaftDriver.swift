@@ -22,6 +22,8 @@ enum AgentEvent: Sendable {
     case report(from: NodeID, [UInt8])
     /// This node's PostgreSQL thread finished a round.
     case localPostgres(LocalPostgresStatus)
+    /// Move the primary (switchover or failover); answer when leadership has moved or why not.
+    case movePrimary(PrimaryMoveRequest, @Sendable (PrimaryMoveResult) -> Void)
 }
 
 /// How a leadership hand-over ended.
@@ -86,6 +88,7 @@ final class RaftDriver: @unchecked Sendable {
     /// This node's leadership came from a TimeoutNow (a planned hand-over to it): it prefers
     /// itself as primary when it is eligible.
     var electedByTransfer = false
+    var move: PrimaryMove?
 
     init(node: RaftNode, storage: RaftStorage, transport: PeerTransport, config: ClusterConfig, local: NodeConfig,
          postgres: PostgresManager?, tickOrigin: ContinuousClock.Instant, logger: Logger,
@@ -118,6 +121,8 @@ final class RaftDriver: @unchecked Sendable {
         for read in pendingReads.values { read.respond(false) }
         for read in confirmedReads { read.respond(false) }
         for handOver in handOvers { handOver.respond(.timedOut) }
+        move?.respond(.timedOut("the agent is shutting down"))
+        move = nil
         pendingReads = [:]
         confirmedReads = []
         handOvers = []
@@ -150,6 +155,8 @@ final class RaftDriver: @unchecked Sendable {
         case .localPostgres(let status):
             localStatus = status
             reports[local.name] = (status.report, .now)
+        case .movePrimary(let request, let respond):
+            startMove(request, respond: respond)
         case .handOverLeadership(let requested, let respond):
             guard node.role == .leader else { return respond(.notLeader(leader: node.leader.map(name(of:)))) }
             let candidates = reachableVoters()

@@ -17,8 +17,27 @@ public struct ClusterState: Sendable, Equatable {
     /// The highest WAL position recorded for the primary (the failover lag guard's reference).
     public private(set) var lastPrimaryPosition: UInt64 = 0
     public private(set) var history: [HistoryEntry] = []
+    /// An operator's move (switchover or failover) waiting for its promotion: the next leader
+    /// promotes this node if it can, with this reason. Only for the epoch it was made in.
+    public private(set) var plannedPrimary: PlannedPrimary?
 
     public init() {}
+
+    public struct PlannedPrimary: Sendable, Equatable {
+        public var node: String
+        public var reason: String
+        /// The epoch the plan was made in; a promotion (of anyone) ends it.
+        public var epoch: UInt64
+        /// Promote even if the failover policy says the node is not a safe candidate.
+        public var force: Bool
+
+        public init(node: String, reason: String, epoch: UInt64, force: Bool) {
+            self.node = node
+            self.reason = reason
+            self.epoch = epoch
+            self.force = force
+        }
+    }
 
     public struct HistoryEntry: Sendable, Equatable {
         public var epoch: UInt64
@@ -37,6 +56,8 @@ public struct ClusterState: Sendable, Equatable {
         case promote(node: String, epoch: UInt64, timeline: UInt32, walPosition: UInt64, reason: String, unixMilliseconds: UInt64)
         /// The primary's WAL position, recorded now and then for the lag guard.
         case recordPrimaryPosition(epoch: UInt64, walPosition: UInt64)
+        /// An operator asked to move the primary to `node` (nil: cancel the plan) in `epoch`.
+        case planPrimary(node: String?, reason: String, epoch: UInt64, force: Bool)
     }
 
     public enum Rejection: Error, Sendable, Equatable, CustomStringConvertible {
@@ -72,11 +93,16 @@ public struct ClusterState: Sendable, Equatable {
             primary = node
             epoch = proposed
             primaryTerm = term
+            plannedPrimary = nil
             lastPrimaryPosition = max(lastPrimaryPosition, position)
             history.append(HistoryEntry(epoch: proposed, primary: node, timeline: timeline, walPosition: position, reason: reason, unixMilliseconds: time))
         case .recordPrimaryPosition(let reportEpoch, let position):
             guard reportEpoch == epoch else { return (.staleEpoch(reportEpoch, current: epoch)) }
             lastPrimaryPosition = max(lastPrimaryPosition, position)
+        case .planPrimary(let node, let reason, let planEpoch, let force):
+            guard systemIdentifier != nil else { return (.notBootstrapped) }
+            guard planEpoch == epoch else { return (.staleEpoch(planEpoch, current: epoch)) }
+            plannedPrimary = node.map { PlannedPrimary(node: $0, reason: reason, epoch: planEpoch, force: force) }
         }
         return nil
     }

@@ -41,6 +41,12 @@ public enum CommandCodec {
             writer.write(UInt8(3))
             writer.write(epoch)
             writer.write(position)
+        case .planPrimary(let node, let reason, let epoch, let force):
+            writer.write(UInt8(4))
+            writer.writeBytes(Array((node ?? "").utf8))
+            writer.writeBytes(Array(reason.utf8))
+            writer.write(epoch)
+            writer.write(UInt8(force ? 1 : 0))
         }
         return writer.bytes
     }
@@ -58,6 +64,10 @@ public enum CommandCodec {
                                 walPosition: try reader.readUInt64(), reason: try text(&reader), unixMilliseconds: try reader.readUInt64())
             case 3:
                 return .recordPrimaryPosition(epoch: try reader.readUInt64(), walPosition: try reader.readUInt64())
+            case 4:
+                let node = try text(&reader)
+                return .planPrimary(node: node.isEmpty ? nil : node, reason: try text(&reader), epoch: try reader.readUInt64(),
+                                    force: try reader.readUInt8() == 1)
             case let kind:
                 throw DecodingError.unknownKind(kind)
             }

@@ -42,7 +42,8 @@ public enum PrimaryDuty: Sendable, Equatable {
     ///   - reports: the fresh reports the leader holds, this node's own included.
     ///   - reportsSettled: true once every reachable member had the chance to report since the
     ///     election (the agent waits a few heartbeats).
-    ///   - preferred: a node an operator asked for (switchover / failover), if any.
+    ///   - preferred: a node to prefer when it is eligible (the target of a planned leadership
+    ///     hand-over). An operator's plan in `state.plannedPrimary` comes first.
     public static func decide(me: String, term: UInt64, state: ClusterState, members: [Member],
                               reports: [String: MemberReport], reportsSettled: Bool,
                               maximumLagBytes: UInt64 = FailoverPolicy.defaultMaximumLagBytes,
@@ -70,10 +71,17 @@ public enum PrimaryDuty: Sendable, Equatable {
                                              maximumLagBytes: maximumLagBytes)
         let eligible = judged.filter { $0.verdict == .eligible }.map(\.report.node)
         let previous = state.primary.map { " (previous primary \($0), epoch \(state.epoch))" } ?? ""
+        if let plan = state.plannedPrimary, plan.epoch == state.epoch {
+            // Forced: anything that runs this cluster's PostgreSQL, eligible or not.
+            let forcedOK = plan.force && candidates.contains { $0.node == plan.node && $0.healthy }
+            if eligible.contains(plan.node) || forcedOK {
+                return plan.node == me ? .promoteSelf(reason: plan.reason) : .handOver(to: plan.node, reason: plan.reason)
+            }
+        }
         if let preferred, eligible.contains(preferred) {
             return preferred == me
-                ? .promoteSelf(reason: "requested by an operator\(previous)")
-                : .handOver(to: preferred, reason: "requested by an operator")
+                ? .promoteSelf(reason: "leadership handed over to \(me) in term \(term)\(previous)")
+                : .handOver(to: preferred, reason: "leadership handed over")
         }
         // The current primary keeps its place if it is eligible: a new election alone (a blip, a
         // hand-over of leadership for another reason) should not move the primary elsewhere.

@@ -1,5 +1,6 @@
 import Agent
 import Foundation
+import Synchronization
 import LocalCluster
 import PostgresControl
 import Testing
@@ -171,5 +172,85 @@ import Glibc
         }
         #expect(rejoined == true, "the resumed node did not rejoin\n\(cluster.log(of: old))")
         #expect(await cluster.status(of: old, path: "/primary") == 503)
+    }
+
+    /// A writer on its own thread: inserts ids on one node's PostgreSQL every few milliseconds
+    /// until stopped or refused; remembers every acknowledged id.
+    final class Writer: Sendable {
+        let acknowledged = Mutex<[Int]>([])
+        let stopped = Atomic<Bool>(false)
+        let done = DispatchSemaphore(value: 0)
+
+        init(conninfo: String, firstID: Int) {
+            Thread.detachNewThread { [self] in
+                defer { done.signal() }
+                guard let connection = try? PostgresConnection(conninfo) else { return }
+                var id = firstID
+                while !stopped.load(ordering: .relaxed) {
+                    guard (try? connection.query("INSERT INTO writes VALUES (\(id), 'writer')")) != nil else { return }
+                    acknowledged.withLock { $0.append(id) }
+                    id += 1
+                    usleep(5_000)
+                }
+            }
+        }
+
+        func stop() -> [Int] {
+            stopped.store(true, ordering: .relaxed)
+            _ = done.wait(timeout: .now() + 10)
+            return acknowledged.withLock { $0 }
+        }
+    }
+
+    /// `pgquorum switchover` (clean: no acknowledged write lost) and `pgquorum failover`, both
+    /// in the history with their reasons; a failover to a node that is down is refused.
+    @Test func switchoverAndFailoverKeepEveryWriteAndAreRecorded() async throws {
+        let cluster = try LocalCluster(nodes: 3, postgres: true)
+        defer { cluster.tearDown() }
+        try cluster.startAll()
+        let primaries = await Self.nodes(answering: "/primary", in: cluster, within: 90) { $0.count == 1 }
+        try #require(primaries.count == 1)
+        let first = primaries[0]
+        let replicas = cluster.names.filter { $0 != first }
+        let streaming = await Self.nodes(answering: "/replica", in: cluster, among: replicas, within: 60) { $0.count == 2 }
+        try #require(streaming.count == 2)
+        try PostgresConnection(cluster.conninfo(of: first)).query("CREATE TABLE writes (id bigint PRIMARY KEY, node text)")
+
+        // Writes go on during the switchover; every acknowledged one must survive it.
+        let target = replicas[0]
+        let writer = Writer(conninfo: cluster.conninfo(of: first), firstID: 1)
+        try await Task.sleep(for: .milliseconds(300))
+        let switched = try cluster.run(["switchover", "--config", cluster.configPath, "--to", target, "--reason", "kernel upgrade"],
+                                       includeErrors: true)
+        let acknowledged = writer.stop()
+        #expect(switched.status == 0, "\(switched.output)\n\(cluster.log(of: first))")
+        #expect(switched.output.contains("primary moved from \(first) to \(target)"), "\(switched.output)")
+        #expect(!acknowledged.isEmpty)
+        #expect(await cluster.status(of: target, path: "/primary") == 200)
+        let onTarget = try PostgresConnection(cluster.conninfo(of: target))
+        let kept = try onTarget.value("SELECT count(*) FROM writes WHERE id <= \(acknowledged.max() ?? 0)")
+        #expect(kept == "\(acknowledged.count)", "acknowledged \(acknowledged.count) writes, the new primary has \(kept ?? "?")")
+
+        // Failover to the third node, with a reason.
+        let third = replicas[1]
+        let caughtUp = await Self.nodes(answering: "/replica", in: cluster, among: [third], within: 30) { $0 == [third] }
+        #expect(caughtUp == [third])
+        let failedOver = try cluster.run(["failover", third, "--reason", "drill 7", "--config", cluster.configPath], includeErrors: true)
+        #expect(failedOver.status == 0, "\(failedOver.output)")
+        #expect(await Self.nodes(answering: "/primary", in: cluster, among: [third], within: 10) { $0 == [third] } == [third])
+
+        // A failover to a node whose agent is down is refused, with the reason.
+        cluster.stop(first, signal: SIGKILL)
+        try await Task.sleep(for: .seconds(2))
+        let refused = try cluster.run(["failover", first, "--reason", "should not happen", "--config", cluster.configPath], includeErrors: true)
+        #expect(refused.status != 0)
+        #expect(refused.output.contains("no recent report from \(first)"), "\(refused.output)")
+
+        let history = try cluster.run(["history", "--config", cluster.configPath])
+        #expect(history.status == 0)
+        #expect(history.output.contains("switchover by node") && history.output.contains("kernel upgrade"), "\(history.output)")
+        #expect(history.output.contains("failover by node") && history.output.contains("drill 7"), "\(history.output)")
+        let entries = await Self.history(of: third, in: cluster)
+        #expect(entries.map(\.epoch) == [1, 2, 3] && entries.map(\.primary) == [first, target, third], "\(entries)")
     }
 }

@@ -110,3 +110,40 @@ private func bootstrapped(primary: String = "primary", term: UInt64 = 1) -> Clus
         #expect(state.primaryTerm == 7 && state.primary == "secondary1")
     }
 }
+
+@Suite struct PlannedPrimaryTests {
+    @Test func anOperatorsPlanWinsWhileItsEpochLastsAndForceOverridesTheGuards() throws {
+        var state = bootstrapped()
+        state.apply(.planPrimary(node: "secondary2", reason: "switchover by ops: upgrade", epoch: 1, force: false))
+        #expect(state.plannedPrimary == ClusterState.PlannedPrimary(node: "secondary2", reason: "switchover by ops: upgrade", epoch: 1, force: false))
+        let tied = ["secondary1": replica(at: 500), "secondary2": replica(at: 500)]
+        // The priority would pick secondary1; the plan picks secondary2.
+        #expect(PrimaryDuty.decide(me: "secondary1", term: 2, state: state, members: members, reports: tied, reportsSettled: true)
+            == .handOver(to: "secondary2", reason: "switchover by ops: upgrade"))
+        #expect(PrimaryDuty.decide(me: "secondary2", term: 3, state: state, members: members, reports: tied, reportsSettled: true)
+            == .promoteSelf(reason: "switchover by ops: upgrade"))
+        // Far behind: refused without force, promoted with it.
+        var recorded = state
+        recorded.apply(.recordPrimaryPosition(epoch: 1, walPosition: 64 << 20))
+        let behind = ["secondary1": replica(at: 64 << 20), "secondary2": replica(at: 1)]
+        #expect(PrimaryDuty.decide(me: "secondary2", term: 3, state: recorded, members: members, reports: behind, reportsSettled: true)
+            == .handOver(to: "secondary1", reason: "secondary1 is the best candidate"))
+        recorded.apply(.planPrimary(node: "secondary2", reason: "forced", epoch: 1, force: true))
+        #expect(PrimaryDuty.decide(me: "secondary2", term: 3, state: recorded, members: members, reports: behind, reportsSettled: true)
+            == .promoteSelf(reason: "forced"))
+        // A promotion ends the plan; a plan for an old epoch is refused.
+        state.apply(.promote(node: "secondary2", epoch: 2, timeline: 1, walPosition: 500, reason: "switchover", unixMilliseconds: 0), term: 3)
+        #expect(state.plannedPrimary == nil)
+        #expect(state.apply(.planPrimary(node: "primary", reason: "late", epoch: 1, force: false)) == .staleEpoch(1, current: 2))
+        var empty = ClusterState()
+        #expect(empty.apply(.planPrimary(node: "primary", reason: "x", epoch: 0, force: false)) == .notBootstrapped)
+        // Cancel.
+        state.apply(.planPrimary(node: "primary", reason: "x", epoch: 2, force: false))
+        state.apply(.planPrimary(node: nil, reason: "cancelled", epoch: 2, force: false))
+        #expect(state.plannedPrimary == nil)
+        let command = ClusterState.Command.planPrimary(node: "secondary1", reason: "原因", epoch: 9, force: true)
+        #expect(try CommandCodec.decode(CommandCodec.encode(command)) == command)
+        let cancel = ClusterState.Command.planPrimary(node: nil, reason: "", epoch: 9, force: false)
+        #expect(try CommandCodec.decode(CommandCodec.encode(cancel)) == cancel)
+    }
+}

@@ -1,0 +1,57 @@
+import Agent
+import ArgumentParser
+import Foundation
+
+struct FailoverCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "failover",
+        abstract: "Move the primary to NODE now, without waiting for it to catch up.",
+        discussion: """
+            Asks the leader (POST /failover) to make NODE the primary at once: the current primary \
+            is fenced, leadership goes to NODE, and NODE is promoted in a new epoch. Refused, with \
+            the reason, when NODE is not a safe candidate (down, on an older timeline, tagged \
+            nofailover, or further behind than postgresql.maximum_lag_on_failover) — unless \
+            --force is given, which promotes it anyway and loses the writes it lacks. The move and \
+            its --reason are recorded in the cluster history (pgquorum history). Needs a quorum; \
+            use pgquorum switchover for planned maintenance (no write lost).
+            """
+    )
+
+    @Argument(help: "The node to promote.")
+    var node: String
+
+    @Option(help: "Why (required; recorded in the cluster history).")
+    var reason: String
+
+    @Flag(help: "Promote NODE even if it is not a safe candidate (writes it lacks are lost).")
+    var force = false
+
+    @Option(help: "The cluster config file.")
+    var config: String
+
+    @Option(name: .customLong("as"), help: "Present this node's certificate from tls.dir (default: the first node whose key is there).")
+    var identity: String?
+
+    func validate() throws {
+        if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why; it is recorded in the cluster history") }
+    }
+
+    func run() async throws {
+        let operatorClient = try OperatorClient(configPath: config, identity: identity)
+        _ = try operatorClient.requireNode(node)
+        let view = try await operatorClient.confirmedView()
+        if view.primary == node {
+            print("\(node) is the primary already")
+            return
+        }
+        var path = "/failover?to=\(node)&reason=" + OperatorClient.percentEncoded(reason)
+        if force { path += "&force=true" }
+        let timing = operatorClient.config.timing
+        _ = try await operatorClient.postToLeader(view, path: path, what: "failover",
+                                                  timeout: .milliseconds(Int64(max(40_000, 2 * timing.electionTimeoutMilliseconds + 1_000))))
+        guard let moved = await operatorClient.waitForNewPrimary(after: view.epoch, seconds: 30) else {
+            throw CommandFailure("no new primary was confirmed within 30 s; check pgquorum status")
+        }
+        print("primary moved from \(view.primary ?? "none") to \(moved.primary ?? "?") (epoch \(moved.epoch))")
+    }
+}
