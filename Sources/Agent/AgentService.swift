@@ -162,6 +162,18 @@ public final class AgentService: Service {
             // fails to start throws here and the agent exits with its reason.
             try await group.next()
             logger.notice("shutting down")
+            postgres?.beginShutdown()
+            if latest.load()?.primaryOfCurrentTerm == true {
+                // The primary leaves like a switchover: a clean stop, the best replica catches
+                // up, then takes over; no acknowledged write is lost.
+                let moved = await handle.movePrimary(PrimaryMoveRequest(
+                    kind: .switchover, target: nil, reason: "the agent on \(local.name) is shutting down", requestedBy: local.name))
+                switch moved {
+                case .handedOver(let leader, _): logger.notice("primary handed over before exit", metadata: ["to": "\(leader)"])
+                case .promoted, .notLeader: break
+                case .refused(let why), .timedOut(let why): logger.warning("the primary could not be handed over cleanly", metadata: ["reason": "\(why)"])
+                }
+            }
             let handedOver = await withCheckedContinuation { answer in
                 continuation.yield(.handOverLeadership(to: nil) { answer.resume(returning: $0) })
             }

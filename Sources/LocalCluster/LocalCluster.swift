@@ -31,7 +31,7 @@ public final class LocalCluster: @unchecked Sendable {
     /// With `postgres`, every node runs a real PostgreSQL server on loopback, managed by its
     /// agent (small memory settings; trust for the cluster's own address).
     public init(nodes count: Int, heartbeatMilliseconds: Int = 50, electionTimeoutMilliseconds: Int = 500,
-                postgres: Bool = false, extraConfig: String = "", binary: String = LocalCluster.defaultBinary()) throws {
+                postgres: Bool = false, postgresSettings: String = "", extraConfig: String = "", binary: String = LocalCluster.defaultBinary()) throws {
         self.binary = binary
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgq-agents-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -62,6 +62,7 @@ public final class LocalCluster: @unchecked Sendable {
                 fsync: "off"
 
             """
+            yaml += postgresSettings
         }
         yaml += extraConfig + "nodes:\n"
         for (position, name) in names.enumerated() {

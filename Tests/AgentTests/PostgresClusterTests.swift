@@ -253,4 +253,58 @@ import Glibc
         let entries = await Self.history(of: third, in: cluster)
         #expect(entries.map(\.epoch) == [1, 2, 3] && entries.map(\.primary) == [first, target, third], "\(entries)")
     }
+
+    /// The seed's trigger: the primary's PostgreSQL fails its health check repeatedly and cannot
+    /// be restarted within restart_timeout_s (here its postgresql.conf is gone), so its agent
+    /// hands leadership to the best replica, which is promoted.
+    @Test func aPrimaryThatCannotRestartHandsOver() async throws {
+        let cluster = try LocalCluster(nodes: 3, postgres: true, postgresSettings: "  health_check_failures: 3\n  restart_timeout_s: 2\n")
+        defer { cluster.tearDown() }
+        try cluster.startAll()
+        let primaries = await Self.nodes(answering: "/primary", in: cluster, within: 90) { $0.count == 1 }
+        try #require(primaries.count == 1)
+        let broken = primaries[0]
+        let others = cluster.names.filter { $0 != broken }
+        let streaming = await Self.nodes(answering: "/replica", in: cluster, among: others, within: 60) { $0.count == 2 }
+        try #require(streaming.count == 2)
+
+        let data = cluster.directory + "/data/\(broken)/postgres"
+        try FileManager.default.moveItem(atPath: data + "/postgresql.conf", toPath: data + "/postgresql.conf.hidden")
+        let pidLine = try String(contentsOfFile: data + "/postmaster.pid", encoding: .utf8).split(separator: "\n").first
+        let postmaster = try #require(pidLine.flatMap { Int32($0) })
+        kill(postmaster, SIGQUIT)
+
+        let successor = await Self.nodes(answering: "/primary", in: cluster, among: others, within: 30) { $0.count == 1 }
+        #expect(successor.count == 1, "no replica took over\n\(cluster.log(of: broken))")
+        #expect(await cluster.status(of: broken, path: "/health") == 503)
+        let history = await Self.history(of: successor.first ?? others[0], in: cluster)
+        #expect(history.count == 2 && history.last?.primary == successor.first, "\(history)")
+        #expect(cluster.log(of: broken).contains("did not restart within"), "the hand-over reason is logged")
+    }
+
+    /// SIGTERM of the primary's agent (a rolling restart): the primary leaves like a switchover,
+    /// so every acknowledged write is on the new primary.
+    @Test func stoppingThePrimarysAgentHandsThePrimaryOverCleanly() async throws {
+        let cluster = try LocalCluster(nodes: 3, postgres: true)
+        defer { cluster.tearDown() }
+        try cluster.startAll()
+        let primaries = await Self.nodes(answering: "/primary", in: cluster, within: 90) { $0.count == 1 }
+        try #require(primaries.count == 1)
+        let old = primaries[0]
+        let others = cluster.names.filter { $0 != old }
+        let streaming = await Self.nodes(answering: "/replica", in: cluster, among: others, within: 60) { $0.count == 2 }
+        try #require(streaming.count == 2)
+        try PostgresConnection(cluster.conninfo(of: old)).query("CREATE TABLE writes (id bigint PRIMARY KEY, node text)")
+        let writer = Writer(conninfo: cluster.conninfo(of: old), firstID: 1)
+        try await Task.sleep(for: .milliseconds(300))
+        let status = cluster.stop(old, signal: SIGTERM, within: 40)
+        let acknowledged = writer.stop()
+        #expect(status == 0, "\(cluster.log(of: old))")
+        #expect(cluster.log(of: old).contains("primary handed over before exit"), "\(cluster.log(of: old))")
+        let successor = await Self.nodes(answering: "/primary", in: cluster, among: others, within: 20) { $0.count == 1 }
+        try #require(successor.count == 1)
+        let connection = try PostgresConnection(cluster.conninfo(of: successor[0]))
+        let kept = try connection.value("SELECT count(*) FROM writes WHERE id <= \(acknowledged.max() ?? 0)")
+        #expect(!acknowledged.isEmpty && kept == "\(acknowledged.count)", "acknowledged \(acknowledged.count), kept \(kept ?? "?")")
+    }
 }

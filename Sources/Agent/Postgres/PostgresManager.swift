@@ -27,6 +27,9 @@ final class PostgresManager: @unchecked Sendable {
     private let intentBox = Mutex(PostgresIntent())
     private let wake = DispatchSemaphore(value: 0)
     private let stopping = Atomic<Bool>(false)
+    /// Set when the agent begins to shut down: PostgreSQL may still be stopped (a hand-over),
+    /// but is not started again.
+    private let leaving = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
     private let interval: Duration
     /// The keeper line of the running postmaster, for the Raft task.
@@ -44,6 +47,7 @@ final class PostgresManager: @unchecked Sendable {
     private var notStreamingSince: ContinuousClock.Instant?
     private var lastRewind: ContinuousClock.Instant?
     private var lastCloneAttempt: ContinuousClock.Instant?
+    private var lastFailedStart: ContinuousClock.Instant?
     private var lastSlotCheck: ContinuousClock.Instant?
     private var stoppedAtPosition: UInt64?
     private var lastLoggedError = ""
@@ -108,6 +112,11 @@ final class PostgresManager: @unchecked Sendable {
             return changed
         }
         if changed { wake.signal() }
+    }
+
+    /// The agent is shutting down: from now on PostgreSQL is not started again.
+    func beginShutdown() {
+        leaving.store(true, ordering: .sequentiallyConsistent)
     }
 
     /// Stops PostgreSQL cleanly (fast shutdown) and ends the thread. Bounded.
@@ -334,6 +343,11 @@ final class PostgresManager: @unchecked Sendable {
     private func ensureRunning(_ server: PostgresServer, upstream source: NodeConfig?) throws {
         if postmaster != nil, connection != nil { return }
         if postmaster == nil {
+            if leaving.load(ordering: .sequentiallyConsistent) { throw PostgresError("the agent is shutting down") }
+            // A server that will not start is retried twice a second, not on every round.
+            if let failed = lastFailedStart, ContinuousClock.now - failed < .milliseconds(500) {
+                throw PostgresError(lastError.isEmpty ? "PostgreSQL does not start" : lastError)
+            }
             try writeAgentSettings(server, upstream: source)
             upstream = source?.name
             if !server.isStandbyConfigured {
@@ -356,13 +370,16 @@ final class PostgresManager: @unchecked Sendable {
         while connection == nil {
             guard let postmaster, postmaster.isRunning else {
                 reap()
+                lastFailedStart = .now
                 throw PostgresError("PostgreSQL exited while starting; see \(local.dataDirectory)/postgres.log")
             }
             if let opened = try? PostgresConnection(localConninfo) {
                 connection = opened
+                lastFailedStart = nil
                 break
             }
-            guard ContinuousClock.now < deadline, !stopping.load(ordering: .relaxed) else {
+            if stopping.load(ordering: .relaxed) { throw PostgresError("the agent is stopping") }
+            guard ContinuousClock.now < deadline else {
                 throw PostgresError("PostgreSQL did not accept connections within 60 s; see \(local.dataDirectory)/postgres.log")
             }
             usleep(20_000)
