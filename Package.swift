@@ -106,6 +106,7 @@ let package = Package(
             name: "pgquorum-bench",
             dependencies: [
                 "RaftCore", "RaftSimulation", "RaftStorage", "PeerTransport", "ClusterCertificates", "LocalCluster",
+                "Lab", "Agent", "ClusterConfig", "PostgresControl",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -134,7 +135,7 @@ let package = Package(
         .testTarget(name: "AgentTests", dependencies: ["Agent", "LocalCluster", "ClusterConfig", "ClusterCertificates", "RaftCore", "PostgresControl"]),
         .testTarget(name: "ClusterStateTests", dependencies: ["ClusterState"]),
         .testTarget(name: "PostgresControlTests", dependencies: ["PostgresControl"]),
-        .testTarget(name: "LabTests", dependencies: ["Lab", "Agent", "LocalCluster", "ClusterConfig"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "Agent", "LocalCluster", "ClusterConfig", "PostgresControl"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "RaftCodec", "RaftCore", "RaftSimulation"]),
     ],
     swiftLanguageModes: [.v6]

@@ -50,12 +50,14 @@ public enum PrimaryDuty: Sendable, Equatable {
                               preferred: String? = nil) -> PrimaryDuty {
         let mine = members.first { $0.name == me }
         guard state.systemIdentifier != nil else {
-            // A new cluster: the most preferred PostgreSQL node that is reachable initialises it.
-            if let mine, !mine.isWitness { return .bootstrap }
-            let hosts = members.filter { !$0.isWitness && reports[$0.name] != nil }
+            // A new cluster: the most preferred PostgreSQL node in reach initialises it (the
+            // seed's primary data centre, when it is up).
+            guard reportsSettled else { return .waitForReports }
+            let hosts = members.filter { !$0.isWitness && ($0.name == me || reports[$0.name] != nil) }
                 .sorted { ($0.priority, $0.name) < ($1.priority, $1.name) }
             guard let first = hosts.first else { return .noCandidate("no PostgreSQL node is reachable to bootstrap the cluster") }
-            return .handOver(to: first.name, reason: "bootstrap on a PostgreSQL node (this node is a witness)")
+            if first.name == me { return .bootstrap }
+            return .handOver(to: first.name, reason: "bootstrap on the most preferred PostgreSQL node")
         }
         if state.primary == me, state.primaryTerm == term { return .none }
         guard reportsSettled else { return .waitForReports }

@@ -19,13 +19,17 @@ public enum Lab {
         public var cluster: String
         public var timing: Timing
         public var binary: String
+        /// Every node runs PostgreSQL (port 5432 at its address), managed by its agent.
+        public var postgres: Bool
 
-        public init(directory: String, nodes: [NodeConfig], cluster: String, timing: Timing = Timing(), binary: String) {
+        public init(directory: String, nodes: [NodeConfig], cluster: String, timing: Timing = Timing(), binary: String,
+                    postgres: Bool = false) {
             self.directory = directory
             self.nodes = nodes
             self.cluster = cluster
             self.timing = timing
             self.binary = binary
+            self.postgres = postgres
         }
     }
 
@@ -68,6 +72,9 @@ public enum Lab {
         }
         do {
             try FileManager.default.createDirectory(atPath: directory + "/logs", withIntermediateDirectories: true)
+            // PostgreSQL's OS user must reach <dir>/data/<node>/postgres.
+            try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o755])
         } catch {
             throw LabError("cannot create \(directory): \(error.localizedDescription)")
         }
@@ -510,9 +517,21 @@ public enum Lab {
         timing:
           heartbeat_ms: \(options.timing.heartbeatMilliseconds)
           election_timeout_ms: \(options.timing.electionTimeoutMilliseconds)
-        nodes:
 
         """
+        if options.postgres {
+            // The seed's settings with a lab-sized memory; clients in the host namespace (the
+            // bridge address) may connect as any user.
+            yaml += """
+            postgresql:
+              hba: ["host all all \(state.hostAddress)/32 trust"]
+              parameters:
+                shared_buffers: 64MB
+                effective_cache_size: 256MB
+
+            """
+        }
+        yaml += "nodes:\n"
         for (node, labNode) in zip(options.nodes, state.nodes) {
             yaml += """
               - name: \(node.name)
@@ -521,7 +540,7 @@ public enum Lab {
                 host: \(labNode.address)
                 agent_port: \(NodeConfig.defaultAgentPort)
                 api_port: \(NodeConfig.defaultAPIPort)
-                priority: \(node.priority)\(node.noFailover ? "\n    tags: {nofailover: true}" : "")
+                priority: \(node.priority)\(node.noFailover ? "\n    tags: {nofailover: true}" : "")\(options.postgres ? "\n    postgres_port: 5432" : "")
 
             """
         }

@@ -19,12 +19,18 @@ private func bootstrapped(primary: String = "primary", term: UInt64 = 1) -> Clus
 }
 
 @Suite struct PrimaryDutyTests {
-    @Test func aNewClusterIsBootstrappedByThePostgresLeaderOrHandedToOne() {
-        #expect(PrimaryDuty.decide(me: "secondary1", term: 1, state: ClusterState(), members: members, reports: [:], reportsSettled: false) == .bootstrap)
+    @Test func aNewClusterIsBootstrappedOnTheMostPreferredNodeInReach() {
+        #expect(PrimaryDuty.decide(me: "secondary1", term: 1, state: ClusterState(), members: members, reports: [:], reportsSettled: false) == .waitForReports)
+        // Alone in reach: bootstrap here.
+        #expect(PrimaryDuty.decide(me: "secondary1", term: 1, state: ClusterState(), members: members, reports: [:], reportsSettled: true) == .bootstrap)
+        // The seed's primary data centre is up: it bootstraps.
+        #expect(PrimaryDuty.decide(me: "secondary1", term: 1, state: ClusterState(), members: members,
+                                   reports: ["primary": MemberReport(role: .stopped, healthy: false)], reportsSettled: true)
+            == .handOver(to: "primary", reason: "bootstrap on the most preferred PostgreSQL node"))
         let withWitness = members + [PrimaryDuty.Member(name: "w", isWitness: true)]
         #expect(PrimaryDuty.decide(me: "w", term: 1, state: ClusterState(), members: withWitness,
                                    reports: ["secondary2": replica(at: 0)], reportsSettled: true)
-            == .handOver(to: "secondary2", reason: "bootstrap on a PostgreSQL node (this node is a witness)"))
+            == .handOver(to: "secondary2", reason: "bootstrap on the most preferred PostgreSQL node"))
         if case .noCandidate = PrimaryDuty.decide(me: "w", term: 1, state: ClusterState(), members: withWitness, reports: [:], reportsSettled: true) {} else {
             Issue.record("a witness with no PostgreSQL node in reach must not bootstrap")
         }

@@ -3,6 +3,7 @@ import ClusterConfig
 import Foundation
 import Lab
 import LocalCluster
+import PostgresControl
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -17,9 +18,10 @@ import Glibc
         var state: LabState
         let client: APIClient
 
-        init(nodes: [NodeConfig], cluster: String) async throws {
+        init(nodes: [NodeConfig], cluster: String, postgres: Bool = false) async throws {
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgq-lab-\(UUID().uuidString.prefix(8))").path
-            state = try await Lab.up(Lab.Options(directory: directory, nodes: nodes, cluster: cluster, binary: LocalCluster.defaultBinary()))
+            state = try await Lab.up(Lab.Options(directory: directory, nodes: nodes, cluster: cluster, binary: LocalCluster.defaultBinary(),
+                                                 postgres: postgres))
             client = try APIClient(tlsDirectory: directory + "/tls")
         }
 
@@ -54,6 +56,29 @@ import Glibc
                 try? await Task.sleep(for: .milliseconds(100))
             }
             return nil
+        }
+
+        func status(_ node: String, _ path: String) async -> Int? {
+            guard let address = state.node(node)?.address else { return nil }
+            return try? await client.get(host: address, port: NodeConfig.defaultAPIPort, path: path, timeout: .seconds(1)).status
+        }
+
+        /// The nodes answering 200 on `path`, polled until `condition` holds (bounded).
+        func answering(_ path: String, among nodes: [String], within seconds: Double, until condition: ([String]) -> Bool) async -> [String] {
+            let deadline = ContinuousClock.now + .seconds(seconds)
+            var found: [String] = []
+            repeat {
+                found = []
+                for node in nodes where await status(node, path) == 200 { found.append(node) }
+                if condition(found) { return found }
+                try? await Task.sleep(for: .milliseconds(100))
+            } while ContinuousClock.now < deadline
+            return found
+        }
+
+        /// libpq connection string to a node's PostgreSQL from the host namespace.
+        func conninfo(_ node: String) -> String {
+            "host=\(state.node(node)?.address ?? "") port=5432 user=postgres dbname=postgres connect_timeout=1"
         }
 
         var events: [String] {
@@ -235,6 +260,72 @@ import Glibc
         process.waitUntilExit()
         return data
     }
+
+    /// The seed's scenario 3 with PostgreSQL: the primary's node is cut off from both peers.
+    /// Writes are tried on every node all along; the isolated primary must stop acknowledging
+    /// before the majority's new primary acknowledges anything. After heal the old primary
+    /// resynchronises (pg_rewind) and follows the new one.
+    @Test func anIsolatedPrimaryIsFencedBeforeTheMajorityPromotes() async throws {
+        let lab = try await TestLab(nodes: Lab.seedNodes, cluster: "lab-3dc", postgres: true)
+        defer { lab.tearDown() }
+        let names = Lab.seedNodes.map(\.name)
+        let primaries = await lab.answering("/primary", among: names, within: 120) { $0.count == 1 }
+        try #require(primaries.count == 1, "no single primary: \(primaries)")
+        let old = primaries[0]
+        let majority = names.filter { $0 != old }
+        try PostgresConnection(lab.conninfo(old)).query("CREATE TABLE writes (id bigint PRIMARY KEY, node text)")
+        let streaming = await lab.answering("/replica", among: majority, within: 60) { $0.count == 2 }
+        try #require(streaming.count == 2, "replicas not streaming: \(streaming)")
+
+        var connections: [String: PostgresConnection] = [:]
+        func write(_ id: Int, on node: String) -> Bool {
+            if connections[node] == nil { connections[node] = try? PostgresConnection(lab.conninfo(node)) }
+            guard let connection = connections[node] else { return false }
+            do {
+                try connection.query("INSERT INTO writes VALUES (\(id), '\(node)')")
+                return true
+            } catch {
+                if error.sqlState == nil { connections[node] = nil }
+                return false
+            }
+        }
+        #expect(write(0, on: old))
+        try Lab.isolate(directory: lab.directory, node: old)
+        let isolatedAt = ContinuousClock.now
+        var lastOldWrite: ContinuousClock.Instant?
+        var firstNewWrite: (node: String, at: ContinuousClock.Instant)?
+        var id = 1
+        let deadline = ContinuousClock.now + .seconds(30)
+        while firstNewWrite == nil || ContinuousClock.now < firstNewWrite!.at + .seconds(2), ContinuousClock.now < deadline {
+            id += 1
+            if write(id, on: old) { lastOldWrite = .now }
+            for node in majority {
+                id += 1
+                if write(id, on: node), firstNewWrite == nil { firstNewWrite = (node, .now) }
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let successor = try #require(firstNewWrite, "the majority promoted nobody within 30 s")
+        if let lastOldWrite {
+            #expect(lastOldWrite < successor.at, "the isolated primary acknowledged a write after \(successor.node) did")
+            print("isolated primary's last write \(lastOldWrite - isolatedAt) after the cut; first write on \(successor.node) after \(successor.at - isolatedAt)")
+        }
+        #expect(await lab.status(old, "/primary") == 503)
+
+        // Heal: the old primary rejoins as a replica and receives the new primary's writes.
+        try Lab.heal(directory: lab.directory)
+        let marker = 1_000_000
+        #expect(write(marker, on: successor.node))
+        let deadlineRejoin = ContinuousClock.now + .seconds(60)
+        var rejoined = false
+        while !rejoined, ContinuousClock.now < deadlineRejoin {
+            if let connection = try? PostgresConnection(lab.conninfo(old)),
+               (try? connection.value("SELECT count(*) FROM writes WHERE id = \(marker)")) == "1" { rejoined = true }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(rejoined, "the old primary did not rejoin after heal")
+        #expect(await lab.answering("/replica", among: [old], within: 30) { $0 == [old] } == [old])
+    }
 }
 
 @Suite struct LabWithoutRootTests {
@@ -262,4 +353,5 @@ import Glibc
         #expect(output.split(separator: "\n").count == 1, "\(output)")
         #expect(!FileManager.default.fileExists(atPath: directory))
     }
+
 }

@@ -42,6 +42,9 @@ struct LabUp: AsyncParsableCommand {
     @Option(help: "Instead: this many nodes named node1…nodeN.")
     var nodes: Int?
 
+    @Flag(help: "Agents only, without PostgreSQL (every agent a voting witness).")
+    var noPostgres = false
+
     @OptionGroup var lab: LabDirectory
 
     func validate() throws {
@@ -50,7 +53,8 @@ struct LabUp: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var options = Lab.Options(directory: lab.dir, nodes: Lab.seedNodes, cluster: "lab-3dc", binary: Self.ownBinary())
+        var options = Lab.Options(directory: lab.dir, nodes: Lab.seedNodes, cluster: "lab-3dc", binary: Self.ownBinary(),
+                                  postgres: !noPostgres)
         if let nodes {
             options.nodes = Lab.numberedNodes(nodes)
             options.cluster = "lab-\(nodes)"
