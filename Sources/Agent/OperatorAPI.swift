@@ -55,8 +55,9 @@ enum OperatorAPI {
         // Patroni's health checks for load balancers: 200 yes, 503 no.
         for path in ["/primary", "/master", "/read-write"] {
             router.get(RouterPath(path)) { _, _ -> Response in
-                guard let snapshot = agent.latest(), let postgres = snapshot.localPostgres else {
-                    return json(.serviceUnavailable, ["error": "no PostgreSQL on this node"])
+                guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
+                guard let postgres = snapshot.localPostgres else {
+                    return json(.serviceUnavailable, ["error": "no PostgreSQL on this node (a witness)"])
                 }
                 // Writable primary holding the lease right now (the lease is read against the clock).
                 let primary = snapshot.primaryOfCurrentTerm && snapshot.hasLease && postgres.role == "primary" && postgres.healthy
@@ -65,8 +66,9 @@ enum OperatorAPI {
         }
         for path in ["/replica", "/read-only"] {
             router.get(RouterPath(path)) { request, _ -> Response in
-                guard let snapshot = agent.latest(), let postgres = snapshot.localPostgres else {
-                    return json(.serviceUnavailable, ["error": "no PostgreSQL on this node"])
+                guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
+                guard let postgres = snapshot.localPostgres else {
+                    return json(.serviceUnavailable, ["error": "no PostgreSQL on this node (a witness)"])
                 }
                 var limit: UInt64?
                 if let text = request.uri.queryParameters.get("lag") {

@@ -137,7 +137,8 @@ extension RaftDriver {
             }
         case .promoteSelf(let reason):
             let mine = fresh[local.name]
-            propose(.promote(node: local.name, epoch: clusterState.epoch + 1, timeline: mine?.timeline ?? 0,
+            // The timeline the promotion starts (PostgreSQL takes the next one).
+            propose(.promote(node: local.name, epoch: clusterState.epoch + 1, timeline: (mine?.timeline ?? 0) + 1,
                              walPosition: max(mine?.receivedPosition ?? 0, mine?.replayedPosition ?? 0),
                              reason: reason, unixMilliseconds: now))
         case .handOver(let target, let reason):
@@ -216,7 +217,7 @@ extension RaftDriver {
             guard let member = config.node(named: requested) else { return respond(.refused("no node \(requested) in this cluster")) }
             guard !member.isWitness else { return respond(.refused("\(requested) is a witness without PostgreSQL")) }
             guard node.configuration.voters.contains(member.id) else { return respond(.refused("\(requested) is not a voter")) }
-            if requested == local.name, isPrimaryOfCurrentTerm {
+            if requested == local.name, isPrimaryOfCurrentTerm || request.kind == .switchover {
                 return respond(.refused("\(requested) is the primary already"))
             }
             guard let verdict = judged.first(where: { $0.report.node == requested })?.verdict else {
@@ -283,7 +284,9 @@ extension RaftDriver {
                 return
             }
             let runsPrimaryHere = clusterState.primary == local.name && localStatus.report.role == .primary
-            current.phase = current.request.kind == .switchover && runsPrimaryHere && current.target != local.name ? .stopping : .transferring
+            let stopHere = current.request.kind == .switchover && runsPrimaryHere && current.target != local.name
+            current.phase = stopHere ? .stopping : .transferring
+            current.stoppedHere = stopHere
         case .stopping:
             if let position = localStatus.stoppedAtPosition, localStatus.report.role == .stopped {
                 logger.notice("PostgreSQL stopped cleanly for the switchover; waiting for the target to receive everything",

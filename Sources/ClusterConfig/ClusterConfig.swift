@@ -167,13 +167,16 @@ public struct PostgresSettings: Sendable, Equatable {
         "checkpoint_completion_target": "0.9",
         "wal_buffers": "16MB",
         "default_statistics_target": "100",
-        "hot_standby": "on",
         "wal_log_hints": "on",
+        // A slot of a node that is down keeps WAL on the primary; past this, the slot is given
+        // up (that replica then needs a fresh clone) rather than filling the primary's disk.
+        "max_slot_wal_keep_size": "8GB",
     ]
 
     /// Settings the agent owns: set in the config, they would fight the agent.
     public static let reservedParameters: Set<String> = [
         "port", "listen_addresses", "unix_socket_directories", "primary_conninfo", "primary_slot_name",
         "hba_file", "data_directory", "config_file", "restore_command", "recovery_target_timeline",
+        "cluster_name", "hot_standby", "wal_retrieve_retry_interval",
     ]
 }

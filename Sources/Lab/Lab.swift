@@ -272,6 +272,31 @@ public enum Lab {
         event(state, "kill", nodes: [name], detail: "SIGKILL agent pid \(pid)")
     }
 
+    /// SIGKILL of the node's postmaster and every process it started (a PostgreSQL crash; the
+    /// agent stays and restarts it).
+    public static func killPostgres(directory: String, node name: String) throws(LabError) {
+        let lock = try lockLab(directory)
+        defer { if lock >= 0 { close(lock) } }
+        let state = try LabState.load(directory: directory)
+        _ = try nodeIndex(name, in: state)
+        let pidFile = state.directory + "/data/\(name)/postgres/postmaster.pid"
+        guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
+              let postmaster = text.split(separator: "\n").first.flatMap({ Int32($0) }), processState(postmaster) != nil else {
+            throw LabError("PostgreSQL is not running on \(name) (no live postmaster in \(pidFile))")
+        }
+        // Its children first, found before the postmaster goes (they would be reparented).
+        let children = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry -> Int32? in
+            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == postmaster ? pid : nil
+        }
+        Glibc.kill(postmaster, SIGKILL)
+        for child in children { Glibc.kill(child, SIGKILL) }
+        waitForExit(postmaster)
+        event(state, "kill-postgres", nodes: [name], detail: "SIGKILL postmaster pid \(postmaster) and \(children.count) backends")
+    }
+
     /// SIGSTOP (pause) or SIGCONT (resume) of the node's agent; returns once in effect.
     public static func pause(directory: String, node name: String, resume: Bool) throws(LabError) {
         let lock = try lockLab(directory)

@@ -46,7 +46,7 @@ extension PostgresServer {
     /// Rewinds this (stopped) data directory to follow `source` (a superuser connection string to
     /// the current primary). Runs crash recovery first when the server was not shut down cleanly.
     public func rewind(from source: String) throws(PostgresError) {
-        try run("pg_rewind", ["--target-pgdata", dataDirectory, "--source-server", source, "--no-sync"])
+        try run("pg_rewind", ["--target-pgdata", dataDirectory, "--source-server", source])
     }
 
     /// Moves the data directory aside (`<dir>.<reason>-<unix time>`): never deletes data.

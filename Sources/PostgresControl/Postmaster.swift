@@ -15,6 +15,7 @@ public final class Postmaster {
     /// The keeper's pipe: any thread may renew the writable deadline through it.
     public let fence: FenceLine
     private var exitStatus: Int32?
+    private var keeperExited = false
 
     /// Starts `postgres -D dataDirectory` with `options` (`-c name=value` each) as `user`, output
     /// appended to `logFile`, and its fence keeper (disarmed: a standby needs no deadline).
@@ -83,6 +84,16 @@ public final class Postmaster {
         return true
     }
 
+    /// Whether the fence keeper still runs. Without it a frozen agent would leave PostgreSQL
+    /// writable, so the owner stops PostgreSQL when it is gone.
+    public var keeperIsAlive: Bool {
+        if keeperExited { return false }
+        var status: Int32 = 0
+        let result = waitpid(keeperPID, &status, WNOHANG)
+        if result == keeperPID || (result < 0 && errno == ECHILD) { keeperExited = true }
+        return !keeperExited
+    }
+
     /// Immediate shutdown (SIGQUIT): every backend exits at once, nothing more is written. Waits
     /// (bounded) for the postmaster to exit.
     @discardableResult
@@ -112,6 +123,7 @@ public final class Postmaster {
     }
 
     private func reapKeeper() {
+        guard !keeperExited else { return }
         var status: Int32 = 0
         for _ in 0..<200 {
             let result = waitpid(keeperPID, &status, WNOHANG)
@@ -132,8 +144,8 @@ public final class FenceLine: Sendable {
     /// keeper stops it (immediate shutdown). Never blocks.
     public func allowWrites(for remaining: Duration) {
         let nanoseconds = remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000
-        guard nanoseconds > 0 else { return }
-        send(pgq_monotonic_ns() + nanoseconds)
+        // A deadline already past: stop now rather than leave the last one standing.
+        send(nanoseconds > 0 ? pgq_monotonic_ns() + nanoseconds : 1)
     }
 
     func sendDeadline(_ value: Int64) { send(value) }

@@ -12,13 +12,13 @@ struct PGQuorum: AsyncParsableCommand {
             Raft over mutual TLS; only the leader, while a quorum confirms its lease, may run a \
             writable primary, so a network partition never produces two primaries.
 
-            Available now: `agent` (run a node), `status` (the leader view), `switchover` (move \
-            the leadership on purpose), `lab` (partition \
-            rehearsals in network namespaces), `config validate`, \
-            `certs init|issue|check` (the cluster's mutual-TLS certificates), `storage verify` \
-            (check a node's Raft log and snapshots) and `demo` (an in-process simulated cluster). \
-            Agents run as voting witnesses: PostgreSQL management, failover, switchover and backup \
-            arrive with the next milestones; see docs/.
+            Available now: `agent` (run a node and its PostgreSQL), `status` (the leader view), \
+            `switchover` (move the primary cleanly), `failover` (move it now, with a reason), \
+            `history` (every promotion), `lab` (partition rehearsals in network namespaces), \
+            `config validate`, `certs init|issue|check` (the cluster's mutual-TLS certificates), \
+            `storage verify|wipe` (a node's Raft state) and `demo` (an in-process simulated cluster). \
+            A node without postgres_port is a voting witness. Backups and synchronous replication \
+            arrive with later milestones; see docs/.
             """,
         version: version,
         subcommands: [AgentCommand.self, StatusCommand.self, SwitchoverCommand.self, FailoverCommand.self, HistoryCommand.self, LabCommand.self, ConfigCommand.self, CertsCommand.self, StorageCommand.self, DemoCommand.self]

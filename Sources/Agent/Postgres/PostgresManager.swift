@@ -305,6 +305,10 @@ final class PostgresManager: @unchecked Sendable {
     private func rewind(_ server: PostgresServer, from source: NodeConfig) throws -> Bool {
         if let last = lastRewind, ContinuousClock.now - last < .seconds(2) { return false }
         lastRewind = .now
+        // An unreachable primary is not a reason to rewind, let alone to clone afresh.
+        guard (try? PostgresConnection(superuserConninfo(to: source))) != nil else {
+            throw PostgresError("cannot reach the primary \(source.name) at \(source.host):\(source.postgresPort ?? 5432) to rewind from; waiting")
+        }
         logger.notice("rewinding to follow the primary (pg_rewind)", metadata: ["primary": "\(source.name)"])
         do {
             try server.rewind(from: superuserConninfo(to: source))
@@ -386,8 +390,13 @@ final class PostgresManager: @unchecked Sendable {
         }
     }
 
-    /// Notices a postmaster that exited (crash, fence keeper, OOM killer).
+    /// Notices a postmaster that exited (crash, fence keeper, OOM killer), and stops one whose
+    /// fence keeper died (nothing would stop it if this agent froze).
     private func reap() {
+        if let postmaster, postmaster.isRunning, !postmaster.keeperIsAlive {
+            logger.error("the fence keeper died; stopping PostgreSQL (it is restarted with a new keeper)")
+            postmaster.stopImmediately()
+        }
         guard let postmaster, !postmaster.isRunning else { return }
         logger.warning("PostgreSQL exited", metadata: ["pid": "\(postmaster.pid)"])
         fence.withLock { $0 = nil }
@@ -446,7 +455,9 @@ final class PostgresManager: @unchecked Sendable {
         if report.role == .replica, !report.streaming, upstream != nil {
             if notStreamingSince == nil { notStreamingSince = .now }
             if let since = notStreamingSince, ContinuousClock.now - since > .seconds(10),
-               let source = upstream.flatMap({ config.node(named: $0) }), let server {
+               let source = upstream.flatMap({ config.node(named: $0) }), let server,
+               (try? PostgresConnection(superuserConninfo(to: source))) != nil {
+                // The primary answers, yet this replica does not stream: it has diverged.
                 logger.warning("not streaming from the primary for 10 s; rewinding", metadata: ["primary": "\(source.name)"])
                 stopPostmaster(immediate: false)
                 notStreamingSince = nil
@@ -472,15 +483,19 @@ final class PostgresManager: @unchecked Sendable {
                         ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
                    COALESCE((SELECT status FROM pg_stat_wal_receiver), ''),
                    COALESCE((EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) * 1000)::bigint, 0),
-                   (SELECT latest_end_lsn FROM pg_stat_wal_receiver)
-            """).first, row.count == 8 else {
+                   (SELECT latest_end_lsn FROM pg_stat_wal_receiver),
+                   -- The newest timeline this node knows of: a standby's checkpoint timeline lags
+                   -- behind a timeline switch it has already received (the history file is there).
+                   COALESCE((SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir()
+                             WHERE name ~ '^[0-9A-F]{8}[.]history$'), 0)
+            """).first, row.count == 9 else {
             throw PostgresError("unexpected answer to the health query")
         }
         let recovering = row[0] == "t"
         var report = MemberReport(
             role: recovering ? .replica : .primary, healthy: true,
             systemIdentifier: row[1].flatMap { UInt64($0) } ?? 0,
-            timeline: row[4].flatMap { UInt32($0) } ?? 0,
+            timeline: max(row[4].flatMap { UInt32($0) } ?? 0, row[8].flatMap { UInt32($0) } ?? 0),
             receivedPosition: row[2].flatMap(LSN.init)?.value ?? 0,
             replayedPosition: row[3].flatMap(LSN.init)?.value ?? 0,
             streaming: row[5] == "streaming",
@@ -532,6 +547,8 @@ final class PostgresManager: @unchecked Sendable {
         var lines = ["# Written by the pgquorum agent before every start; edit postgresql.parameters in the cluster config instead."]
         for (key, value) in settings.parameters.sorted(by: { $0.key < $1.key }) { lines.append("\(key) = '\(value)'") }
         lines.append("recovery_target_timeline = 'latest'")
+        // The agent checks its standby over SQL.
+        lines.append("hot_standby = 'on'")
         lines.append("wal_retrieve_retry_interval = '500ms'")
         if let source {
             lines.append("primary_conninfo = '\(replicationConninfo(to: source))'")

@@ -58,6 +58,8 @@ struct PrimaryMove {
     var phase: Phase
     var deadline: Int64
     var lastTransferTick: Int64 = -1_000
+    /// This node's PostgreSQL was stopped for the move (and stays stopped until it completes).
+    var stoppedHere = false
     let respond: @Sendable (PrimaryMoveResult) -> Void
 
     /// PostgreSQL here must stay stopped (cleanly) while the move completes.
@@ -65,7 +67,8 @@ struct PrimaryMove {
         guard request.kind == .switchover else { return false }
         switch phase {
         case .planning: return false
-        case .stopping, .catchingUp, .transferring: return true
+        case .stopping, .catchingUp: return true
+        case .transferring: return stoppedHere
         }
     }
 }

@@ -196,14 +196,23 @@ struct LabHeal: ParsableCommand {
 }
 
 struct LabKill: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "kill", abstract: "SIGKILL a node's agent.")
+    static let configuration = CommandConfiguration(
+        commandName: "kill", abstract: "SIGKILL a node's agent (its PostgreSQL goes with it), or only its PostgreSQL.")
     @Argument var node: String
-    @Flag(help: "Kill the agent (what `lab kill` does anyway).") var agent = false
-    @Flag(help: "Kill PostgreSQL (not managed yet).") var postgres = false
+    @Flag(help: "Kill the agent (the default); its PostgreSQL stops with it.") var agent = false
+    @Flag(help: "Kill only PostgreSQL (the postmaster and its backends, a crash); the agent restarts it.") var postgres = false
     @OptionGroup var lab: LabDirectory
 
+    func validate() throws {
+        if agent, postgres { throw ValidationError("give --agent or --postgres, not both") }
+    }
+
     func run() throws {
-        if postgres { throw CommandFailure("PostgreSQL is not managed by the agents yet; `lab kill NODE` kills the agent") }
+        if postgres {
+            try labAction { () throws(LabError) in try Lab.killPostgres(directory: lab.dir, node: node) }
+            print("killed PostgreSQL on \(node)")
+            return
+        }
         try labAction { () throws(LabError) in try Lab.kill(directory: lab.dir, node: node) }
         print("killed the agent of \(node)")
     }

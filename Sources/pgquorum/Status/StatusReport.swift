@@ -109,6 +109,20 @@ struct StatusReport: Encodable {
                 }
             }
             lines.append(state)
+            if let postgres = member.postgres {
+                var line = "   PostgreSQL: \(text.role(postgres.role)) · \(text.role(postgres.state)) | TL \(postgres.timeline)"
+                if postgres.role == "replica" {
+                    line += " | \(text.received) \(postgres.receivedLSN), \(text.replayed) \(postgres.replayedLSN)"
+                    if let bytes = postgres.lagBytes {
+                        line += " | \(text.lag): \(bytes) B"
+                        if let milliseconds = postgres.lagMilliseconds { line += String(format: ", %.1f s", Double(milliseconds) / 1_000) }
+                    }
+                } else {
+                    line += " | LSN \(postgres.receivedLSN)"
+                }
+                if let error = postgres.lastError { line += " | \(error)" }
+                lines.append(line)
+            }
         }
         let missing = probes.filter { !$0.answered }
         if !missing.isEmpty {
@@ -129,6 +143,7 @@ struct StatusReport: Encodable {
         var title, leader, primary, noPrimary, none, health, term, answeredBy, confirmed, stale, servers: String
         var type, priority, location, state, responseTime, rtt, running, unreachable, apiUnreachable: String
         var witness, database, couldNotReach, answeredWithError, apiAnswered, above: String
+        var received, replayed, lag: String
         var healthNames: [Health: String]
         var roles: [String: String]
 
@@ -137,28 +152,32 @@ struct StatusReport: Encodable {
 
         static let english = Words(
             title: "pgquorum cluster status", leader: "Current leader", primary: "Current primary",
-            noPrimary: "none (agents run as witnesses; PostgreSQL is not managed yet)", none: "none",
+            noPrimary: "none (not bootstrapped yet, or no node may be promoted now)", none: "none",
             health: "Cluster health", term: "Term", answeredBy: "answered by", confirmed: "confirmed by a quorum",
             stale: "local view, may be stale", servers: "Servers", type: "Type", priority: "Priority",
             location: "Location", state: "State", responseTime: "Response time", rtt: "Peer RTT",
             running: "running", unreachable: "unreachable", apiUnreachable: "its API did not answer",
             witness: "witness", database: "database server", couldNotReach: "Could not reach",
             answeredWithError: "Answered without the leader view", apiAnswered: "its API answered", above: "network latency above",
+            received: "received", replayed: "replayed", lag: "Replication lag",
             healthNames: [.healthy: "healthy", .degraded: "degraded", .noLeader: "no leader (no quorum)", .unreachable: "unreachable"],
-            roles: ["leader": "leader", "follower": "follower", "candidate": "candidate", "pre-candidate": "pre-candidate"]
+            roles: ["leader": "leader", "follower": "follower", "candidate": "candidate", "pre-candidate": "pre-candidate",
+                    "primary": "primary", "replica": "replica", "stopped": "stopped", "streaming": "streaming", "failing": "failing"]
         )
 
         static let chinese = Words(
             title: "分布式容灾集群状态", leader: "当前领导者", primary: "当前主数据库",
-            noPrimary: "无（代理以见证节点运行，尚未管理 PostgreSQL）", none: "无",
+            noPrimary: "无（尚未初始化，或暂无可提升的节点）", none: "无",
             health: "集群健康状态", term: "任期", answeredBy: "应答节点", confirmed: "已经多数派确认",
             stale: "本地视图，可能过时", servers: "数据库服务器", type: "类型", priority: "优先级",
             location: "位置", state: "状态", responseTime: "响应时间", rtt: "节点往返时间",
             running: "正常", unreachable: "不可达", apiUnreachable: "接口未应答",
             witness: "见证节点", database: "数据库服务器", couldNotReach: "无法连接",
             answeredWithError: "应答但未给出领导者视图", apiAnswered: "接口应答", above: "网络延迟超过",
+            received: "已接收", replayed: "已回放", lag: "复制延迟",
             healthNames: [.healthy: "健康", .degraded: "降级", .noLeader: "无领导者（无多数派）", .unreachable: "不可达"],
-            roles: ["leader": "领导者", "follower": "跟随者", "candidate": "候选者", "pre-candidate": "预候选者"]
+            roles: ["leader": "领导者", "follower": "跟随者", "candidate": "候选者", "pre-candidate": "预候选者",
+                    "primary": "主库", "replica": "备库", "stopped": "已停止", "streaming": "流复制中", "failing": "故障", "running": "正常"]
         )
     }
 }

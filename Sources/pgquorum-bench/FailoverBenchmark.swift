@@ -1,0 +1,202 @@
+import Agent
+import ArgumentParser
+import ClusterConfig
+import Foundation
+import Lab
+import LocalCluster
+import PostgresControl
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Unplanned failover and planned switchover of the PostgreSQL primary on a three-node lab (real
+/// agents and PostgreSQL servers in network namespaces, default timing), with a client writing
+/// every 20 ms the way an application would: libpq's multi-host connection string with
+/// `target_session_attrs=read-write`. Needs root (the lab does).
+struct FailoverBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "failover",
+        abstract: "Kill → first acknowledged write on the new primary (SIGKILL of the primary node), and the write gap of a switchover (3-node lab, needs root)."
+    )
+
+    @Option(help: "Primary kills.")
+    var trials = 10
+
+    @Option(help: "Planned switchovers.")
+    var switchovers = 5
+
+    @Option(help: "Milliseconds between the client's writes.")
+    var intervalMs = 20
+
+    @Option(help: "The pgquorum binary (default: next to this one).")
+    var binary: String?
+
+    @Option(help: "Lab directory (removed at the end, unless --keep).")
+    var dir = "/tmp/pgquorum-bench-failover"
+
+    @Flag(help: "Leave the lab running afterwards (logs in DIR/logs; remove it with pgquorum lab down --dir DIR).")
+    var keep = false
+
+    func run() async throws {
+        let agents = binary ?? LocalCluster.defaultBinary()
+        let state: LabState
+        do {
+            state = try await Lab.up(Lab.Options(directory: dir, nodes: Lab.seedNodes, cluster: "bench", binary: agents, postgres: true))
+        } catch {
+            throw CommandFailure("cannot start the lab: \(error)")
+        }
+        defer { if !keep { _ = try? Lab.down(directory: dir) } }
+        let client = try APIClient(tlsDirectory: dir + "/tls")
+        let names = state.nodes.map(\.name)
+        let hosts = state.nodes.map(\.address)
+        print("pgquorum-bench failover: 3 lab nodes (\(hosts.joined(separator: ", "))), heartbeat 100 ms, election timeout 1000 ms, a write every \(intervalMs) ms")
+        print("client: host=\(hosts.joined(separator: ",")) target_session_attrs=read-write")
+
+        func primary() async -> String? {
+            for node in state.nodes {
+                if (try? await client.get(host: node.address, port: NodeConfig.defaultAPIPort, path: "/primary", timeout: .milliseconds(500)))?.status == 200 {
+                    return node.name
+                }
+            }
+            return nil
+        }
+        func waitFor(_ what: String, seconds: Double, _ condition: () async -> Bool) async throws {
+            let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1_000))
+            while !(await condition()) {
+                guard ContinuousClock.now < deadline else { throw CommandFailure("\(what) did not happen within \(Int(seconds)) s; logs in \(dir)/logs") }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        func allReplicasStream(except primary: String) async -> Bool {
+            for node in state.nodes where node.name != primary {
+                guard (try? await client.get(host: node.address, port: NodeConfig.defaultAPIPort, path: "/replica", timeout: .milliseconds(500)))?.status == 200
+                else { return false }
+            }
+            return true
+        }
+
+        try await waitFor("the bootstrap", seconds: 120) { await primary() != nil }
+        guard let first = await primary() else { return }
+        try await waitFor("replication", seconds: 60) { await allReplicasStream(except: first) }
+        let conninfo = "host=\(hosts.joined(separator: ",")) port=5432 user=postgres dbname=postgres connect_timeout=1 target_session_attrs=read-write"
+        try PostgresConnection(conninfo).query("CREATE TABLE IF NOT EXISTS bench_writes (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())")
+        let writer = BenchWriter(conninfo: conninfo, interval: .milliseconds(Int64(intervalMs)))
+        defer { writer.stop() }
+
+        // Unplanned: SIGKILL of the primary node (its agent; PostgreSQL dies with it).
+        var failovers: [Double] = []
+        for trial in 1...max(1, trials) {
+            guard let victim = await primary() else { throw CommandFailure("no primary before trial \(trial)") }
+            try await waitFor("replication before trial \(trial)", seconds: 60) { await allReplicasStream(except: victim) }
+            try await Task.sleep(for: .seconds(1))
+            let killed = ContinuousClock.now
+            do { try Lab.kill(directory: dir, node: victim) } catch { throw CommandFailure("\(error)") }
+            let victimAddress = state.node(victim)?.address ?? ""
+            try await waitFor("a write on a new primary (trial \(trial))", seconds: 30) { writer.firstAck(after: killed, notBy: victimAddress) != nil }
+            guard let acked = writer.firstAck(after: killed, notBy: victimAddress) else { return }
+            let seconds = (acked - killed).seconds
+            failovers.append(seconds)
+            print(String(format: "  failover %2d: killed %@ → first acknowledged write %5.0f ms later", trial, victim, seconds * 1_000))
+            do { try Lab.restart(directory: dir, node: victim) } catch { throw CommandFailure("\(error)") }
+            try await waitFor("\(victim) rejoining", seconds: 90) {
+                (try? await client.get(host: state.node(victim)?.address ?? "", port: NodeConfig.defaultAPIPort, path: "/replica",
+                                       timeout: .milliseconds(500)))?.status == 200
+            }
+        }
+
+        // Planned: pgquorum switchover to the best replica; the longest gap between acknowledged writes.
+        var gaps: [Double] = []
+        for trial in 1...max(1, switchovers) {
+            guard let from = await primary() else { throw CommandFailure("no primary before switchover \(trial)") }
+            try await waitFor("replication before switchover \(trial)", seconds: 60) { await allReplicasStream(except: from) }
+            try await Task.sleep(for: .seconds(1))
+            let started = ContinuousClock.now
+            let result = try runCommand(agents, ["switchover", "--config", state.configPath, "--reason", "benchmark"])
+            guard result.status == 0 else { throw CommandFailure("switchover \(trial) failed: \(result.output)") }
+            try await Task.sleep(for: .seconds(1))
+            let gap = writer.longestGap(from: started, to: .now)
+            gaps.append(gap)
+            print(String(format: "  switchover %d: %@ — longest write gap %4.0f ms", trial, result.output.trimmingCharacters(in: .whitespacesAndNewlines), gap * 1_000))
+        }
+        print(summary("failover (kill → first acknowledged write on the new primary)", failovers))
+        print(summary("switchover write gap", gaps))
+        print("writes acknowledged: \(writer.count), node names: \(names.joined(separator: ", "))")
+    }
+
+    private func summary(_ what: String, _ values: [Double]) -> String {
+        let sorted = values.sorted()
+        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))] }
+        return String(format: "%@: median %.0f ms, p99 %.0f ms, min %.0f ms, max %.0f ms (n=%d)", what,
+                      percentile(0.5) * 1_000, percentile(0.99) * 1_000, sorted[0] * 1_000, sorted[sorted.count - 1] * 1_000, sorted.count)
+    }
+
+    private func runCommand(_ binary: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// The benchmark's client, on a thread of its own: one INSERT every interval through a libpq
+/// multi-host connection (reconnecting to whichever node accepts writes); every acknowledgement's
+/// time is kept.
+final class BenchWriter: Sendable {
+    /// When each write was acknowledged, and by which server address.
+    private let acks = Mutex<[(at: ContinuousClock.Instant, server: String)]>([])
+    private let stopped = Atomic<Bool>(false)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(conninfo: String, interval: Duration) {
+        Thread.detachNewThread { [self] in
+            defer { done.signal() }
+            var connection: PostgresConnection?
+            var next = ContinuousClock.now
+            while !stopped.load(ordering: .relaxed) {
+                if connection == nil { connection = try? PostgresConnection(conninfo) }
+                if let open = connection {
+                    if let server = try? open.value("INSERT INTO bench_writes DEFAULT VALUES RETURNING host(inet_server_addr())") {
+                        let now = ContinuousClock.now
+                        acks.withLock { $0.append((now, server ?? "")) }
+                    } else {
+                        connection = nil
+                    }
+                }
+                next += interval
+                let now = ContinuousClock.now
+                if next > now { usleep(UInt32(max(0, (next - now).seconds * 1_000_000))) } else { next = now }
+            }
+        }
+    }
+
+    var count: Int { acks.withLock { $0.count } }
+
+    /// The first write acknowledged after `instant` by a server other than `excluded`.
+    func firstAck(after instant: ContinuousClock.Instant, notBy excluded: String) -> ContinuousClock.Instant? {
+        acks.withLock { list in list.first { $0.at > instant && $0.server != excluded }?.at }
+    }
+
+    /// The longest time without an acknowledged write between `start` and `end`.
+    func longestGap(from start: ContinuousClock.Instant, to end: ContinuousClock.Instant) -> Double {
+        let times = acks.withLock { list in list.map(\.at).filter { $0 >= start && $0 <= end } }
+        var previous = acks.withLock { list in list.last { $0.at < start }?.at } ?? start
+        var longest = 0.0
+        for time in times + [end] {
+            longest = max(longest, (time - previous).seconds)
+            previous = time
+        }
+        return longest
+    }
+
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        _ = done.wait(timeout: .now() + 10)
+    }
+}
