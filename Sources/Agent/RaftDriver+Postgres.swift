@@ -62,9 +62,14 @@ extension RaftDriver {
     }
 
     func intent() -> PostgresIntent {
-        PostgresIntent(systemIdentifier: clusterState.systemIdentifier, primary: clusterState.primary, epoch: clusterState.epoch,
+        if !caughtUp, node.leader != nil, node.appliedIndex >= node.commitIndex,
+           node.role != .leader || node.term(at: node.commitIndex) == node.term {
+            caughtUp = true
+        }
+        return PostgresIntent(systemIdentifier: clusterState.systemIdentifier, primary: clusterState.primary, epoch: clusterState.epoch,
                        mayBootstrap: mayBootstrap && node.role == .leader && clusterState.systemIdentifier == nil,
-                       writableUntil: wasWritable ? leaseExpiry : nil, holdStopped: move?.holdsPostgresStopped ?? false)
+                       writableUntil: wasWritable ? leaseExpiry : nil, holdStopped: move?.holdsPostgresStopped ?? false,
+                              stateIsCurrent: caughtUp)
     }
 
     var freshReports: [String: MemberReport] {

@@ -89,6 +89,8 @@ final class RaftDriver: @unchecked Sendable {
     /// itself as primary when it is eligible.
     var electedByTransfer = false
     var move: PrimaryMove?
+    /// Latched once this node has caught up with a leader's commit index (see PostgresIntent).
+    var caughtUp = false
 
     init(node: RaftNode, storage: RaftStorage, transport: PeerTransport, config: ClusterConfig, local: NodeConfig,
          postgres: PostgresManager?, tickOrigin: ContinuousClock.Instant, logger: Logger,

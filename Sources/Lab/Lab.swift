@@ -550,6 +550,8 @@ public enum Lab {
             yaml += """
             postgresql:
               hba: ["host all all \(state.hostAddress)/32 trust"]
+              # A rehearsal: a node that cannot rewind is cloned afresh (its old data moved aside).
+              allow_reclone: true
               parameters:
                 shared_buffers: 64MB
                 effective_cache_size: 256MB

@@ -45,7 +45,9 @@ extension PostgresServer {
 
     /// Rewinds this (stopped) data directory to follow `source` (a superuser connection string to
     /// the current primary). Runs crash recovery first when the server was not shut down cleanly.
-    public func rewind(from source: String) throws(PostgresError) {
+    /// Returns pg_rewind's output ("no rewind required", "Done!").
+    @discardableResult
+    public func rewind(from source: String) throws(PostgresError) -> String {
         try run("pg_rewind", ["--target-pgdata", dataDirectory, "--source-server", source])
     }
 

@@ -307,4 +307,36 @@ import Glibc
         let kept = try connection.value("SELECT count(*) FROM writes WHERE id <= \(acknowledged.max() ?? 0)")
         #expect(!acknowledged.isEmpty && kept == "\(acknowledged.count)", "acknowledged \(acknowledged.count), kept \(kept ?? "?")")
     }
+
+    /// With a passfile, replication and rewinds authenticate with scram-sha-256 and the
+    /// passwords it holds; a client without the password is refused; no password appears in
+    /// the agents' logs or API answers.
+    @Test func passwordsFromAPassfileAreUsedAndNeverShown() async throws {
+        let cluster = try LocalCluster(nodes: 3, postgres: true, postgresSettings: "  passfile: pgpass\n")
+        defer { cluster.tearDown() }
+        let passfile = cluster.directory + "/pgpass"
+        try "# host:port:database:user:password\n*:*:*:replicator:repl-s3cret\\:x\n*:*:*:postgres:su-s3cret\n"
+            .write(toFile: passfile, atomically: true, encoding: .utf8)
+        chmod(passfile, 0o600)
+        if geteuid() == 0, let user = OSUser.named("postgres") { chown(passfile, user.uid, user.gid) }
+        try cluster.startAll()
+        let primaries = await Self.nodes(answering: "/primary", in: cluster, within: 90) { $0.count == 1 }
+        try #require(primaries.count == 1, "no primary\n\(cluster.log(of: "node1"))")
+        let others = cluster.names.filter { $0 != primaries[0] }
+        let streaming = await Self.nodes(answering: "/replica", in: cluster, among: others, within: 60) { $0.count == 2 }
+        #expect(streaming.count == 2, "replicas cannot authenticate\n\(cluster.log(of: others[0]))")
+
+        #expect(throws: PostgresError.self) { try PostgresConnection(cluster.conninfo(of: primaries[0])) }
+        let withPassword = try PostgresConnection(cluster.conninfo(of: primaries[0]) + " password=su-s3cret")
+        #expect(try withPassword.value("SELECT 1") == "1")
+        for name in cluster.names {
+            let log = cluster.log(of: name)
+            #expect(!log.contains("s3cret"), "a password in \(name)'s log")
+            let view = await cluster.view(of: name)
+            let encoded = String(decoding: try JSONEncoder().encode(view), as: UTF8.self)
+            #expect(!encoded.contains("s3cret"))
+        }
+        let conf = try String(contentsOfFile: cluster.directory + "/data/\(others[0])/postgres/pgquorum.conf", encoding: .utf8)
+        #expect(conf.contains("passfile=") && !conf.contains("s3cret"), "primary_conninfo names the passfile, never the password")
+    }
 }

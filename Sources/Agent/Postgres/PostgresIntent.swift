@@ -21,11 +21,16 @@ struct PostgresIntent: Sendable, Equatable {
     /// Equal apart from the deadline's exact value (which moves on every heartbeat).
     func sameDecision(as other: PostgresIntent) -> Bool {
         systemIdentifier == other.systemIdentifier && primary == other.primary && epoch == other.epoch
-            && mayBootstrap == other.mayBootstrap && holdStopped == other.holdStopped
+            && mayBootstrap == other.mayBootstrap && holdStopped == other.holdStopped && stateIsCurrent == other.stateIsCurrent
             && (writableUntil == nil) == (other.writableUntil == nil)
     }
     /// Stop PostgreSQL cleanly and keep it stopped (planned switchover away from this node).
     var holdStopped = false
+    /// This agent has caught up with the cluster (it knows the leader and has applied what the
+    /// leader committed). Until then its own log may be stale — a restarted old primary would
+    /// still read itself as primary and replay WAL the new primary never had — so PostgreSQL
+    /// is left as it is.
+    var stateIsCurrent = false
 }
 
 /// What this node's PostgreSQL thread last found, for the Raft task (to report to the leader)

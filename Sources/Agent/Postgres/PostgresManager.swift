@@ -48,6 +48,8 @@ final class PostgresManager: @unchecked Sendable {
     private var lastRewind: ContinuousClock.Instant?
     private var lastCloneAttempt: ContinuousClock.Instant?
     private var lastFailedStart: ContinuousClock.Instant?
+    /// Starts in a row that ended with PostgreSQL exiting.
+    private var failedStarts = 0
     private var lastSlotCheck: ContinuousClock.Instant?
     private var stoppedAtPosition: UInt64?
     private var lastLoggedError = ""
@@ -83,8 +85,17 @@ final class PostgresManager: @unchecked Sendable {
         guard FileManager.default.isExecutableFile(atPath: settings.binDirectory + "/postgres") else {
             throw AgentStartError("\(settings.binDirectory)/postgres does not exist; install PostgreSQL 15 (apt-get install postgresql-15) or set postgresql.bin_dir")
         }
-        if let passfile = settings.passfile, !FileManager.default.isReadableFile(atPath: passfile) {
-            throw AgentStartError("postgresql.passfile \(passfile) cannot be read")
+        if let passfile = settings.passfile {
+            // libpq ignores a passfile others can read, and PostgreSQL's programs (and its WAL
+            // receiver) read it as the PostgreSQL user.
+            var info = stat()
+            guard stat(passfile, &info) == 0 else { throw AgentStartError("postgresql.passfile \(passfile) cannot be read: \(String(cString: strerror(errno)))") }
+            if info.st_mode & 0o077 != 0 {
+                throw AgentStartError("postgresql.passfile \(passfile) is readable by others (mode \(String(info.st_mode & 0o777, radix: 8))); libpq ignores it: chmod 600 it")
+            }
+            if let user, info.st_uid != user.uid {
+                throw AgentStartError("postgresql.passfile \(passfile) must belong to \(user.name), the PostgreSQL user that reads it: chown \(user.name) \(passfile)")
+            }
         }
         guard let port = local.postgresPort else { return }
         do {
@@ -153,6 +164,7 @@ final class PostgresManager: @unchecked Sendable {
                 return
             }
             stoppedAtPosition = nil
+            guard intent.stateIsCurrent else { return }
             guard let identifier = intent.systemIdentifier else { return try beforeBootstrap(intent, server) }
             if FileManager.default.fileExists(atPath: markerPath), server.systemIdentifierOnDisk() == identifier {
                 // Our initdb is the cluster's now.
@@ -197,9 +209,9 @@ final class PostgresManager: @unchecked Sendable {
         let role = settings.replicationUser
         let exists = try connection.value("SELECT count(*) FROM pg_roles WHERE rolname = \(literal(role))") != "0"
         var sql = exists ? "ALTER ROLE \(identifier(role)) WITH REPLICATION LOGIN" : "CREATE ROLE \(identifier(role)) WITH REPLICATION LOGIN"
-        if let password = passfilePassword(for: role) { sql += " PASSWORD \(literal(password))" }
+        if let password = password(for: role) { sql += " PASSWORD \(literal(password))" }
         try connection.query(sql)
-        if let password = passfilePassword(for: settings.superuser) {
+        if let password = password(for: settings.superuser) {
             try connection.query("ALTER ROLE \(identifier(settings.superuser)) WITH PASSWORD \(literal(password))")
         }
     }
@@ -291,6 +303,18 @@ final class PostgresManager: @unchecked Sendable {
             guard try rewind(server, from: source) else { return }
             unlink(rewindMarkerPath)
         }
+        if failedStarts >= 5, let source, postmaster == nil {
+            // It will not start as a replica of this primary (its WAL does not fit the primary's
+            // timeline history, say).
+            guard settings.allowReclone, (try? PostgresConnection(superuserConninfo(to: source))) != nil else {
+                throw PostgresError("PostgreSQL does not start as a replica of \(source.name) (see \(local.dataDirectory)/postgres.log); the data directory is kept. Set postgresql.allow_reclone: true to clone afresh (the old directory is moved aside), or rebuild it by hand")
+            }
+            let moved = try server.moveAside(reason: "unstartable")
+            logger.warning("PostgreSQL would not start as a replica; moved the data directory aside and cloning afresh", metadata: ["moved_to": "\(moved)"])
+            failedStarts = 0
+            unlink(rewindMarkerPath)
+            return
+        }
         try ensureRunning(server, upstream: source)
         if let source, upstream != source.name {
             try writeAgentSettings(server, upstream: source)
@@ -311,8 +335,9 @@ final class PostgresManager: @unchecked Sendable {
         }
         logger.notice("rewinding to follow the primary (pg_rewind)", metadata: ["primary": "\(source.name)"])
         do {
-            try server.rewind(from: superuserConninfo(to: source))
-            logger.notice("rewind complete")
+            let output = try server.rewind(from: superuserConninfo(to: source))
+            let last = output.split(whereSeparator: \.isNewline).last.map(String.init) ?? ""
+            logger.notice("rewind complete", metadata: ["pg_rewind": "\(last)"])
         } catch {
             guard settings.allowReclone else {
                 throw PostgresError("pg_rewind failed (\(error)); the data directory is kept. Set postgresql.allow_reclone: true to clone afresh (the old directory is moved aside), or rebuild it by hand")
@@ -375,11 +400,13 @@ final class PostgresManager: @unchecked Sendable {
             guard let postmaster, postmaster.isRunning else {
                 reap()
                 lastFailedStart = .now
+                failedStarts += 1
                 throw PostgresError("PostgreSQL exited while starting; see \(local.dataDirectory)/postgres.log")
             }
             if let opened = try? PostgresConnection(localConninfo) {
                 connection = opened
                 lastFailedStart = nil
+                failedStarts = 0
                 break
             }
             if stopping.load(ordering: .relaxed) { throw PostgresError("the agent is stopping") }
@@ -559,7 +586,7 @@ final class PostgresManager: @unchecked Sendable {
         }
         try server.writeFile("pgquorum.conf", lines.joined(separator: "\n") + "\n")
         try server.includeAgentSettings(file: "pgquorum.conf")
-        let method = settings.passfile == nil ? "trust" : "scram-sha-256"
+        let method = usesPasswords ? "scram-sha-256" : "trust"
         var hba = ["# Written by the pgquorum agent before every start.", "local all all trust"]
         for node in config.nodes {
             let address = Self.hbaAddress(node.host)
@@ -576,14 +603,41 @@ final class PostgresManager: @unchecked Sendable {
         return host
     }
 
-    /// The password for `user` in the passfile (`host:port:database:user:password`), if any.
-    private func passfilePassword(for user: String) -> String? {
-        guard let path = settings.passfile, let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
-            let fields = line.split(separator: ":", maxSplits: 4, omittingEmptySubsequences: false)
-            if fields.count == 5, fields[3] == user || fields[3] == "*" { return String(fields[4]) }
+    /// Passwords are in use when a passfile is configured or PGPASSWORD is set in the agent's
+    /// environment (libpq reads both itself; the agent only sets the roles' passwords).
+    private var usesPasswords: Bool {
+        settings.passfile != nil || !(ProcessInfo.processInfo.environment["PGPASSWORD"] ?? "").isEmpty
+    }
+
+    /// The password for `user`: its passfile line (`host:port:database:user:password`, `\:` and
+    /// `\\` escaped), else PGPASSWORD.
+    private func password(for user: String) -> String? {
+        if let path = settings.passfile, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
+                let fields = Self.passfileFields(String(line))
+                if fields.count == 5, fields[3] == user || fields[3] == "*" { return fields[4] }
+            }
         }
-        return nil
+        let environment = ProcessInfo.processInfo.environment["PGPASSWORD"] ?? ""
+        return environment.isEmpty ? nil : environment
+    }
+
+    static func passfileFields(_ line: String) -> [String] {
+        var fields: [String] = [], current = "", escaped = false
+        for character in line {
+            if escaped {
+                current.append(character)
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if character == ":", fields.count < 4 {
+                fields.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        return fields + [current]
     }
 
     private func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
