@@ -365,6 +365,10 @@ final class PostgresManager: @unchecked Sendable {
         // The shutdown checkpoint comes after the last position seen: read the final one from disk.
         stoppedAtPosition = (try? server?.shutdownCheckpoint()) ?? position
         upstream = nil
+        // A clean stop whose WAL the target receives in full before it takes over: this
+        // directory is a prefix of the new primary's history, nothing to rewind. (If the move
+        // is abandoned this node promotes itself again, which sets the marker again.)
+        unlink(rewindMarkerPath)
     }
 
     // MARK: Processes
@@ -530,6 +534,9 @@ final class PostgresManager: @unchecked Sendable {
             epoch: epoch
         )
         report.upstreamPosition = row[7].flatMap(LSN.init)?.value ?? 0
+        // Time since the last replayed commit grows on an idle primary too: a replica that has
+        // replayed everything the primary reported is not behind.
+        if recovering, report.upstreamPosition > 0, report.replayedPosition >= report.upstreamPosition { report.lagMilliseconds = 0 }
         return report
     }
 
