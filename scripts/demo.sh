@@ -59,8 +59,8 @@ echo
 "$PGQ" status --config "$DIR/local-3.yaml" || true
 cat <<TEXT
 
-The demo cluster runs in the background (three witness agents; PostgreSQL management arrives
-with a later milestone). Try:
+The demo cluster runs in the background (three witness agents, without PostgreSQL; for a
+cluster with PostgreSQL, rehearse with "sudo pgquorum lab up", see docs/lab.md). Try:
   .build/debug/pgquorum status --config demo/local-3.yaml          # the leader view (LANG=zh_CN.UTF-8 for Chinese)
   curl --cacert demo/tls/ca.crt https://127.0.0.1:8401/cluster      # the operator API
   kill -9 \$(cat demo/node1.pid)                                     # crash an agent, then ask status again

@@ -367,7 +367,9 @@ final class PostgresManager: @unchecked Sendable {
         upstream = nil
         // A clean stop whose WAL the target receives in full before it takes over: this
         // directory is a prefix of the new primary's history, nothing to rewind. (If the move
-        // is abandoned this node promotes itself again, which sets the marker again.)
+        // is abandoned this node promotes itself again, which sets the marker again.) It starts
+        // next as a standby of whoever takes over.
+        try? server?.writeFile("standby.signal", "")
         unlink(rewindMarkerPath)
     }
 
