@@ -53,6 +53,11 @@ nodes:
         #expect(config.nodes.allSatisfy { !$0.isWitness })
         #expect(config.alerts == AlertThresholds())
         #expect(config.nodes[0].dataDirectory == "/var/lib/pgquorum/primary")
+        // The seed's postgresql.conf is written out in the example, and equals the built-in defaults.
+        for (key, value) in config.postgres.parameters where PostgresSettings.defaultParameters[key] != nil {
+            #expect(PostgresSettings.defaultParameters[key] == value, "\(key)")
+        }
+        #expect(config.postgres.parameters["wal_level"] == "logical" && config.postgres.passfile == "/etc/pgquorum/pgpass")
     }
 
     @Test func defaultsAndRelativePaths() throws {

@@ -261,6 +261,9 @@ final class PostgresManager: @unchecked Sendable {
         let promoted = try connection.value("SELECT pg_promote(true, 60)")
         guard promoted == "t" else { throw PostgresError("pg_promote did not finish within 60 s") }
         upstream = nil
+        // Every new primary creates the replicas' slots at once (PostgreSQL 15 does not carry
+        // them over a promotion).
+        lastSlotCheck = nil
         FileManager.default.createFile(atPath: rewindMarkerPath, contents: Data("last a primary; rewind before following another node\n".utf8))
         logger.notice("PostgreSQL is primary")
     }
