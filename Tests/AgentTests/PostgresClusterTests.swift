@@ -35,6 +35,17 @@ import Glibc
         return nil
     }
 
+    /// Starts every agent and waits (bounded) for one writable primary and two streaming replicas.
+    static func settled(_ cluster: LocalCluster) async throws -> (primary: String, replicas: [String]) {
+        try cluster.startAll()
+        let primaries = await nodes(answering: "/primary", in: cluster, within: 90) { $0.count == 1 }
+        try #require(primaries.count == 1, "no single primary: \(primaries)\n\(cluster.log(of: cluster.names[0]))")
+        let replicas = cluster.names.filter { $0 != primaries[0] }
+        let streaming = await nodes(answering: "/replica", in: cluster, among: replicas, within: 60) { $0.count == 2 }
+        try #require(streaming.count == 2, "replicas not streaming: \(streaming)\n\(cluster.log(of: replicas[0]))")
+        return (primaries[0], replicas)
+    }
+
     static func history(of name: String, in cluster: LocalCluster) async -> [HistoryView] {
         guard let port = cluster.apiPorts[name],
               let client = try? APIClient(tlsDirectory: cluster.directory + "/tls"),
@@ -46,13 +57,8 @@ import Glibc
     @Test func bootstrapReplicateFailOverAndRejoin() async throws {
         let cluster = try LocalCluster(nodes: 3, postgres: true)
         defer { cluster.tearDown() }
-        try cluster.startAll()
-
         // Bootstrap: exactly one writable primary, the other two stream from it.
-        let primaries = await Self.nodes(answering: "/primary", in: cluster, within: 90) { $0.count == 1 }
-        try #require(primaries.count == 1, "no single primary: \(primaries)\n\(cluster.log(of: "node1"))")
-        let first = primaries[0]
-        let replicas = cluster.names.filter { $0 != first }
+        let (first, replicas) = try await Self.settled(cluster)
         let writer = try PostgresConnection(cluster.conninfo(of: first))
         try writer.query("CREATE TABLE writes (id bigint PRIMARY KEY, note text)")
         try writer.query("INSERT INTO writes VALUES (1, 'before failover')")
@@ -62,9 +68,7 @@ import Glibc
                 return try connection.value("SELECT count(*) FROM writes WHERE id = 1") == "1" ? true : nil
             }
             #expect(seen == true, "row 1 never reached \(replica)\n\(cluster.log(of: replica))")
-            // A fresh clone may hold the row before its WAL receiver streams: /replica waits for that.
-            let streaming = await Self.nodes(answering: "/replica", in: cluster, among: [replica], within: 30) { $0 == [replica] }
-            #expect(streaming == [replica])
+            #expect(await cluster.status(of: replica, path: "/replica") == 200)
             #expect(await cluster.status(of: replica, path: "/primary") == 503)
             #expect(await cluster.status(of: replica, path: "/read-only") == 200)
             #expect(await cluster.status(of: replica, path: "/replica?lag=1MB") == 200)
@@ -118,15 +122,9 @@ import Glibc
     @Test func frozenPrimaryAgentIsFencedBeforeAnotherNodeIsPromoted() async throws {
         let cluster = try LocalCluster(nodes: 3, postgres: true)
         defer { cluster.tearDown() }
-        try cluster.startAll()
-        let primaries = await Self.nodes(answering: "/primary", in: cluster, within: 90) { $0.count == 1 }
-        try #require(primaries.count == 1, "no single primary: \(primaries)")
-        let old = primaries[0]
-        let others = cluster.names.filter { $0 != old }
-        try PostgresConnection(cluster.conninfo(of: old)).query("CREATE TABLE writes (id bigint PRIMARY KEY, node text)")
         // Freeze only once both replicas stream: before that there is no candidate to promote.
-        let streaming = await Self.nodes(answering: "/replica", in: cluster, among: others, within: 60) { $0.count == 2 }
-        try #require(streaming.count == 2, "replicas not streaming: \(streaming)")
+        let (old, others) = try await Self.settled(cluster)
+        try PostgresConnection(cluster.conninfo(of: old)).query("CREATE TABLE writes (id bigint PRIMARY KEY, node text)")
         let pid = try #require(cluster.pid(of: old))
 
         var connections: [String: PostgresConnection] = [:]
@@ -207,13 +205,7 @@ import Glibc
     @Test func switchoverAndFailoverKeepEveryWriteAndAreRecorded() async throws {
         let cluster = try LocalCluster(nodes: 3, postgres: true)
         defer { cluster.tearDown() }
-        try cluster.startAll()
-        let primaries = await Self.nodes(answering: "/primary", in: cluster, within: 90) { $0.count == 1 }
-        try #require(primaries.count == 1)
-        let first = primaries[0]
-        let replicas = cluster.names.filter { $0 != first }
-        let streaming = await Self.nodes(answering: "/replica", in: cluster, among: replicas, within: 60) { $0.count == 2 }
-        try #require(streaming.count == 2)
+        let (first, replicas) = try await Self.settled(cluster)
         try PostgresConnection(cluster.conninfo(of: first)).query("CREATE TABLE writes (id bigint PRIMARY KEY, node text)")
 
         // Writes go on during the switchover; every acknowledged one must survive it.
@@ -260,13 +252,7 @@ import Glibc
     @Test func aPrimaryThatCannotRestartHandsOver() async throws {
         let cluster = try LocalCluster(nodes: 3, postgres: true, postgresSettings: "  health_check_failures: 3\n  restart_timeout_s: 2\n")
         defer { cluster.tearDown() }
-        try cluster.startAll()
-        let primaries = await Self.nodes(answering: "/primary", in: cluster, within: 90) { $0.count == 1 }
-        try #require(primaries.count == 1)
-        let broken = primaries[0]
-        let others = cluster.names.filter { $0 != broken }
-        let streaming = await Self.nodes(answering: "/replica", in: cluster, among: others, within: 60) { $0.count == 2 }
-        try #require(streaming.count == 2)
+        let (broken, others) = try await Self.settled(cluster)
 
         let data = cluster.directory + "/data/\(broken)/postgres"
         try FileManager.default.moveItem(atPath: data + "/postgresql.conf", toPath: data + "/postgresql.conf.hidden")
@@ -287,13 +273,7 @@ import Glibc
     @Test func stoppingThePrimarysAgentHandsThePrimaryOverCleanly() async throws {
         let cluster = try LocalCluster(nodes: 3, postgres: true)
         defer { cluster.tearDown() }
-        try cluster.startAll()
-        let primaries = await Self.nodes(answering: "/primary", in: cluster, within: 90) { $0.count == 1 }
-        try #require(primaries.count == 1)
-        let old = primaries[0]
-        let others = cluster.names.filter { $0 != old }
-        let streaming = await Self.nodes(answering: "/replica", in: cluster, among: others, within: 60) { $0.count == 2 }
-        try #require(streaming.count == 2)
+        let (old, others) = try await Self.settled(cluster)
         try PostgresConnection(cluster.conninfo(of: old)).query("CREATE TABLE writes (id bigint PRIMARY KEY, node text)")
         let writer = Writer(conninfo: cluster.conninfo(of: old), firstID: 1)
         try await Task.sleep(for: .milliseconds(300))
@@ -319,15 +299,11 @@ import Glibc
             .write(toFile: passfile, atomically: true, encoding: .utf8)
         chmod(passfile, 0o600)
         if geteuid() == 0, let user = OSUser.named("postgres") { chown(passfile, user.uid, user.gid) }
-        try cluster.startAll()
-        let primaries = await Self.nodes(answering: "/primary", in: cluster, within: 90) { $0.count == 1 }
-        try #require(primaries.count == 1, "no primary\n\(cluster.log(of: "node1"))")
-        let others = cluster.names.filter { $0 != primaries[0] }
-        let streaming = await Self.nodes(answering: "/replica", in: cluster, among: others, within: 60) { $0.count == 2 }
-        #expect(streaming.count == 2, "replicas cannot authenticate\n\(cluster.log(of: others[0]))")
+        // Streaming replicas: they authenticated with the passfile's password.
+        let (primary, others) = try await Self.settled(cluster)
 
-        #expect(throws: PostgresError.self) { try PostgresConnection(cluster.conninfo(of: primaries[0])) }
-        let withPassword = try PostgresConnection(cluster.conninfo(of: primaries[0]) + " password=su-s3cret")
+        #expect(throws: PostgresError.self) { try PostgresConnection(cluster.conninfo(of: primary)) }
+        let withPassword = try PostgresConnection(cluster.conninfo(of: primary) + " password=su-s3cret")
         #expect(try withPassword.value("SELECT 1") == "1")
         for name in cluster.names {
             let log = cluster.log(of: name)
