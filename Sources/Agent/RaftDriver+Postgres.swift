@@ -30,7 +30,7 @@ extension RaftDriver {
             return
         }
         switch command {
-        case .bootstrap(let identifier, let primary, _):
+        case .bootstrap(let identifier, let primary, _, _):
             logger.notice("cluster bootstrapped", metadata: ["primary": "\(primary)", "system_identifier": "\(identifier)"])
         case .promote(let primary, let epoch, _, _, let reason, _):
             logger.notice("primary elected", metadata: ["primary": "\(primary)", "epoch": "\(epoch)", "reason": "\(reason)"])
@@ -138,7 +138,8 @@ extension RaftDriver {
         case .bootstrap:
             mayBootstrap = true
             if let mine = fresh[local.name], mine.role == .primary, mine.systemIdentifier != 0 {
-                propose(.bootstrap(systemIdentifier: mine.systemIdentifier, primary: local.name, unixMilliseconds: now))
+                propose(.bootstrap(systemIdentifier: mine.systemIdentifier, primary: local.name, unixMilliseconds: now,
+                                   timeline: max(1, mine.timeline)))
             }
         case .promoteSelf(let reason):
             let mine = fresh[local.name]

@@ -50,8 +50,9 @@ public struct ClusterState: Sendable, Equatable {
     }
 
     public enum Command: Sendable, Equatable {
-        /// The first primary of a new cluster, after its initdb.
-        case bootstrap(systemIdentifier: UInt64, primary: String, unixMilliseconds: UInt64)
+        /// The first primary of a new cluster, after its initdb; `timeline` is the one it runs on
+        /// (2: the agent promotes it out of standby mode, like every primary).
+        case bootstrap(systemIdentifier: UInt64, primary: String, unixMilliseconds: UInt64, timeline: UInt32 = 1)
         /// `node` becomes primary in `epoch`, which must be the current epoch + 1.
         case promote(node: String, epoch: UInt64, timeline: UInt32, walPosition: UInt64, reason: String, unixMilliseconds: UInt64)
         /// The primary's WAL position, recorded now and then for the lag guard.
@@ -80,13 +81,13 @@ public struct ClusterState: Sendable, Equatable {
     @discardableResult
     public mutating func apply(_ command: Command, term: UInt64 = 0) -> Rejection? {
         switch command {
-        case .bootstrap(let identifier, let node, let time):
+        case .bootstrap(let identifier, let node, let time, let timeline):
             guard systemIdentifier == nil else { return (.alreadyBootstrapped) }
             systemIdentifier = identifier
             primary = node
             epoch = 1
             primaryTerm = term
-            history.append(HistoryEntry(epoch: 1, primary: node, timeline: 1, walPosition: 0, reason: "bootstrap", unixMilliseconds: time))
+            history.append(HistoryEntry(epoch: 1, primary: node, timeline: timeline, walPosition: 0, reason: "bootstrap", unixMilliseconds: time))
         case .promote(let node, let proposed, let timeline, let position, let reason, let time):
             guard systemIdentifier != nil else { return (.notBootstrapped) }
             guard proposed == epoch + 1 else { return (.wrongEpoch(proposed: proposed, expected: epoch + 1)) }

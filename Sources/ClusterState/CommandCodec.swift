@@ -24,11 +24,13 @@ public enum CommandCodec {
         var writer = BinaryWriter()
         writer.write(version)
         switch command {
-        case .bootstrap(let identifier, let primary, let time):
+        case .bootstrap(let identifier, let primary, let time, let timeline):
             writer.write(UInt8(1))
             writer.write(identifier)
             writer.writeBytes(Array(primary.utf8))
             writer.write(time)
+            // Appended later: a reader of the first layout ignores it.
+            writer.write(timeline)
         case .promote(let node, let epoch, let timeline, let position, let reason, let time):
             writer.write(UInt8(2))
             writer.writeBytes(Array(node.utf8))
@@ -58,7 +60,10 @@ public enum CommandCodec {
             guard version >= 1 else { throw DecodingError.unsupportedVersion(version) }
             switch try reader.readUInt8() {
             case 1:
-                return .bootstrap(systemIdentifier: try reader.readUInt64(), primary: try text(&reader), unixMilliseconds: try reader.readUInt64())
+                let identifier = try reader.readUInt64(), primary = try text(&reader), time = try reader.readUInt64()
+                // Entries written before the timeline was recorded: it was 1.
+                let timeline = (try? reader.readUInt32()) ?? 1
+                return .bootstrap(systemIdentifier: identifier, primary: primary, unixMilliseconds: time, timeline: timeline)
             case 2:
                 return .promote(node: try text(&reader), epoch: try reader.readUInt64(), timeline: try reader.readUInt32(),
                                 walPosition: try reader.readUInt64(), reason: try text(&reader), unixMilliseconds: try reader.readUInt64())

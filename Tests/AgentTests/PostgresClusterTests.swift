@@ -77,6 +77,7 @@ import Glibc
         #expect(await cluster.status(of: first, path: "/replica") == 503)
         let bootstrapped = await Self.history(of: first, in: cluster)
         #expect(bootstrapped.map(\.epoch) == [1] && bootstrapped.first?.primary == first, "\(bootstrapped)")
+        #expect(bootstrapped.first?.timeline == 2, "the first primary runs on timeline 2 (promoted out of standby mode)")
         // A replica refuses writes.
         let replicaConnection = try PostgresConnection(cluster.conninfo(of: replicas[0]))
         #expect(throws: PostgresError.self) { try replicaConnection.query("INSERT INTO writes VALUES (99, 'on a replica')") }

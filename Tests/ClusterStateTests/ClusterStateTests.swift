@@ -64,7 +64,7 @@ private func node(_ name: String, healthy: Bool = true, noFailover: Bool = false
 
 @Suite struct CommandCodecTests {
     static let commands: [ClusterState.Command] = [
-        .bootstrap(systemIdentifier: 7_312_345_678_901_234_567, primary: "primary", unixMilliseconds: 1_795_000_000_000),
+        .bootstrap(systemIdentifier: 7_312_345_678_901_234_567, primary: "primary", unixMilliseconds: 1_795_000_000_000, timeline: 2),
         .promote(node: "secondary1", epoch: 2, timeline: 2, walPosition: 0x16_B374_D848, reason: "灾难恢复", unixMilliseconds: 5),
         .recordPrimaryPosition(epoch: 9, walPosition: .max),
     ]
@@ -81,16 +81,28 @@ private func node(_ name: String, healthy: Bool = true, noFailover: Bool = false
         #expect(throws: CommandCodec.DecodingError.unsupportedVersion(0)) { try CommandCodec.decode([0, 1]) }
         #expect(throws: CommandCodec.DecodingError.unknownKind(99)) { try CommandCodec.decode([1, 99]) }
         #expect(throws: CommandCodec.DecodingError.self) { try CommandCodec.decode([]) }
-        // Every truncation of every command fails cleanly.
+        // Every truncation of every command fails cleanly (down from the bootstrap's first
+        // layout, without the timeline that was appended later).
         for command in Self.commands {
             let bytes = CommandCodec.encode(command)
-            for length in 0..<bytes.count {
+            let whole: Int
+            if case .bootstrap = command { whole = bytes.count - 4 } else { whole = bytes.count }
+            for length in 0..<whole {
                 #expect(throws: CommandCodec.DecodingError.self) { try CommandCodec.decode(Array(bytes.prefix(length))) }
             }
         }
         // A name that is not UTF-8.
         var bad = CommandCodec.encode(.bootstrap(systemIdentifier: 1, primary: "ab", unixMilliseconds: 0))
-        bad[bad.count - 9] = 0xFF
+        bad[bad.count - 13] = 0xFF
         #expect(throws: CommandCodec.DecodingError.self) { try CommandCodec.decode(bad) }
+    }
+
+    /// A bootstrap entry of the first layout (no timeline) still reads, as timeline 1.
+    @Test func bootstrapEntriesWithoutATimelineReadAsTimelineOne() throws {
+        let bytes = CommandCodec.encode(.bootstrap(systemIdentifier: 5, primary: "p", unixMilliseconds: 9, timeline: 2))
+        #expect(try CommandCodec.decode(Array(bytes.dropLast(4))) == .bootstrap(systemIdentifier: 5, primary: "p", unixMilliseconds: 9, timeline: 1))
+        var state = ClusterState()
+        state.apply(.bootstrap(systemIdentifier: 5, primary: "p", unixMilliseconds: 9, timeline: 2))
+        #expect(state.history.first?.timeline == 2)
     }
 }
