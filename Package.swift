@@ -32,6 +32,9 @@ let package = Package(
         .target(name: "RaftSimulation", dependencies: ["RaftCore"]),
         // The replicated cluster state (primary, epoch, history) and the failover policy: pure.
         .target(name: "ClusterState", dependencies: ["RaftCodec"]),
+        // The Jepsen-style checker of a scenario's history (lost and split-brain writes,
+        // unavailability, failover times): pure, stdlib only.
+        .target(name: "WorkloadCheck"),
         // Binary encoding and CRC-32C of the core's values, shared by storage and transport.
         .target(name: "RaftCodec", dependencies: ["RaftCore"]),
         // Layer 2: durable Raft state on disk (segments, hard state, snapshots).
@@ -81,7 +84,7 @@ let package = Package(
         .target(
             name: "Lab",
             dependencies: [
-                "Agent", "ClusterConfig", "ClusterCertificates",
+                "Agent", "ClusterConfig", "ClusterCertificates", "PostgresControl", "WorkloadCheck",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -134,8 +137,9 @@ let package = Package(
         .testTarget(name: "ClusterConfigTests", dependencies: ["ClusterConfig"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "LocalCluster", "ClusterConfig", "ClusterCertificates", "RaftCore", "PostgresControl"]),
         .testTarget(name: "ClusterStateTests", dependencies: ["ClusterState"]),
+        .testTarget(name: "WorkloadCheckTests", dependencies: ["WorkloadCheck"]),
         .testTarget(name: "PostgresControlTests", dependencies: ["PostgresControl"]),
-        .testTarget(name: "LabTests", dependencies: ["Lab", "Agent", "LocalCluster", "ClusterConfig", "PostgresControl"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "Agent", "LocalCluster", "ClusterConfig", "PostgresControl", "WorkloadCheck"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "RaftCodec", "RaftCore", "RaftSimulation"]),
     ],
     swiftLanguageModes: [.v6]

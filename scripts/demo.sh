@@ -1,70 +1,71 @@
 #!/usr/bin/env bash
-# `make demo`: a local three-agent cluster on loopback (cluster-configs/local-3.yaml), in ./demo.
-# `scripts/demo.sh stop` (or `make demo-stop`) stops the agents this script started, by PID.
+# `make demo`: a three-node cluster with PostgreSQL in the partition lab (network namespaces,
+# one agent and one PostgreSQL server per node), in ./demo. It shows the leader view, crashes
+# the primary, shows the failover and the rejoin, and leaves the cluster running.
+# `scripts/demo.sh stop` (or `make demo-stop`) removes it.
+# The lab needs root (namespaces, a bridge, iptables); without root and without password-less
+# sudo, the demo falls back to three witness agents on loopback (scripts/demo-witness.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PGQ="$PWD/.build/debug/pgquorum"
-DIR="$PWD/demo"
-NODES=(node1 node2 node3)
+DIR="demo"
 
-# True when the PID file names a running agent of this demo (not a recycled PID).
-running() {
-  local pidfile="$DIR/$1.pid" pid
-  [ -f "$pidfile" ] || return 1
-  pid=$(cat "$pidfile")
-  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "agent --config $DIR/local-3.yaml --node $1"
-}
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=()
+elif sudo -n true 2>/dev/null; then
+  SUDO=(sudo -n)
+else
+  echo "The PostgreSQL demo runs in network namespaces and needs root (or password-less sudo)."
+  echo "Starting the witness-only demo on loopback instead (agents without PostgreSQL)."
+  exec scripts/demo-witness.sh "$@"
+fi
+pgq() { "${SUDO[@]}" "$PGQ" "$@"; }
 
-stop() {
-  # One at a time: a leader that gets SIGTERM hands leadership to a running voter first.
-  for node in "${NODES[@]}"; do
-    if running "$node"; then
-      pid=$(cat "$DIR/$node.pid")
-      kill -TERM "$pid"
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      if kill -0 "$pid" 2>/dev/null; then
-        echo "$node (pid $pid) did not stop within 5 s; kept demo/$node.pid (kill -9 $pid to force)"
-        continue
-      fi
-      echo "stopped $node (pid $pid)"
-    fi
-    rm -f "$DIR/$node.pid"
-  done
-}
+if [ "${1:-}" = "stop" ]; then
+  if [ -f "$DIR/lab.json" ]; then pgq lab down --dir "$DIR"; else echo "no demo lab in ./$DIR"; fi
+  exit 0
+fi
 
-if [ "${1:-}" = "stop" ]; then stop; exit 0; fi
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-mkdir -p "$DIR"
-[ -f "$DIR/local-3.yaml" ] || cp cluster-configs/local-3.yaml "$DIR/local-3.yaml"
-[ -f "$DIR/tls/ca.crt" ] || "$PGQ" certs init --config "$DIR/local-3.yaml" >/dev/null
-"$PGQ" config validate "$DIR/local-3.yaml"
+if [ -f "$DIR/lab.json" ] && pgq lab wait --dir "$DIR" --timeout 5 >/dev/null 2>&1; then
+  step "The demo cluster is already running in ./$DIR"
+else
+  [ -f "$DIR/lab.json" ] && pgq lab down --dir "$DIR" >/dev/null
+  step "Starting three nodes (primary, secondary1, secondary2), each an agent with its own PostgreSQL, in ./$DIR"
+  pgq lab up --dir "$DIR"
+fi
 
-for node in "${NODES[@]}"; do
-  pidfile="$DIR/$node.pid"
-  if running "$node"; then
-    echo "$node already running (pid $(cat "$pidfile"))"
-    continue
-  fi
-  nohup "$PGQ" agent --config "$DIR/local-3.yaml" --node "$node" >>"$DIR/$node.log" 2>&1 &
-  echo $! > "$pidfile"
-  echo "started $node (pid $!, log demo/$node.log)"
-done
+step "Waiting for a primary and two streaming replicas (on a new cluster: initdb, then pg_basebackup)"
+PRIMARY=$(pgq lab wait --whole --dir "$DIR" --timeout 180)
+echo "primary: $PRIMARY"
+pgq status --config "$DIR/cluster.yaml" || true
 
-# Wait (bounded) for a leader confirmed by a quorum.
-for _ in $(seq 1 100); do
-  if "$PGQ" status --config "$DIR/local-3.yaml" >/dev/null 2>&1; then break; fi
-  sleep 0.2
-done
-echo
-"$PGQ" status --config "$DIR/local-3.yaml" || true
+step "Crashing the primary: SIGKILL of the agent on $PRIMARY (its PostgreSQL dies with it)"
+START=$(date +%s%N)
+pgq lab kill "$PRIMARY" --dir "$DIR"
+NEW=$(pgq lab wait --dir "$DIR" --timeout 60)
+END=$(date +%s%N)
+echo "new primary: $NEW, writable $(( (END - START) / 1000000 )) ms after the crash"
+pgq status --config "$DIR/cluster.yaml" || true
+
+step "Restarting $PRIMARY: it comes back as a replica of $NEW (pg_rewind when its timeline diverged)"
+pgq lab restart "$PRIMARY" --dir "$DIR"
+pgq lab wait --whole --dir "$DIR" --timeout 180 >/dev/null
+pgq status --config "$DIR/cluster.yaml" || true
+step "History (every promotion, with its reason)"
+pgq history --config "$DIR/cluster.yaml" || true
+
+SUDO_TEXT="${SUDO[*]}${SUDO:+ }"
 cat <<TEXT
 
-The demo cluster runs in the background (three witness agents, without PostgreSQL; for a
-cluster with PostgreSQL, rehearse with "sudo pgquorum lab up", see docs/lab.md). Try:
-  .build/debug/pgquorum status --config demo/local-3.yaml          # the leader view (LANG=zh_CN.UTF-8 for Chinese)
-  curl --cacert demo/tls/ca.crt https://127.0.0.1:8401/cluster      # the operator API
-  kill -9 \$(cat demo/node1.pid)                                     # crash an agent, then ask status again
-  make demo                                                          # restarts stopped agents
-  make demo-stop                                                     # stop every demo agent
-Walk-through: docs/getting-started.md. The simulated cluster tour: .build/debug/pgquorum demo
+The demo cluster keeps running in ./$DIR (logs in $DIR/logs, fault events in $DIR/events.jsonl). Try:
+  ${SUDO_TEXT}.build/debug/pgquorum status --config $DIR/cluster.yaml         # the leader view (LANG=zh_CN.UTF-8 for Chinese)
+  ${SUDO_TEXT}.build/debug/pgquorum lab isolate $NEW --dir $DIR               # cut the primary off; watch status
+  ${SUDO_TEXT}.build/debug/pgquorum lab partition primary,secondary1 secondary2 --dir $DIR
+  ${SUDO_TEXT}.build/debug/pgquorum lab heal --dir $DIR
+  ${SUDO_TEXT}.build/debug/pgquorum switchover --config $DIR/cluster.yaml --reason "trying it"
+  ${SUDO_TEXT}.build/debug/pgquorum lab scenario partition-primary --trials 3  # a checked scenario on its own lab
+  ${SUDO_TEXT}.build/debug/pgquorum lab down --dir $DIR                       # or: make demo-stop
+Walk-throughs: docs/getting-started.md, docs/lab.md, docs/failure-scenarios.md.
 TEXT

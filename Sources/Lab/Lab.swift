@@ -314,14 +314,24 @@ public enum Lab {
         event(state, resume ? "resume" : "pause", nodes: [name], detail: "\(resume ? "SIGCONT" : "SIGSTOP") agent pid \(pid)")
     }
 
-    /// Kills the node's agent if it runs, and starts it again.
-    public static func restart(directory: String, node name: String) throws(LabError) {
+    /// Kills the node's agent if it runs, and starts it again. `graceful`: SIGTERM instead, as an
+    /// operator's restart does (a primary's agent hands the primary over cleanly first), and
+    /// SIGKILL only if it has not exited within `gracePeriod`.
+    public static func restart(directory: String, node name: String, graceful: Bool = false,
+                               gracePeriod: Duration = .seconds(30)) throws(LabError) {
         let lock = try lockLab(directory)
         defer { if lock >= 0 { close(lock) } }
         var state = try LabState.load(directory: directory)
         let index = try nodeIndex(name, in: state)
+        var how = "SIGKILL"
         if let pid = state.nodes[index].agentPID, isAgent(pid, of: state) {
             Glibc.kill(pid, SIGCONT)
+            if graceful {
+                how = "SIGTERM"
+                Glibc.kill(pid, SIGTERM)
+                waitForExit(pid, within: gracePeriod)
+                if let left = processState(pid), left != "Z" { how = "SIGTERM, then SIGKILL after \(gracePeriod)" }
+            }
             Glibc.kill(pid, SIGKILL)
             waitForExit(pid)
         }
@@ -334,7 +344,7 @@ public enum Lab {
         guard isAgent(pid, of: state) else {
             throw LabError("the agent of \(name) exited right after starting; see \(state.logPath(of: name))")
         }
-        event(state, "restart", nodes: [name], detail: "agent pid \(state.nodes[index].agentPID ?? 0)")
+        event(state, "restart", nodes: [name], detail: "agent pid \(state.nodes[index].agentPID ?? 0) (old agent stopped by \(how))")
     }
 
     /// Whether each node's agent runs: "running", "paused" or "stopped".
@@ -522,8 +532,8 @@ public enum Lab {
         return stat[stat.index(after: close)...].split(separator: " ").first.map(String.init)
     }
 
-    private static func waitForExit(_ pid: Int32) {
-        let deadline = ContinuousClock.now + .seconds(10)
+    private static func waitForExit(_ pid: Int32, within limit: Duration = .seconds(10)) {
+        let deadline = ContinuousClock.now + limit
         while let state = processState(pid), state != "Z", ContinuousClock.now < deadline { usleep(5_000) }
         // Reap it if it was our child (a lab started in this process).
         var status: Int32 = 0

@@ -28,6 +28,9 @@ public final class PostgresConnection {
             PQfinish(handle)
             throw PostgresError("cannot connect to PostgreSQL: \(message)")
         }
+        // Server notices (a WARNING on an immediate shutdown, say) would go to stderr by default;
+        // callers see failures as errors instead.
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
         connection = handle
     }
 

@@ -5,7 +5,6 @@ import Foundation
 import Lab
 import LocalCluster
 import PostgresControl
-import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -79,9 +78,10 @@ struct FailoverBenchmark: AsyncParsableCommand {
         try await waitFor("the bootstrap", seconds: 120) { await primary() != nil }
         guard let first = await primary() else { return }
         try await waitFor("replication", seconds: 60) { await allReplicasStream(except: first) }
-        let conninfo = "host=\(hosts.joined(separator: ",")) port=5432 user=postgres dbname=postgres connect_timeout=1 target_session_attrs=read-write"
-        try PostgresConnection(conninfo).query("CREATE TABLE IF NOT EXISTS bench_writes (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())")
-        let writer = BenchWriter(conninfo: conninfo, interval: .milliseconds(Int64(intervalMs)))
+        let conninfo = WorkloadClient.conninfo(addresses: hosts)
+        try PostgresConnection(conninfo).query(WorkloadClient.createTable)
+        let writer = WorkloadClient(conninfo: conninfo, nodes: Dictionary(uniqueKeysWithValues: state.nodes.map { ($0.address, $0.name) }),
+                                    interval: .milliseconds(Int64(intervalMs)))
         defer { writer.stop() }
 
         // Unplanned: SIGKILL of the primary node (its agent; PostgreSQL dies with it).
@@ -90,12 +90,11 @@ struct FailoverBenchmark: AsyncParsableCommand {
             guard let victim = await primary() else { throw CommandFailure("no primary before trial \(trial)") }
             try await waitFor("replication before trial \(trial)", seconds: 60) { await allReplicasStream(except: victim) }
             try await Task.sleep(for: .seconds(1))
-            let killed = ContinuousClock.now
+            let killed = WorkloadClient.wallClock()
             do { try Lab.kill(directory: dir, node: victim) } catch { throw CommandFailure("\(error)") }
-            let victimAddress = state.node(victim)?.address ?? ""
-            try await waitFor("a write on a new primary (trial \(trial))", seconds: 30) { writer.firstAck(after: killed, notBy: victimAddress) != nil }
-            guard let acked = writer.firstAck(after: killed, notBy: victimAddress) else { return }
-            let seconds = (acked - killed).seconds
+            try await waitFor("a write on a new primary (trial \(trial))", seconds: 30) { writer.firstAck(after: killed, notBy: victim) != nil }
+            guard let acked = writer.firstAck(after: killed, notBy: victim) else { return }
+            let seconds = (acked.ackedAt - killed) / 1_000
             failovers.append(seconds)
             print(String(format: "  failover %2d: killed %@ → first acknowledged write %5.0f ms later", trial, victim, seconds * 1_000))
             do { try Lab.restart(directory: dir, node: victim) } catch { throw CommandFailure("\(error)") }
@@ -111,17 +110,17 @@ struct FailoverBenchmark: AsyncParsableCommand {
             guard let from = await primary() else { throw CommandFailure("no primary before switchover \(trial)") }
             try await waitFor("replication before switchover \(trial)", seconds: 60) { await allReplicasStream(except: from) }
             try await Task.sleep(for: .seconds(1))
-            let started = ContinuousClock.now
+            let started = WorkloadClient.wallClock()
             let result = try runCommand(agents, ["switchover", "--config", state.configPath, "--reason", "benchmark"])
             guard result.status == 0 else { throw CommandFailure("switchover \(trial) failed: \(result.output)") }
             try await Task.sleep(for: .seconds(1))
-            let gap = writer.longestGap(from: started, to: .now)
+            let gap = writer.longestGap(from: started, to: WorkloadClient.wallClock()) / 1_000
             gaps.append(gap)
             print(String(format: "  switchover %d: %@ — longest write gap %4.0f ms", trial, result.output.trimmingCharacters(in: .whitespacesAndNewlines), gap * 1_000))
         }
         print(summary("failover (kill → first acknowledged write on the new primary)", failovers))
         print(summary("switchover write gap", gaps))
-        print("writes acknowledged: \(writer.count), node names: \(names.joined(separator: ", "))")
+        print("writes acknowledged: \(writer.writes.count), node names: \(names.joined(separator: ", "))")
     }
 
     private func summary(_ what: String, _ values: [Double]) -> String {
@@ -142,61 +141,5 @@ struct FailoverBenchmark: AsyncParsableCommand {
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-}
-
-/// The benchmark's client, on a thread of its own: one INSERT every interval through a libpq
-/// multi-host connection (reconnecting to whichever node accepts writes); every acknowledgement's
-/// time is kept.
-final class BenchWriter: Sendable {
-    /// When each write was acknowledged, and by which server address.
-    private let acks = Mutex<[(at: ContinuousClock.Instant, server: String)]>([])
-    private let stopped = Atomic<Bool>(false)
-    private let done = DispatchSemaphore(value: 0)
-
-    init(conninfo: String, interval: Duration) {
-        Thread.detachNewThread { [self] in
-            defer { done.signal() }
-            var connection: PostgresConnection?
-            var next = ContinuousClock.now
-            while !stopped.load(ordering: .relaxed) {
-                if connection == nil { connection = try? PostgresConnection(conninfo) }
-                if let open = connection {
-                    if let server = try? open.value("INSERT INTO bench_writes DEFAULT VALUES RETURNING host(inet_server_addr())") {
-                        let now = ContinuousClock.now
-                        acks.withLock { $0.append((now, server ?? "")) }
-                    } else {
-                        connection = nil
-                    }
-                }
-                next += interval
-                let now = ContinuousClock.now
-                if next > now { usleep(UInt32(max(0, (next - now).seconds * 1_000_000))) } else { next = now }
-            }
-        }
-    }
-
-    var count: Int { acks.withLock { $0.count } }
-
-    /// The first write acknowledged after `instant` by a server other than `excluded`.
-    func firstAck(after instant: ContinuousClock.Instant, notBy excluded: String) -> ContinuousClock.Instant? {
-        acks.withLock { list in list.first { $0.at > instant && $0.server != excluded }?.at }
-    }
-
-    /// The longest time without an acknowledged write between `start` and `end`.
-    func longestGap(from start: ContinuousClock.Instant, to end: ContinuousClock.Instant) -> Double {
-        let times = acks.withLock { list in list.map(\.at).filter { $0 >= start && $0 <= end } }
-        var previous = acks.withLock { list in list.last { $0.at < start }?.at } ?? start
-        var longest = 0.0
-        for time in times + [end] {
-            longest = max(longest, (time - previous).seconds)
-            previous = time
-        }
-        return longest
-    }
-
-    func stop() {
-        stopped.store(true, ordering: .relaxed)
-        _ = done.wait(timeout: .now() + 10)
     }
 }

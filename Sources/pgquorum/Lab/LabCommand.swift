@@ -14,7 +14,7 @@ struct LabCommand: AsyncParsableCommand {
             shell. Walk-through: docs/lab.md.
             """,
         subcommands: [LabUp.self, LabDown.self, LabStatus.self, LabPartition.self, LabIsolate.self, LabCut.self,
-                      LabHeal.self, LabKill.self, LabPause.self, LabResume.self, LabRestart.self, LabDelay.self, LabLogs.self,
+                      LabHeal.self, LabKill.self, LabPause.self, LabResume.self, LabRestart.self, LabDelay.self, LabLogs.self, LabWait.self, LabScenario.self,
                       LabRelay.self]
     )
 }
@@ -143,6 +143,46 @@ struct LabStatus: ParsableCommand {
     }
 }
 
+struct LabWait: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wait",
+        abstract: "Wait until a node serves as the writable primary (--whole: and every other node streams from it); print the primary's name.",
+        discussion: "For scripts: `pgquorum lab kill $(pgquorum lab wait --whole)` crashes the current primary. Exits 1 on timeout."
+    )
+
+    @Flag(help: "Also wait until every other node is a streaming replica.")
+    var whole = false
+
+    @Option(help: "Seconds to wait at most.")
+    var timeout = 120.0
+
+    @OptionGroup var lab: LabDirectory
+
+    func run() async throws {
+        let state: LabState
+        let probe: LabProbe
+        do {
+            state = try LabState.load(directory: lab.dir)
+            probe = try LabProbe(state)
+        } catch let error as LabError {
+            throw CommandFailure(error.description)
+        }
+        let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1_000))
+        while ContinuousClock.now < deadline {
+            if let primary = await probe.primary() {
+                let ready = whole ? await probe.isWhole() : true
+                if ready {
+                    print(primary)
+                    return
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw CommandFailure(whole ? "the cluster was not whole (a primary and streaming replicas) within \(Int(timeout)) s; see pgquorum status --config \(state.configPath)"
+                                   : "no node served as primary within \(Int(timeout)) s; see pgquorum status --config \(state.configPath)")
+    }
+}
+
 struct LabPartition: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "partition",
@@ -243,11 +283,13 @@ struct LabResume: ParsableCommand {
 struct LabRestart: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "restart", abstract: "Kill a node's agent if it runs, and start it again.")
     @Argument var node: String
+    @Flag(help: "Stop it with SIGTERM, as an operator's restart does (a primary is handed over cleanly first); SIGKILL after 30 s.")
+    var graceful = false
     @OptionGroup var lab: LabDirectory
 
     func run() throws {
-        try labAction { () throws(LabError) in try Lab.restart(directory: lab.dir, node: node) }
-        print("restarted the agent of \(node)")
+        try labAction { () throws(LabError) in try Lab.restart(directory: lab.dir, node: node, graceful: graceful) }
+        print("restarted the agent of \(node)" + (graceful ? " (graceful stop)" : ""))
     }
 }
 

@@ -1,0 +1,152 @@
+import Agent
+import ClusterConfig
+import Foundation
+import PostgresControl
+import WorkloadCheck
+
+/// Runs one scenario end to end on a fresh lab: start the lab with PostgreSQL, start the
+/// workload client, inject the fault once per trial and wait until the cluster is whole again,
+/// then read every node and hand the history to the checker.
+public struct ScenarioRunner: Sendable {
+    public var scenario: Scenario
+    public var trials: Int
+    public var directory: String
+    public var binary: String
+    public var interval: Duration
+    /// Leave the lab running afterwards.
+    public var keep: Bool
+    /// One line per step, for the operator watching.
+    public var progress: @Sendable (String) -> Void
+
+    public init(scenario: Scenario, trials: Int, directory: String, binary: String, interval: Duration = .milliseconds(20),
+                keep: Bool = false, progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.scenario = scenario
+        self.trials = trials
+        self.directory = directory
+        self.binary = binary
+        self.interval = interval
+        self.keep = keep
+        self.progress = progress
+    }
+
+    public func run() async throws(LabError) -> ScenarioOutcome {
+        guard scenario != .sameCityDisaster else {
+            throw LabError("same-city-disaster needs the forced recovery (`pgquorum failover NODE --force` shrinking the membership to the survivors), which is not built yet")
+        }
+        progress("starting a 3-node lab with PostgreSQL in \(directory)")
+        let state = try await Lab.up(Lab.Options(directory: directory, nodes: Lab.seedNodes, cluster: "scenario", binary: binary, postgres: true))
+        defer { if !keep { _ = try? Lab.down(directory: directory) } }
+        let probe: LabProbe
+        do { probe = try LabProbe(state) } catch { throw LabError("cannot read the lab's certificates: \(error)") }
+        var checks: [String] = []
+
+        try await probe.waitUntilWhole(within: .seconds(120), what: "the bootstrap (a primary and two streaming replicas)")
+        let addresses = state.nodes.map(\.address)
+        let conninfo = WorkloadClient.conninfo(addresses: addresses)
+        do { try PostgresConnection(conninfo).query(WorkloadClient.createTable) } catch {
+            throw LabError("cannot create the workload table: \(error)")
+        }
+        let client = WorkloadClient(conninfo: conninfo, nodes: Dictionary(uniqueKeysWithValues: state.nodes.map { ($0.address, $0.name) }),
+                                    interval: interval)
+        defer { client.stop() }
+        progress("client: a write every \(Int(interval / .milliseconds(1))) ms to host=\(addresses.joined(separator: ",")) target_session_attrs=read-write")
+
+        var recorded: [WorkloadHistory.Trial] = []
+        for number in 1...max(1, trials) {
+            try await probe.waitUntilWhole(within: .seconds(120), what: "the cluster to be whole before trial \(number)")
+            await rest(1)
+            guard let primary = await probe.primary() else { throw LabError("no primary before trial \(number)") }
+            let replicas = state.nodes.map(\.name).filter { $0 != primary }
+            let start = WorkloadClient.wallClock()
+            let fault = try await inject(primary: primary, replicas: replicas, trial: number, client: client, probe: probe, checks: &checks)
+            try await probe.waitUntilWhole(within: .seconds(120), what: "the cluster to be whole after trial \(number)")
+            let ended = WorkloadClient.wallClock()
+            recorded.append(.init(number: number, fault: fault, at: start, primaryBefore: primary,
+                                  expectsFailover: scenario.expectsFailover, endedAt: ended))
+            let now = await probe.primary() ?? "none"
+            progress(String(format: "trial %d: %@; primary now %@, whole again after %.1f s", number, fault, now, (ended - start) / 1_000))
+        }
+        await rest(1)
+        client.stop()
+        if let twice = await probe.sawTwoPrimaries() { checks.append("never two nodes answering /primary 200 at once: \(twice)") }
+
+        progress("reading every node")
+        let final = await probe.finalState(expecting: client.writes.count)
+        let history = WorkloadHistory(writes: client.writes, failedAttempts: client.failedAttempts, promotions: await probe.promotions(),
+                                      trials: recorded, finalPrimary: final.primary, finalRows: final.rows,
+                                      intervalMilliseconds: Double(interval / .microseconds(1)) / 1_000)
+        return ScenarioOutcome(scenario: scenario, trials: recorded.count, history: history, report: WorkloadChecker.check(history), checks: checks)
+    }
+
+    /// Carries out one trial's fault and waits for the behaviour it should cause; returns what
+    /// was done, in words.
+    private func inject(primary: String, replicas: [String], trial: Int, client: WorkloadClient, probe: LabProbe,
+                        checks: inout [String]) async throws(LabError) -> String {
+        let started = WorkloadClient.wallClock()
+        func takeover(within seconds: Double = 30) async throws(LabError) {
+            try await probe.wait(within: .seconds(seconds), what: "a write acknowledged by a node other than \(primary) (trial \(trial))") {
+                client.firstAck(after: started, notBy: primary) != nil
+            }
+        }
+        switch scenario {
+        case .primaryCrash:
+            try Lab.kill(directory: directory, node: primary)
+            try? Lab.killPostgres(directory: directory, node: primary)   // usually gone with its agent already
+            try await takeover()
+            await rest(1)
+            try Lab.restart(directory: directory, node: primary)
+            return "kill \(primary)"
+        case .agentKill:
+            try Lab.kill(directory: directory, node: primary)
+            let stopped = await probe.postgresStops(on: primary, within: .seconds(2))
+            checks.append("trial \(trial): PostgreSQL on \(primary) stopped with its agent: " + (stopped ? "ok" : "still running 2 s after the agent's SIGKILL"))
+            try await takeover()
+            await rest(1)
+            try Lab.restart(directory: directory, node: primary)
+            return "kill agent of \(primary)"
+        case .agentPause:
+            try Lab.pause(directory: directory, node: primary, resume: false)
+            await rest(4)
+            try await takeover()
+            try Lab.pause(directory: directory, node: primary, resume: true)
+            return "pause agent of \(primary) 4 s"
+        case .partitionPrimary:
+            try Lab.isolate(directory: directory, node: primary)
+            try await takeover()
+            await rest(2)
+            try Lab.heal(directory: directory)
+            return "isolate \(primary)"
+        case .partitionHalves:
+            try Lab.partition(directory: directory, sides: [[primary, replicas[0]], [replicas[1]]])
+            await rest(3)
+            try Lab.heal(directory: directory)
+            return "partition \(primary),\(replicas[0]) | \(replicas[1])"
+        case .asymmetricCut:
+            try Lab.cut(directory: directory, from: primary, to: replicas[0])
+            await rest(3)
+            try Lab.heal(directory: directory)
+            return "cut \(primary) → \(replicas[0])"
+        case .flapping:
+            for _ in 0..<10 {
+                try Lab.isolate(directory: directory, node: primary)
+                await rest(0.3)
+                try Lab.heal(directory: directory)
+                await rest(0.3)
+            }
+            return "flap \(primary)'s links"
+        case .rollingRestart:
+            for node in replicas + [primary] {
+                try Lab.restart(directory: directory, node: node, graceful: true)
+                try await probe.waitUntilWhole(within: .seconds(120), what: "\(node) back after its restart (trial \(trial))")
+            }
+            return "restart all, \(primary) last"
+        case .sameCityDisaster:
+            throw LabError("same-city-disaster is not built yet")
+        }
+    }
+}
+
+/// A sleep that is not cut short: a scenario is not cancelled halfway.
+private func rest(_ seconds: Double) async {
+    try? await Task.sleep(for: .milliseconds(Int64(seconds * 1_000)))
+}

@@ -1,0 +1,40 @@
+import Foundation
+import Lab
+import LocalCluster
+import Testing
+import WorkloadCheck
+
+/// Every built scenario once, end to end on its own fresh lab with PostgreSQL and a writing
+/// client: what `pgquorum lab scenario NAME` does. Part of the serialized LabTests suite, so no
+/// two labs run at once.
+extension LabTests {
+    @Test(arguments: Scenario.built)
+    func scenarioKeepsItsGuarantees(_ scenario: Scenario) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgq-scn-\(UUID().uuidString.prefix(8))").path
+        let outcome = try await ScenarioRunner(scenario: scenario, trials: 1, directory: directory, binary: LocalCluster.defaultBinary()).run()
+        let report = outcome.report
+        #expect(outcome.passed, "\(scenario.rawValue): \(outcome.violations)")
+        #expect(report.splitBrain.isEmpty)
+        #expect(report.finalStateProblem == nil)
+        #expect(report.acknowledged > 100, "the client kept writing through the scenario")
+        #expect(report.trials.count == 1)
+        guard let trial = report.trials.first else { return }
+        if scenario.expectsFailover {
+            #expect(trial.newPrimary != nil && trial.newPrimary != trial.primaryBefore)
+            #expect(trial.failoverMilliseconds != nil)
+        }
+        if scenario == .partitionHalves || scenario == .asymmetricCut {
+            // The primary kept its majority: it stays, and the client barely notices.
+            #expect(trial.newPrimary == nil)
+            #expect(report.lost.isEmpty)
+        }
+        if scenario == .rollingRestart {
+            #expect(report.lost.isEmpty, "a graceful restart hands the primary over without losing an acknowledged write")
+        }
+    }
+
+    @Test func anUnbuiltScenarioSaysSo() async throws {
+        let runner = ScenarioRunner(scenario: .sameCityDisaster, trials: 1, directory: "/nonexistent", binary: "/bin/false")
+        await #expect(throws: LabError.self) { _ = try await runner.run() }
+    }
+}
