@@ -270,6 +270,43 @@ public struct RaftNode: Sendable {
         return .success(appendAsLeader(.membership(change, result: next)))
     }
 
+    /// Disaster recovery after a quorum loss: makes `survivors` (this node among them) the whole
+    /// voting membership without the old majority's consent, and campaigns at once.
+    ///
+    /// Unsafe by nature, and only for an operator who knows the other voters are gone: entries
+    /// the lost majority committed but this node never received are lost, and the removed nodes'
+    /// own state still forms a majority of the old membership, so whoever calls this must keep
+    /// them from campaigning when they return (pgquorum's agents do it with a cluster generation).
+    /// The removals are appended in a term of their own (the current term + 1), so they cannot
+    /// share an index and a term with any entry the old majority wrote; each takes effect on
+    /// append, as every membership entry does. With this node the only survivor it leads (with a
+    /// lease) as soon as the entries are persisted.
+    public mutating func forceMembership(voters survivors: Set<NodeID>) -> Result<LogIndex, ProposalError> {
+        guard survivors.contains(id) else { return .failure(.invalidMembershipChange("this node must be one of the survivors")) }
+        let strangers = survivors.subtracting(configuration.voters)
+        guard strangers.isEmpty else {
+            return .failure(.invalidMembershipChange("not voters now: \(strangers.sorted().map(\.description).joined(separator: ", "))"))
+        }
+        guard role != .leader else {
+            return .failure(.invalidMembershipChange("this node leads a quorum; change the membership the normal way"))
+        }
+        let removed = configuration.voters.subtracting(survivors).sorted()
+        guard !removed.isEmpty else { return .failure(.invalidMembershipChange("every voter survives: nothing to force")) }
+        becomeFollower(term: term + 1, leader: nil)
+        vote = id
+        var next = configuration
+        var index = log.lastIndex
+        for lost in removed {
+            next = next.applying(.remove(lost))
+            index = log.lastIndex + 1
+            log.append(Entry(term: term, index: index, payload: .membership(.remove(lost), result: next)))
+            adopt(next, at: index)
+        }
+        // A transfer campaign: the surviving voters may still count the lost leader as heard from.
+        campaign(preVote: false, transfer: true)
+        return .success(index)
+    }
+
     /// Asks for a linearizable read point. The answer arrives as a `ReadState` in a later `Ready`,
     /// once a quorum confirmed this node still leads after the request.
     public mutating func readIndex(requestID: UInt64) -> Result<Void, ProposalError> {
