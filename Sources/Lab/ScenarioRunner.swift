@@ -146,7 +146,7 @@ public struct ScenarioRunner: Sendable {
     }
 }
 
-/// A sleep that is not cut short: a scenario is not cancelled halfway.
+/// A sleep that ignores cancellation: every wait of a scenario is bounded anyway.
 private func rest(_ seconds: Double) async {
     try? await Task.sleep(for: .milliseconds(Int64(seconds * 1_000)))
 }
