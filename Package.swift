@@ -109,7 +109,7 @@ let package = Package(
             name: "pgquorum-bench",
             dependencies: [
                 "RaftCore", "RaftSimulation", "RaftStorage", "PeerTransport", "ClusterCertificates", "LocalCluster",
-                "Lab", "Agent", "ClusterConfig", "PostgresControl",
+                "Lab", "Agent", "ClusterConfig", "PostgresControl", "WorkloadCheck",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -330,10 +330,13 @@ public enum Lab {
                 how = "SIGTERM"
                 Glibc.kill(pid, SIGTERM)
                 waitForExit(pid, within: gracePeriod)
-                if let left = processState(pid), left != "Z" { how = "SIGTERM, then SIGKILL after \(gracePeriod)" }
             }
-            Glibc.kill(pid, SIGKILL)
-            waitForExit(pid)
+            // After a graceful exit the PID is reaped and may be reused: only a live agent is killed.
+            if isAgent(pid, of: state) {
+                if graceful { how = "SIGTERM, then SIGKILL after \(gracePeriod)" }
+                Glibc.kill(pid, SIGKILL)
+                waitForExit(pid)
+            }
         }
         let pid = try startAgent(state, state.nodes[index])
         state.nodes[index].agentPID = pid

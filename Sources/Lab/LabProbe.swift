@@ -42,17 +42,24 @@ public final class LabProbe: Sendable {
     /// Whether `node` streams from the primary (`/replica` 200).
     public func isReplica(_ node: String) async -> Bool { await status(node, "/replica") == 200 }
 
-    /// A primary, and every other node a streaming replica.
-    public func isWhole() async -> Bool {
-        guard let primary = await primary() else { return false }
+    /// The primary, when there is one and every other node is a streaming replica of it.
+    public func wholeClusterPrimary() async -> String? {
+        guard let primary = await primary() else { return nil }
         for node in state.nodes where node.name != primary {
-            guard await isReplica(node.name) else { return false }
+            guard await isReplica(node.name) else { return nil }
         }
-        return true
+        return primary
     }
 
-    public func waitUntilWhole(within limit: Duration, what: String) async throws(LabError) {
-        try await wait(within: limit, what: what) { await self.isWhole() }
+    /// Waits until the cluster is whole (see `wholeClusterPrimary`); returns its primary.
+    @discardableResult
+    public func waitUntilWhole(within limit: Duration, what: String) async throws(LabError) -> String {
+        var found: String?
+        try await wait(within: limit, what: what) {
+            found = await self.wholeClusterPrimary()
+            return found != nil
+        }
+        return found ?? ""
     }
 
     /// Polls `condition` every 100 ms until it holds; fails after `limit` with the logs' place.
@@ -100,7 +107,7 @@ public final class LabProbe: Sendable {
     }
 
     /// Every node's rows, once the replicas have caught up with the primary (bounded: 30 s).
-    public func finalState(expecting acknowledged: Int) async -> (primary: String?, rows: [String: Set<Int64>]) {
+    public func finalState() async -> (primary: String?, rows: [String: Set<Int64>]) {
         try? await waitUntilWhole(within: .seconds(60), what: "the cluster to be whole")
         let primary = await primary()
         var rows: [String: Set<Int64>] = [:]

@@ -56,7 +56,6 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
 /// scenario's own verdict.
 public struct ScenarioOutcome: Sendable, Codable {
     public var scenario: Scenario
-    public var trials: Int
     public var history: WorkloadHistory
     public var report: WorkloadReport
     /// Expectations the scenario checked on the way (one line each, "ok" or what went wrong).
@@ -67,9 +66,8 @@ public struct ScenarioOutcome: Sendable, Codable {
 
     public var passed: Bool { violations.isEmpty }
 
-    public init(scenario: Scenario, trials: Int, history: WorkloadHistory, report: WorkloadReport, checks: [String]) {
+    public init(scenario: Scenario, history: WorkloadHistory, report: WorkloadReport, checks: [String]) {
         self.scenario = scenario
-        self.trials = trials
         self.history = history
         self.report = report
         self.checks = checks

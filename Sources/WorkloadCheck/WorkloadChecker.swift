@@ -30,7 +30,6 @@ public struct WorkloadReport: Sendable, Equatable, Codable {
         public var longestGapMilliseconds: Double
         public var lostWrites: Int
         public var splitBrainWrites: Int
-        public var expectedFailover: Bool
     }
 
     public var acknowledged: Int
@@ -101,8 +100,7 @@ public enum WorkloadChecker {
                 failoverMilliseconds: failover.flatMap { $0.ackedAt <= trial.endedAt ? $0.ackedAt - trial.at : nil },
                 longestGapMilliseconds: longestGap(writes, from: trial.at, to: trial.endedAt),
                 lostWrites: lost.filter(inTrial).count,
-                splitBrainWrites: splitBrain.filter { inTrial($0.write) }.count,
-                expectedFailover: trial.expectsFailover))
+                splitBrainWrites: splitBrain.filter { inTrial($0.write) }.count))
         }
 
         return WorkloadReport(acknowledged: writes.count, failedAttempts: history.failedAttempts, lost: lost, splitBrain: splitBrain,

@@ -52,17 +52,14 @@ public struct WorkloadHistory: Sendable, Equatable, Codable {
         public var at: Double
         /// The primary when the fault began (nil: none was known).
         public var primaryBefore: String?
-        /// Whether the fault should move the primary away from `primaryBefore`.
-        public var expectsFailover: Bool
         /// When the trial ended: faults healed, every node back and replicating.
         public var endedAt: Double
 
-        public init(number: Int, fault: String, at: Double, primaryBefore: String?, expectsFailover: Bool, endedAt: Double) {
+        public init(number: Int, fault: String, at: Double, primaryBefore: String?, endedAt: Double) {
             self.number = number
             self.fault = fault
             self.at = at
             self.primaryBefore = primaryBefore
-            self.expectsFailover = expectsFailover
             self.endedAt = endedAt
         }
     }

@@ -5,6 +5,7 @@ import Foundation
 import Lab
 import LocalCluster
 import PostgresControl
+import WorkloadCheck
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,38 +47,22 @@ struct FailoverBenchmark: AsyncParsableCommand {
             throw CommandFailure("cannot start the lab: \(error)")
         }
         defer { if !keep { _ = try? Lab.down(directory: dir) } }
-        let client = try APIClient(tlsDirectory: dir + "/tls")
+        let probe = try LabProbe(state)
         let names = state.nodes.map(\.name)
         let hosts = state.nodes.map(\.address)
         print("pgquorum-bench failover: 3 lab nodes (\(hosts.joined(separator: ", "))), heartbeat 100 ms, election timeout 1000 ms, a write every \(intervalMs) ms")
         print("client: host=\(hosts.joined(separator: ",")) target_session_attrs=read-write")
 
-        func primary() async -> String? {
-            for node in state.nodes {
-                if (try? await client.get(host: node.address, port: NodeConfig.defaultAPIPort, path: "/primary", timeout: .milliseconds(500)))?.status == 200 {
-                    return node.name
-                }
-            }
-            return nil
-        }
         func waitFor(_ what: String, seconds: Double, _ condition: () async -> Bool) async throws {
-            let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1_000))
-            while !(await condition()) {
-                guard ContinuousClock.now < deadline else { throw CommandFailure("\(what) did not happen within \(Int(seconds)) s; logs in \(dir)/logs") }
-                try await Task.sleep(for: .milliseconds(100))
+            do { try await probe.wait(within: .milliseconds(Int64(seconds * 1_000)), what: what, condition) } catch {
+                throw CommandFailure(error.description)
             }
         }
-        func allReplicasStream(except primary: String) async -> Bool {
-            for node in state.nodes where node.name != primary {
-                guard (try? await client.get(host: node.address, port: NodeConfig.defaultAPIPort, path: "/replica", timeout: .milliseconds(500)))?.status == 200
-                else { return false }
-            }
-            return true
+        func whole(_ what: String) async throws -> String {
+            do { return try await probe.waitUntilWhole(within: .seconds(120), what: what) } catch { throw CommandFailure(error.description) }
         }
 
-        try await waitFor("the bootstrap", seconds: 120) { await primary() != nil }
-        guard let first = await primary() else { return }
-        try await waitFor("replication", seconds: 60) { await allReplicasStream(except: first) }
+        _ = try await whole("the bootstrap (a primary and two streaming replicas)")
         let conninfo = WorkloadClient.conninfo(addresses: hosts)
         try PostgresConnection(conninfo).query(WorkloadClient.createTable)
         let writer = WorkloadClient(conninfo: conninfo, nodes: Dictionary(uniqueKeysWithValues: state.nodes.map { ($0.address, $0.name) }),
@@ -87,8 +72,7 @@ struct FailoverBenchmark: AsyncParsableCommand {
         // Unplanned: SIGKILL of the primary node (its agent; PostgreSQL dies with it).
         var failovers: [Double] = []
         for trial in 1...max(1, trials) {
-            guard let victim = await primary() else { throw CommandFailure("no primary before trial \(trial)") }
-            try await waitFor("replication before trial \(trial)", seconds: 60) { await allReplicasStream(except: victim) }
+            let victim = try await whole("replication before trial \(trial)")
             try await Task.sleep(for: .seconds(1))
             let killed = WorkloadClient.wallClock()
             do { try Lab.kill(directory: dir, node: victim) } catch { throw CommandFailure("\(error)") }
@@ -98,17 +82,13 @@ struct FailoverBenchmark: AsyncParsableCommand {
             failovers.append(seconds)
             print(String(format: "  failover %2d: killed %@ → first acknowledged write %5.0f ms later", trial, victim, seconds * 1_000))
             do { try Lab.restart(directory: dir, node: victim) } catch { throw CommandFailure("\(error)") }
-            try await waitFor("\(victim) rejoining", seconds: 90) {
-                (try? await client.get(host: state.node(victim)?.address ?? "", port: NodeConfig.defaultAPIPort, path: "/replica",
-                                       timeout: .milliseconds(500)))?.status == 200
-            }
+            try await waitFor("\(victim) rejoining", seconds: 90) { await probe.isReplica(victim) }
         }
 
         // Planned: pgquorum switchover to the best replica; the longest gap between acknowledged writes.
         var gaps: [Double] = []
         for trial in 1...max(1, switchovers) {
-            guard let from = await primary() else { throw CommandFailure("no primary before switchover \(trial)") }
-            try await waitFor("replication before switchover \(trial)", seconds: 60) { await allReplicasStream(except: from) }
+            _ = try await whole("replication before switchover \(trial)")
             try await Task.sleep(for: .seconds(1))
             let started = WorkloadClient.wallClock()
             let result = try runCommand(agents, ["switchover", "--config", state.configPath, "--reason", "benchmark"])
@@ -124,10 +104,9 @@ struct FailoverBenchmark: AsyncParsableCommand {
     }
 
     private func summary(_ what: String, _ values: [Double]) -> String {
-        let sorted = values.sorted()
-        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1))] }
+        guard let figures = Percentiles(values.map { $0 * 1_000 }) else { return "\(what): no measurements" }
         return String(format: "%@: median %.0f ms, p99 %.0f ms, min %.0f ms, max %.0f ms (n=%d)", what,
-                      percentile(0.5) * 1_000, percentile(0.99) * 1_000, sorted[0] * 1_000, sorted[sorted.count - 1] * 1_000, sorted.count)
+                      figures.median, figures.p99, figures.min, figures.max, figures.count)
     }
 
     private func runCommand(_ binary: String, _ arguments: [String]) throws -> (status: Int32, output: String) {

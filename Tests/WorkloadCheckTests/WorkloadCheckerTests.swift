@@ -24,7 +24,7 @@ struct WorkloadCheckerTests {
 
     @Test func aCleanFailoverHasNoSplitBrainAndNoLoss() {
         let writes = Self.writes(on: "a", from: 10, to: 1_000, firstID: 1) + Self.writes(on: "b", from: 2_100, to: 3_000, firstID: 1_000)
-        let trial = WorkloadHistory.Trial(number: 1, fault: "kill a", at: 1_000, primaryBefore: "a", expectsFailover: true, endedAt: 3_000)
+        let trial = WorkloadHistory.Trial(number: 1, fault: "kill a", at: 1_000, primaryBefore: "a", endedAt: 3_000)
         let report = WorkloadChecker.check(Self.history(writes, promotions: Self.promotions, trials: [trial]))
         #expect(report.splitBrain.isEmpty)
         #expect(report.lost.isEmpty)
@@ -77,7 +77,7 @@ struct WorkloadCheckerTests {
 
     @Test func aFaultThatKeepsThePrimaryHasNoFailoverFigures() {
         let writes = Self.writes(on: "a", from: 0, to: 3_000, firstID: 1)
-        let trial = WorkloadHistory.Trial(number: 1, fault: "isolate c", at: 1_000, primaryBefore: "a", expectsFailover: false, endedAt: 2_000)
+        let trial = WorkloadHistory.Trial(number: 1, fault: "isolate c", at: 1_000, primaryBefore: "a", endedAt: 2_000)
         let report = WorkloadChecker.check(Self.history(writes, promotions: [Self.promotions[0]], trials: [trial], final: "a"))
         #expect(report.trials[0].newPrimary == nil)
         #expect(report.trials[0].failoverMilliseconds == nil)
@@ -87,8 +87,8 @@ struct WorkloadCheckerTests {
 
     @Test func lostWritesAreCountedInTheTrialTheyBelongTo() {
         let writes = Self.writes(on: "a", from: 0, to: 2_000, firstID: 1)
-        let trials = [WorkloadHistory.Trial(number: 1, fault: "x", at: 100, primaryBefore: "a", expectsFailover: false, endedAt: 1_000),
-                      WorkloadHistory.Trial(number: 2, fault: "y", at: 1_100, primaryBefore: "a", expectsFailover: false, endedAt: 2_000)]
+        let trials = [WorkloadHistory.Trial(number: 1, fault: "x", at: 100, primaryBefore: "a", endedAt: 1_000),
+                      WorkloadHistory.Trial(number: 2, fault: "y", at: 1_100, primaryBefore: "a", endedAt: 2_000)]
         let rows = Set(writes.map(\.id)).subtracting([writes[60].id])   // acknowledged at 1,202
         let report = WorkloadChecker.check(Self.history(writes, promotions: [Self.promotions[0]], trials: trials, final: "a", rows: ["a": rows]))
         #expect(report.trials.map(\.lostWrites) == [0, 1])

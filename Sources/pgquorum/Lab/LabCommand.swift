@@ -169,12 +169,9 @@ struct LabWait: AsyncParsableCommand {
         }
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1_000))
         while ContinuousClock.now < deadline {
-            if let primary = await probe.primary() {
-                let ready = whole ? await probe.isWhole() : true
-                if ready {
-                    print(primary)
-                    return
-                }
+            if let primary = whole ? await probe.wholeClusterPrimary() : await probe.primary() {
+                print(primary)
+                return
             }
             try await Task.sleep(for: .milliseconds(100))
         }
