@@ -1,4 +1,5 @@
 import ClusterConfig
+import ClusterState
 import Foundation
 import Hummingbird
 import HummingbirdTLS
@@ -42,7 +43,8 @@ public final class AgentService: Service {
     public func run() async throws {
         let lock = try lockDataDirectory()
         defer { close(lock) }
-        let storage = try openStorage()
+        let generation = try ClusterGeneration(dataDirectory: local.dataDirectory).load()
+        let storage = try openStorage(generation: generation)
         var options = config.timing.raftOptions
         options.randomSeed = UInt64.random(in: 1 ... .max)
         guard let durable = storage.recovered else { throw AgentStartError("storage recovered nothing after initialisation") }
@@ -70,6 +72,7 @@ public final class AgentService: Service {
             PeerTransport.Peer(id: $0.id, name: $0.name, host: $0.host, port: $0.agentPort)
         }
         let transportLogger = logger
+        let notices = NoticeBox(MembershipNotice(generation: generation, voters: node.configuration.voters.map(\.rawValue)))
         var transportOptions = PeerTransport.Options()
         // Redial a lost peer at least once per election timeout: a restarted agent must not wait
         // long for its peers to reconnect.
@@ -79,6 +82,19 @@ public final class AgentService: Service {
             options: transportOptions,
             onMessage: { continuation.yield(.message($0)) },
             onReport: { continuation.yield(.report(from: $0, $1)) },
+            onNotice: { peer, payload in
+                let notice: MembershipNotice
+                do {
+                    notice = try MembershipNoticeCodec.decode(payload)
+                } catch {
+                    transportLogger.warning("undecodable membership notice from a peer", metadata: ["peer": "\(peer)", "error": "\(error)"])
+                    return nil
+                }
+                continuation.yield(.notice(from: peer, notice))
+                // A peer of an older generation hears ours on its own connection, at once.
+                let mine = notices.load()
+                return notice.generation < mine.generation ? MembershipNoticeCodec.encode(mine) : nil
+            },
             // Reconnect attempts repeat while a peer is down; the driver logs reachability changes.
             onEvent: { event in
                 switch event {
@@ -103,7 +119,7 @@ public final class AgentService: Service {
         let tickOrigin = ContinuousClock.now + .microseconds(Int64.random(in: 0..<Int64(config.timing.heartbeatMilliseconds) * 1_000))
         let latest = self.latest
         let driver = RaftDriver(node: node, storage: storage, transport: transport, config: config, local: local,
-                                postgres: postgres, tickOrigin: tickOrigin, logger: logger, publish: { snapshot in latest.store(snapshot) })
+                                postgres: postgres, generation: generation, notices: notices, tickOrigin: tickOrigin, logger: logger, publish: { snapshot in latest.store(snapshot) })
         let handle = AgentHandle(
             latest: { latest.load() },
             handOver: { target in
@@ -221,7 +237,7 @@ public final class AgentService: Service {
         return descriptor
     }
 
-    private func openStorage() throws -> RaftStorage {
+    private func openStorage(generation: UInt64) throws -> RaftStorage {
         let directory = local.dataDirectory + "/raft"
         let storage: RaftStorage
         do {
@@ -230,7 +246,12 @@ public final class AgentService: Service {
                 logger.warning("cut off a torn write at the end of the Raft log (never synced, so never acknowledged)",
                                metadata: ["file": "\(torn.file)", "offset": "\(torn.offset)", "bytes": "\(torn.bytes)"])
             }
-            if storage.recovered == nil {
+            if storage.recovered == nil, generation > 0 {
+                // After a forced recovery (this node's old state was moved aside): a new member
+                // that the leader adds back.
+                try storage.initialize(.joining)
+                logger.notice("initialised new Raft storage to rejoin the cluster", metadata: ["directory": "\(directory)", "generation": "\(generation)"])
+            } else if storage.recovered == nil {
                 // A founding member: every node of the file is a voter from the start.
                 let voters = Set(config.nodes.map(\.id))
                 try storage.initialize(.bootstrap(Configuration(voters: voters)))

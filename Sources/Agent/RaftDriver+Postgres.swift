@@ -87,6 +87,8 @@ extension RaftDriver {
     func performLeaderDuties() {
         // A move ends (and answers) when this node stops leading, so it goes first.
         if move != nil { advanceMove() }
+        if forced != nil { advanceForcedRecovery() }
+        restoreMembership()
         guard node.role == .leader else {
             mayBootstrap = false
             return
@@ -200,7 +202,13 @@ extension RaftDriver {
     // MARK: - Operator moves (switchover, failover)
 
     func startMove(_ request: PrimaryMoveRequest, respond: @escaping @Sendable (PrimaryMoveResult) -> Void) {
-        guard node.role == .leader else { return respond(.notLeader(leader: node.leader.map(name(of:)))) }
+        guard node.role == .leader else {
+            // No leader at all, and the operator forces this node: the quorum is lost.
+            if request.kind == .failover, request.force, request.target == local.name, node.leader == nil {
+                return startForcedRecovery(request, respond: respond)
+            }
+            return respond(.notLeader(leader: node.leader.map(name(of:))))
+        }
         guard move == nil else { return respond(.refused("another switchover or failover is in progress")) }
         guard clusterState.systemIdentifier != nil else { return respond(.refused("the cluster is not bootstrapped yet")) }
         guard node.hasLeaderLease, node.term(at: node.commitIndex) == node.term else {

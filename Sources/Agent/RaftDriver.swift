@@ -24,6 +24,8 @@ enum AgentEvent: Sendable {
     case localPostgres(LocalPostgresStatus)
     /// Move the primary (switchover or failover); answer when leadership has moved or why not.
     case movePrimary(PrimaryMoveRequest, @Sendable (PrimaryMoveResult) -> Void)
+    /// A peer's membership notice (`notice` frame).
+    case notice(from: NodeID, MembershipNotice)
 }
 
 /// How a leadership hand-over ended.
@@ -41,7 +43,7 @@ public enum HandOverResult: Sendable, Equatable {
 /// can be handed to that task; nothing else ever touches it.)
 final class RaftDriver: @unchecked Sendable {
     var node: RaftNode
-    let storage: RaftStorage
+    var storage: RaftStorage
     let transport: PeerTransport
     let config: ClusterConfig
     let local: NodeConfig
@@ -92,10 +94,21 @@ final class RaftDriver: @unchecked Sendable {
     /// Latched once this node has caught up with a leader's commit index (see PostgresIntent).
     var caughtUp = false
 
+    // Quorum loss and forced recovery (RaftDriver+Recovery).
+    var generation: UInt64
+    let generationFile: ClusterGeneration
+    let notices: NoticeBox
+    var peerNotices: [NodeID: (notice: MembershipNotice, at: ContinuousClock.Instant)] = [:]
+    var forced: ForcedRecovery?
+    var lastMembershipChangeTick: Int64 = -1_000
+
     init(node: RaftNode, storage: RaftStorage, transport: PeerTransport, config: ClusterConfig, local: NodeConfig,
-         postgres: PostgresManager?, tickOrigin: ContinuousClock.Instant, logger: Logger,
+         postgres: PostgresManager?, generation: UInt64, notices: NoticeBox, tickOrigin: ContinuousClock.Instant, logger: Logger,
          publish: @escaping @Sendable (AgentSnapshot) -> Void) {
         self.postgres = postgres
+        self.generation = generation
+        self.generationFile = ClusterGeneration(dataDirectory: local.dataDirectory)
+        self.notices = notices
         self.localStatus = local.isWitness ? .witness : .starting
         self.node = node
         self.storage = storage
@@ -124,7 +137,9 @@ final class RaftDriver: @unchecked Sendable {
         for read in confirmedReads { read.respond(false) }
         for handOver in handOvers { handOver.respond(.timedOut) }
         move?.respond(.timedOut("the agent is shutting down"))
+        forced?.respond(.timedOut("the agent is shutting down"))
         move = nil
+        forced = nil
         pendingReads = [:]
         confirmedReads = []
         handOvers = []
@@ -135,6 +150,7 @@ final class RaftDriver: @unchecked Sendable {
         case .tick:
             break
         case .message(let message):
+            guard !isFromAnOlderGeneration(message) else { return }
             lastHeard[message.from] = .now
             if case .timeoutNow = message.kind { electedByTransfer = true }
             node.step(message)
@@ -159,6 +175,8 @@ final class RaftDriver: @unchecked Sendable {
             reports[local.name] = (status.report, .now)
         case .movePrimary(let request, let respond):
             startMove(request, respond: respond)
+        case .notice(let from, let notice):
+            noticeReceived(from: from, notice)
         case .handOverLeadership(let requested, let respond):
             guard node.role == .leader else { return respond(.notLeader(leader: node.leader.map(name(of:)))) }
             let candidates = reachableVoters()
@@ -195,9 +213,11 @@ final class RaftDriver: @unchecked Sendable {
         if ticksDone - lastPing >= 3 {
             // A ping every three heartbeat intervals: RTT, and contact between followers, which
             // exchange no Raft traffic (several pongs per election timeout keep them "running"
-            // in each other's view).
+            // in each other's view). Non-members too, with this node's notice: a node removed by
+            // a forced recovery must learn it.
             lastPing = ticksDone
-            for peer in node.configuration.members where peer != node.id { transport.ping(peer) }
+            for member in config.nodes where member.id != node.id { transport.ping(member.id) }
+            broadcastNotice()
         }
         expireWaiters()
     }

@@ -37,6 +37,9 @@ public final class LabProbe: Sendable {
         return found.count == 1 ? found[0] : nil
     }
 
+    /// Whether `node` answers `/primary` with 200 (writable, in its own view).
+    public func answersPrimary(_ node: String) async -> Bool { await status(node, "/primary") == 200 }
+
     public func sawTwoPrimaries() async -> String? { twoPrimaries.withLock { $0 } }
 
     /// Whether `node` streams from the primary (`/replica` 200).

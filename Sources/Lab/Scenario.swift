@@ -47,9 +47,6 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
         }
     }
 
-    /// The scenarios `make test` runs (one short trial each). same-city-disaster needs the
-    /// forced recovery with a membership shrink, which is not built yet.
-    public static let built: [Scenario] = allCases.filter { $0 != .sameCityDisaster }
 }
 
 /// Everything one `lab scenario` run produced: the raw history, the checker's report, and the

@@ -30,9 +30,6 @@ public struct ScenarioRunner: Sendable {
     }
 
     public func run() async throws(LabError) -> ScenarioOutcome {
-        guard scenario != .sameCityDisaster else {
-            throw LabError("same-city-disaster needs the forced recovery (`pgquorum failover NODE --force` shrinking the membership to the survivors), which is not built yet")
-        }
         progress("starting a 3-node lab with PostgreSQL in \(directory)")
         let state = try await Lab.up(Lab.Options(directory: directory, nodes: Lab.seedNodes, cluster: "scenario", binary: binary, postgres: true))
         defer { if !keep { _ = try? Lab.down(directory: directory) } }
@@ -140,8 +137,54 @@ public struct ScenarioRunner: Sendable {
             }
             return "restart all, \(primary) last"
         case .sameCityDisaster:
-            throw LabError("same-city-disaster is not built yet")
+            return try await sameCityDisaster(primary: primary, replicas: replicas, trial: trial, client: client, probe: probe,
+                                              checks: &checks, takeover: { () async throws(LabError) in try await takeover() })
         }
+    }
+
+    /// The seed's second scenario: the primary and the nearer replica are lost together. The
+    /// survivor must not promote itself (no quorum); the operator's forced recovery promotes it;
+    /// the lost nodes, restarted, must rejoin as replicas without ever answering as primary.
+    private func sameCityDisaster(primary: String, replicas: [String], trial: Int, client: WorkloadClient, probe: LabProbe,
+                                  checks: inout [String], takeover: () async throws(LabError) -> Void) async throws(LabError) -> String {
+        let survivor = replicas[1], lost = [primary, replicas[0]]
+        for node in lost { try Lab.kill(directory: directory, node: node) }
+        for node in lost { try? Lab.killPostgres(directory: directory, node: node) }
+        let killed = WorkloadClient.wallClock()
+        var promoted: String?
+        let quiet = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < quiet, promoted == nil {
+            promoted = await probe.primary() ?? client.firstAck(after: killed, notBy: primary)?.node
+            await rest(0.2)
+        }
+        checks.append("trial \(trial): no automatic promotion without a quorum for 5 s: "
+                      + (promoted.map { "\($0) accepted writes without a quorum" } ?? "ok"))
+
+        let command = [binary, "failover", survivor, "--force", "--reason", "same-city disaster drill (trial \(trial))",
+                       "--config", directory + "/cluster.yaml"]
+        progress("$ pgquorum " + command.dropFirst().map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))
+        let forced = try Shell.run(command)
+        for line in forced.output.split(separator: "\n") { progress("  " + line) }
+        checks.append("trial \(trial): forced recovery on \(survivor): "
+                      + (forced.status == 0 ? "ok" : "exit \(forced.status): \(forced.output.trimmingCharacters(in: .whitespacesAndNewlines))"))
+        try await takeover()
+        await rest(1)
+        for node in lost { try Lab.restart(directory: directory, node: node) }
+
+        // Until both are streaming replicas of the survivor, neither may answer as primary.
+        var actedAsPrimary: Set<String> = []
+        var whole = false
+        let limit = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < limit, !whole {
+            for node in lost where await probe.answersPrimary(node) { actedAsPrimary.insert(node) }
+            whole = await probe.wholeClusterPrimary() == survivor
+            if !whole { await rest(0.1) }
+        }
+        checks.append("trial \(trial): \(lost.joined(separator: " and ")) never answered /primary while rejoining: "
+                      + (actedAsPrimary.isEmpty ? "ok" : "\(actedAsPrimary.sorted().joined(separator: ", ")) did"))
+        checks.append("trial \(trial): \(lost.joined(separator: " and ")) rejoined as streaming replicas of \(survivor): "
+                      + (whole ? "ok" : "not within 120 s"))
+        return "kill \(primary)+\(replicas[0]), force \(survivor)"
     }
 }
 

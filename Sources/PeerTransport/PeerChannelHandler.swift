@@ -18,6 +18,9 @@ final class PeerChannelHandler: ChannelDuplexHandler {
         var message: @Sendable (Message) -> Void
         var pong: @Sendable (_ from: NodeID, _ payload: [UInt8]) -> Void
         var report: @Sendable (_ from: NodeID, _ payload: [UInt8]) -> Void
+        /// A notice from the peer; a payload returned is written back on the same connection (so
+        /// a peer that dialled us hears our answer before our own dial to it succeeds).
+        var notice: @Sendable (_ from: NodeID, _ payload: [UInt8]) -> [UInt8]?
         /// The wire version of a frame the peer sent (it speaks at least that).
         var version: @Sendable (_ from: NodeID, _ version: UInt16) -> Void
         var rejected: @Sendable (_ reason: String) -> Void
@@ -122,6 +125,11 @@ final class PeerChannelHandler: ChannelDuplexHandler {
                     callbacks.pong(peer, frame.payload)
                 case .report:
                     callbacks.report(peer, frame.payload)
+                case .notice:
+                    if let answer = callbacks.notice(peer, frame.payload) {
+                        let bytes = Frame(type: .notice, payload: answer).encoded()
+                        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                    }
                 }
             }
         } catch {

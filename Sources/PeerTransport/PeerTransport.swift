@@ -63,12 +63,14 @@ public final class PeerTransport: Sendable {
     private let options: Options
     private let onMessage: @Sendable (Message) -> Void
     private let onReport: @Sendable (NodeID, [UInt8]) -> Void
+    private let onNotice: @Sendable (NodeID, [UInt8]) -> [UInt8]?
     private let onEvent: @Sendable (PeerEvent) -> Void
     private let state = NIOLockedValueBox(State())
 
     public init(identity: TransportIdentity, localID: NodeID, peers: [Peer], group: EventLoopGroup,
                 options: Options = Options(), onMessage: @escaping @Sendable (Message) -> Void,
                 onReport: @escaping @Sendable (NodeID, [UInt8]) -> Void = { _, _ in },
+                onNotice: @escaping @Sendable (NodeID, [UInt8]) -> [UInt8]? = { _, _ in nil },
                 onEvent: @escaping @Sendable (PeerEvent) -> Void = { _ in }) {
         self.identity = identity
         self.localID = localID
@@ -80,6 +82,7 @@ public final class PeerTransport: Sendable {
         self.options = options
         self.onMessage = onMessage
         self.onReport = onReport
+        self.onNotice = onNotice
         self.onEvent = onEvent
     }
 
@@ -121,6 +124,13 @@ public final class PeerTransport: Sendable {
         guard peers[peer] != nil, (state.withLockedValue { $0.versions[peer] } ?? 0) >= 2 else { return false }
         enqueue(Frame(type: .report, payload: payload).encoded(), to: peer)
         return true
+    }
+
+    /// Sends an agent notice (`Frame.FrameType.notice`) to `peer`. Safe towards any version: a
+    /// reader older than wire version 3 skips the frame.
+    public func sendNotice(_ payload: [UInt8], to peer: NodeID) {
+        guard peers[peer] != nil else { return }
+        enqueue(Frame(type: .notice, payload: payload).encoded(), to: peer)
     }
 
     /// The highest wire version `peer` has used towards this node (nil: not heard from yet).
@@ -243,6 +253,7 @@ public final class PeerTransport: Sendable {
                 }
             },
             report: onReport,
+            notice: onNotice,
             version: { [self] id, version in
                 state.withLockedValue { $0.versions[id] = max($0.versions[id] ?? 0, version) }
             },

@@ -10,12 +10,16 @@ public struct Frame: Sendable, Equatable {
         /// An agent-level report (payload opaque to the transport: the agent's PostgreSQL health,
         /// `MemberReportCodec`). Since wire version 2; sent only to peers that speak it.
         case report = 4
+        /// The sender's membership notice (payload opaque to the transport: the agent's cluster
+        /// generation and voters, `MembershipNoticeCodec`). Since wire version 3; older readers
+        /// skip it (a frame type newer than their version).
+        case notice = 5
     }
 
     /// The wire version this build writes. Readers accept `minimumVersion...version`: a newer
     /// peer may append fields (see `MessageCodec`), and a version below the minimum is refused.
-    /// Version 2 added `report` frames.
-    public static let version: UInt16 = 2
+    /// Version 2 added `report` frames, version 3 `notice` frames.
+    public static let version: UInt16 = 3
     public static let minimumVersion: UInt16 = 1
     /// Bytes after the length field beyond which a frame is refused (snapshots ride in frames).
     public static let defaultMaximumLength = 64 << 20

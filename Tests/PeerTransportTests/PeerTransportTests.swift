@@ -15,6 +15,7 @@ import Testing
         let messages = NIOLockedValueBox<[Message]>([])
         let events = NIOLockedValueBox<[String]>([])
         let reports = NIOLockedValueBox<[(NodeID, [UInt8])]>([])
+        let notices = NIOLockedValueBox<[(NodeID, [UInt8])]>([])
         func waitForMessages(_ count: Int, seconds: Double = 5) async -> [Message] {
             await waitFor(seconds: seconds) { self.messages.withLockedValue { $0.count >= count } }
             return messages.withLockedValue { $0 }
@@ -44,11 +45,16 @@ import Testing
             try? FileManager.default.removeItem(atPath: dir)
         }
         func transport(_ name: String, id: NodeID, peers: [PeerTransport.Peer], inbox: Inbox,
-                       options: PeerTransport.Options = .init(), certificateOf: String? = nil, cluster: String = "lab") throws -> PeerTransport {
+                       options: PeerTransport.Options = .init(), certificateOf: String? = nil, cluster: String = "lab",
+                       answer: @escaping @Sendable ([UInt8]) -> [UInt8]? = { _ in nil }) throws -> PeerTransport {
             let identity = try TransportIdentity(cluster: cluster, node: certificateOf ?? name, directory: dir)
             return PeerTransport(identity: identity, localID: id, peers: peers, group: group, options: options,
                                  onMessage: { message in inbox.messages.withLockedValue { $0.append(message) } },
                                  onReport: { from, payload in inbox.reports.withLockedValue { $0.append((from, payload)) } },
+                                 onNotice: { from, payload in
+                                     inbox.notices.withLockedValue { $0.append((from, payload)) }
+                                     return answer(payload)
+                                 },
                                  onEvent: { event in inbox.events.withLockedValue { $0.append("\(event)") } })
         }
     }
@@ -100,6 +106,24 @@ import Testing
         let received = inboxB.reports.withLockedValue { $0 }
         #expect(received.count == 1 && received.first?.0 == 1 && received.first?.1 == [1, 2, 3])
         await a.shutdown(); await b.shutdown(); await b2.shutdown()
+    }
+
+    /// A notice is answered on the connection it came in on: the dialler hears back before the
+    /// other side has dialled it (here it never can: the dialler does not even listen).
+    @Test func noticesAreAnsweredOnTheSameConnection() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let inboxA = Inbox(), inboxB = Inbox()
+        let b = try fixture.transport("b", id: 2, peers: Self.members(except: 2), inbox: inboxB, answer: { $0 == [0] ? [7, 7] : nil })
+        let portB = try await b.listen(host: "127.0.0.1", port: 0)
+        let a = try fixture.transport("a", id: 1, peers: Self.members(b: portB, except: 1), inbox: inboxA)
+        a.sendNotice([5], to: 2)
+        a.sendNotice([0], to: 2)
+        await PeerTransportTests.waitFor(seconds: 5) { !inboxA.notices.withLockedValue { $0.isEmpty } }
+        #expect(inboxB.notices.withLockedValue { $0.map(\.1) } == [[5], [0]])
+        let answers = inboxA.notices.withLockedValue { $0 }
+        #expect(answers.count == 1 && answers.first?.0 == 2 && answers.first?.1 == [7, 7])
+        await a.shutdown(); await b.shutdown()
     }
 
     @Test func certificateFromAnotherCAIsRejected() async throws {

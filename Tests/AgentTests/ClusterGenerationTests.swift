@@ -1,0 +1,32 @@
+import Foundation
+import Testing
+@testable import Agent
+
+@Suite struct ClusterGenerationTests {
+    @Test func absentIsZeroAndAStoredNumberComesBack() throws {
+        let directory = NSTemporaryDirectory() + "pgq-generation-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = ClusterGeneration(dataDirectory: directory)
+        #expect(try file.load() == 0)
+        try file.store(3)
+        #expect(try file.load() == 3)
+        try file.store(4)
+        #expect(try file.load() == 4)
+        #expect(!FileManager.default.fileExists(atPath: file.path + ".tmp"))
+    }
+
+    @Test func aDamagedFileIsAOneLineErrorThatNamesIt() throws {
+        let directory = NSTemporaryDirectory() + "pgq-generation-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = ClusterGeneration(dataDirectory: directory)
+        try Data("3x\n".utf8).write(to: URL(fileURLWithPath: file.path))
+        do {
+            _ = try file.load()
+            Issue.record("a damaged generation file was accepted")
+        } catch {
+            #expect(error.description.contains(file.path) && error.description.contains("damaged") && !error.description.contains("\n"))
+        }
+    }
+}
