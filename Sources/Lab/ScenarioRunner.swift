@@ -163,12 +163,17 @@ public struct ScenarioRunner: Sendable {
         let command = [binary, "failover", survivor, "--force", "--reason", "same-city disaster drill (trial \(trial))",
                        "--config", directory + "/cluster.yaml"]
         progress("$ pgquorum " + command.dropFirst().map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))
+        let forcedAt = WorkloadClient.wallClock()
         let forced = try Shell.run(command)
         for line in forced.output.split(separator: "\n") { progress("  " + line) }
         checks.append("trial \(trial): forced recovery on \(survivor): "
                       + (forced.status == 0 ? "ok" : "exit \(forced.status): \(forced.output.trimmingCharacters(in: .whitespacesAndNewlines))"))
         try await takeover()
+        if let first = client.firstAck(after: forcedAt, notBy: primary) {
+            progress(String(format: "first write acknowledged by %@ %.0f ms after the forced failover command started", first.node, first.ackedAt - forcedAt))
+        }
         await rest(1)
+        let restarted = WorkloadClient.wallClock()
         for node in lost { try Lab.restart(directory: directory, node: node) }
 
         // Until both are streaming replicas of the survivor, neither may answer as primary.
@@ -180,6 +185,7 @@ public struct ScenarioRunner: Sendable {
             whole = await probe.wholeClusterPrimary() == survivor
             if !whole { await rest(0.1) }
         }
+        if whole { progress(String(format: "%@ streaming from %@ %.1f s after their restart", lost.joined(separator: " and "), survivor, (WorkloadClient.wallClock() - restarted) / 1_000)) }
         checks.append("trial \(trial): \(lost.joined(separator: " and ")) never answered /primary while rejoining: "
                       + (actedAsPrimary.isEmpty ? "ok" : "\(actedAsPrimary.sorted().joined(separator: ", ")) did"))
         checks.append("trial \(trial): \(lost.joined(separator: " and ")) rejoined as streaming replicas of \(survivor): "
