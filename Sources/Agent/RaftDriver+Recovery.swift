@@ -121,7 +121,7 @@ extension RaftDriver {
     // MARK: - Forced recovery on a survivor
 
     /// `POST /failover?to=<this node>&force=true` sent to this node while no leader exists:
-    /// shrink the membership to this node and the voters it still reaches, then promote it.
+    /// shrink the membership to this node alone, then promote it.
     func startForcedRecovery(_ request: PrimaryMoveRequest, respond: @escaping @Sendable (PrimaryMoveResult) -> Void) {
         guard forced == nil, move == nil else { return respond(.refused("a forced recovery is already in progress here")) }
         guard !local.isWitness else { return respond(.refused("\(local.name) is a witness without PostgreSQL; force the recovery on a PostgreSQL survivor")) }
@@ -132,11 +132,18 @@ extension RaftDriver {
         guard report.healthy, report.systemIdentifier == clusterState.systemIdentifier else {
             return respond(.refused("PostgreSQL on \(local.name) is not running (\(report.lastError.isEmpty ? "stopped" : report.lastError)); a forced recovery needs the survivor's data"))
         }
-        let survivors = reachableVoters().union([node.id])
-        guard survivors.count < node.configuration.quorum else {
-            let names = survivors.map(name(of:)).sorted().joined(separator: ", ")
+        let reachable = reachableVoters()
+        guard reachable.count + 1 < node.configuration.quorum else {
+            let names = reachable.union([node.id]).map(name(of:)).sorted().joined(separator: ", ")
             return respond(.refused("a quorum of voters is reachable (\(names)): wait for the election, or run the failover without --force"))
         }
+        // This node alone: another survivor may hold committed entries this one lacks, which the
+        // shrunk membership would then overwrite under it. Stopped, it rejoins like the lost ones.
+        guard reachable.isEmpty else {
+            let names = reachable.map(name(of:)).sorted().joined(separator: ", ")
+            return respond(.refused("other voters are reachable (\(names)): a forced recovery runs on one survivor alone; stop their agents first (they rejoin afterwards as replicas), and force the one whose PostgreSQL is furthest ahead"))
+        }
+        let survivors: Set<NodeID> = [node.id]
         let lost = voters.subtracting(survivors).map(name(of:)).sorted()
         storeGeneration(generation + 1)
         if case .failure(let error) = node.forceMembership(voters: survivors) {

@@ -277,10 +277,14 @@ public struct RaftNode: Sendable {
     /// the lost majority committed but this node never received are lost, and the removed nodes'
     /// own state still forms a majority of the old membership, so whoever calls this must keep
     /// them from campaigning when they return (pgquorum's agents do it with a cluster generation).
-    /// The removals are appended in a term of their own (the current term + 1), so they cannot
-    /// share an index and a term with any entry the old majority wrote; each takes effect on
-    /// append, as every membership entry does. With this node the only survivor it leads (with a
-    /// lease) as soon as the entries are persisted.
+    /// One entry does it, in a term of its own (the current term + 1, so it cannot share an index
+    /// and a term with any entry the old majority wrote), and takes effect on append, as every
+    /// membership entry does. Its change names the first removed voter; its result — what every
+    /// node adopts — is the survivors alone (old learners are dropped too: their state is as old
+    /// as the lost voters'). One entry, not one per removal: a node that returns holding only
+    /// part of a removal sequence would see an intermediate membership in which returning nodes
+    /// form a quorum without the survivor. With this node the only survivor it leads (with a
+    /// lease) as soon as the entry is persisted.
     public mutating func forceMembership(voters survivors: Set<NodeID>) -> Result<LogIndex, ProposalError> {
         guard survivors.contains(id) else { return .failure(.invalidMembershipChange("this node must be one of the survivors")) }
         let strangers = survivors.subtracting(configuration.voters)
@@ -294,14 +298,10 @@ public struct RaftNode: Sendable {
         guard !removed.isEmpty else { return .failure(.invalidMembershipChange("every voter survives: nothing to force")) }
         becomeFollower(term: term + 1, leader: nil)
         vote = id
-        var next = configuration
-        var index = log.lastIndex
-        for lost in removed {
-            next = next.applying(.remove(lost))
-            index = log.lastIndex + 1
-            log.append(Entry(term: term, index: index, payload: .membership(.remove(lost), result: next)))
-            adopt(next, at: index)
-        }
+        let next = Configuration(voters: survivors)
+        let index = log.lastIndex + 1
+        log.append(Entry(term: term, index: index, payload: .membership(.remove(removed[0]), result: next)))
+        adopt(next, at: index)
         // A transfer campaign: the surviving voters may still count the lost leader as heard from.
         campaign(preVote: false, transfer: true)
         return .success(index)

@@ -17,8 +17,8 @@ struct FailoverCommand: AsyncParsableCommand {
             use pgquorum switchover for planned maintenance (no write lost).
 
             When the quorum is lost (no leader, most voters down), --force on a survivor is the \
-            disaster recovery: NODE shrinks the membership to itself and the voters it still \
-            reaches, raises the cluster generation and promotes itself. Writes only the lost \
+            disaster recovery: NODE shrinks the membership to itself alone (stop the agents of \
+            other survivors first), raises the cluster generation and promotes itself. Writes only the lost \
             nodes had are lost, and the lost nodes must stay stopped until they can reach NODE: \
             they rejoin as replicas then. See docs/operations.md, "Disaster recovery".
             """
