@@ -62,7 +62,9 @@ extension RaftDriver {
     }
 
     func intent() -> PostgresIntent {
-        if !caughtUp, node.leader != nil, node.appliedIndex >= node.commitIndex,
+        // A rejoining node only once it is a member again (its log then reaches past the
+        // shrink): before that, the history it replays names primaries of long ago.
+        if !caughtUp, node.leader != nil, node.appliedIndex >= node.commitIndex, node.configuration.contains(node.id),
            node.role != .leader || node.term(at: node.commitIndex) == node.term {
             caughtUp = true
         }

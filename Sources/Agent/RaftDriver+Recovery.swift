@@ -43,18 +43,17 @@ extension RaftDriver {
         switch notice.verdict(for: node.id.rawValue, at: generation, from: peer.rawValue) {
         case .ignore:
             break
-        case .adopt(let newer):
-            logger.notice("adopting the cluster generation of a forced recovery", metadata: ["generation": "\(newer)", "from": "\(name(of: peer))"])
-            storeGeneration(newer)
         case .rejoin(let newer):
             rejoin(generation: newer, toldBy: peer)
         }
     }
 
     /// Raft traffic from a node whose state predates a forced recovery is dropped: its
-    /// membership is the old one (it learns the new generation from our notice).
+    /// membership is the old one (it learns the new generation from our notice). After a
+    /// forced recovery, so is traffic from a peer not heard from yet (restarted here, a peer too
+    /// old to send notices): only a notice of our generation lets it through.
     func isFromAnOlderGeneration(_ message: Message) -> Bool {
-        guard let known = peerNotices[message.from]?.notice else { return false }
+        guard let known = peerNotices[message.from]?.notice else { return generation > 0 }
         return known.generation < generation
     }
 
@@ -80,8 +79,9 @@ extension RaftDriver {
         let fresh: RaftStorage
         let restarted: RaftNode
         do {
-            // Order matters for a crash in between: with the old state moved aside and the new
-            // generation recorded, the next start initialises an empty joining node.
+            // A crash in between: after the rename and before the generation is stored, the
+            // next start finds the moved-aside directory and takes its generation from its name
+            // (AgentService.recoveredGeneration); after both, it starts as an empty member.
             guard rename(directory, aside) == 0 else {
                 throw AgentStartError("cannot move \(directory) aside: \(String(cString: strerror(errno)))")
             }

@@ -7,8 +7,7 @@ import RaftCodec
 /// survivors shrink the membership to themselves without the lost majority's consent). A node
 /// that returns from before that recovery still holds the old membership, in which the lost
 /// nodes are a majority: it must not campaign with it. Hearing a higher generation that leaves
-/// it out of the voters, it discards its Raft state and rejoins as a new member; hearing one
-/// that keeps it, it just adopts the number.
+/// it out of the voters, it discards its Raft state and rejoins as a new member.
 public struct MembershipNotice: Sendable, Equatable {
     public var generation: UInt64
     /// Raft node IDs, ascending.
@@ -21,21 +20,20 @@ public struct MembershipNotice: Sendable, Equatable {
 
     /// What a node does on hearing this notice.
     public enum Verdict: Sendable, Equatable {
-        /// Nothing new: the same or an older generation.
+        /// Nothing new: the same or an older generation, or a sender that does not speak for it.
         case ignore
-        /// A newer generation that keeps `node` a voter: record the number.
-        case adopt(generation: UInt64)
-        /// A newer generation without `node`: its Raft state is from before the recovery;
-        /// discard it and rejoin.
+        /// A newer generation: this node's Raft state is from before the recovery; discard it
+        /// and rejoin. (A forced recovery keeps one survivor only, which holds the new
+        /// generation itself, so no node of an older generation can be a voter of the newer.)
         case rejoin(generation: UInt64)
     }
 
     /// The verdict for `node`, whose own generation is `generation`, hearing this notice from
-    /// `sender`. Only a voter of the newer generation speaks for it: a node that is itself
-    /// rejoining knows no voters yet, and must not talk a survivor into discarding its state.
+    /// `sender`. Only a voter of the newer generation speaks for it: a node that has just
+    /// rejoined and knows no voters yet stays silent about it.
     public func verdict(for node: UInt64, at generation: UInt64, from sender: UInt64) -> Verdict {
         guard self.generation > generation, voters.contains(sender) else { return .ignore }
-        return voters.contains(node) ? .adopt(generation: self.generation) : .rejoin(generation: self.generation)
+        return .rejoin(generation: self.generation)
     }
 }
 

@@ -5,7 +5,8 @@ import Testing
     @Test func aNewerGenerationWithoutTheNodeMeansRejoin() {
         let notice = MembershipNotice(generation: 2, voters: [3, 4])
         #expect(notice.verdict(for: 1, at: 1, from: 3) == .rejoin(generation: 2))
-        #expect(notice.verdict(for: 4, at: 1, from: 3) == .adopt(generation: 2))
+        // Listed or not: a node of an older generation holds state from before the recovery.
+        #expect(notice.verdict(for: 4, at: 1, from: 3) == .rejoin(generation: 2))
         #expect(notice.verdict(for: 1, at: 2, from: 3) == .ignore)
         #expect(notice.verdict(for: 1, at: 5, from: 3) == .ignore)
     }
