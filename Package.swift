@@ -135,7 +135,7 @@ let package = Package(
         .testTarget(name: "PeerTransportTests", dependencies: ["PeerTransport", "ClusterCertificates", "RaftCore", "RaftCodec"]),
         .testTarget(name: "ClusterCertificatesTests", dependencies: ["ClusterCertificates"]),
         .testTarget(name: "ClusterConfigTests", dependencies: ["ClusterConfig"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "LocalCluster", "ClusterConfig", "ClusterCertificates", "RaftCore", "PostgresControl"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "LocalCluster", "ClusterConfig", "ClusterCertificates", "RaftCore", "PostgresControl", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ClusterStateTests", dependencies: ["ClusterState"]),
         .testTarget(name: "WorkloadCheckTests", dependencies: ["WorkloadCheck"]),
         .testTarget(name: "PostgresControlTests", dependencies: ["PostgresControl"]),

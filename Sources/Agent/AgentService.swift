@@ -43,7 +43,7 @@ public final class AgentService: Service {
     public func run() async throws {
         let lock = try lockDataDirectory()
         defer { close(lock) }
-        let generation = try recoveredGeneration()
+        let generation = try ClusterGeneration(dataDirectory: local.dataDirectory).recover(logger: logger)
         let storage = try openStorage(generation: generation)
         var options = config.timing.raftOptions
         options.randomSeed = UInt64.random(in: 1 ... .max)
@@ -235,26 +235,6 @@ public final class AgentService: Service {
             throw AgentStartError("another agent for node \(local.name) is already running on \(local.dataDirectory) (it holds \(path)); stop it first")
         }
         return descriptor
-    }
-
-    /// The stored cluster generation, or — after a crash in the middle of a rejoin, with `raft`
-    /// moved aside but the new number not yet stored — the one in the moved directory's name.
-    private func recoveredGeneration() throws -> UInt64 {
-        let file = ClusterGeneration(dataDirectory: local.dataDirectory)
-        var generation = try file.load()
-        let prefix = "raft.before-generation-"
-        guard !FileManager.default.fileExists(atPath: local.dataDirectory + "/raft"),
-              let names = try? FileManager.default.contentsOfDirectory(atPath: local.dataDirectory) else { return generation }
-        let moved = names.compactMap { name -> UInt64? in
-            guard name.hasPrefix(prefix) else { return nil }
-            return UInt64(name.dropFirst(prefix.count).prefix { $0 != "-" })
-        }
-        if let highest = moved.max(), highest > generation {
-            logger.warning("finishing an interrupted rejoin: the Raft state was moved aside for a newer cluster generation", metadata: ["generation": "\(highest)"])
-            try file.store(highest)
-            generation = highest
-        }
-        return generation
     }
 
     private func openStorage(generation: UInt64) throws -> RaftStorage {

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// `<data_dir>/cluster-generation`: the number of forced recoveries this node knows of (see
 /// `MembershipNotice`). Absent means 0. Written to a temporary file, synced, renamed over the
@@ -6,8 +7,36 @@ import Foundation
 /// one.
 struct ClusterGeneration {
     let path: String
+    let dataDirectory: String
 
-    init(dataDirectory: String) { path = dataDirectory + "/cluster-generation" }
+    init(dataDirectory: String) {
+        self.dataDirectory = dataDirectory
+        path = dataDirectory + "/cluster-generation"
+    }
+
+    private static let movedPrefix = "raft.before-generation-"
+
+    /// Where a rejoin moves the Raft directory `raft` aside (kept, never deleted).
+    static func movedRaftDirectory(_ raft: String, generation: UInt64) -> String {
+        (raft as NSString).deletingLastPathComponent + "/" + movedPrefix + "\(generation)-\(Int(Date().timeIntervalSince1970))"
+    }
+
+    /// The generation at start: the stored one, or — after a crash in the middle of a rejoin,
+    /// `raft` moved aside but the new number not yet stored — the one in the moved directory's
+    /// name, stored now.
+    func recover(logger: Logger) throws -> UInt64 {
+        let stored = try load()
+        guard !FileManager.default.fileExists(atPath: dataDirectory + "/raft"),
+              let names = try? FileManager.default.contentsOfDirectory(atPath: dataDirectory) else { return stored }
+        let moved = names.compactMap { name -> UInt64? in
+            guard name.hasPrefix(Self.movedPrefix) else { return nil }
+            return UInt64(name.dropFirst(Self.movedPrefix.count).prefix { $0 != "-" })
+        }
+        guard let highest = moved.max(), highest > stored else { return stored }
+        logger.warning("finishing an interrupted rejoin: the Raft state was moved aside for a newer cluster generation", metadata: ["generation": "\(highest)"])
+        try store(highest)
+        return highest
+    }
 
     func load() throws(AgentStartError) -> UInt64 {
         guard FileManager.default.fileExists(atPath: path) else { return 0 }

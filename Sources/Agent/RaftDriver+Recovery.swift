@@ -75,13 +75,13 @@ extension RaftDriver {
         logger.warning("this node's Raft state predates a forced recovery that removed it; discarding it and rejoining as a new member",
                        metadata: ["generation": "\(newer)", "told_by": "\(name(of: peer))"])
         let directory = storage.directory
-        let aside = directory + ".before-generation-\(newer)-\(Int(Date().timeIntervalSince1970))"
+        let aside = ClusterGeneration.movedRaftDirectory(directory, generation: newer)
         let fresh: RaftStorage
         let restarted: RaftNode
         do {
             // A crash in between: after the rename and before the generation is stored, the
             // next start finds the moved-aside directory and takes its generation from its name
-            // (AgentService.recoveredGeneration); after both, it starts as an empty member.
+            // (ClusterGeneration.recover); after both, it starts as an empty member.
             guard rename(directory, aside) == 0 else {
                 throw AgentStartError("cannot move \(directory) aside: \(String(cString: strerror(errno)))")
             }
@@ -97,16 +97,7 @@ extension RaftDriver {
         generation = newer
         storage = fresh
         node = restarted
-        for read in pendingReads.values { read.respond(false) }
-        for read in confirmedReads { read.respond(false) }
-        for handOver in handOvers { handOver.respond(.notLeader(leader: nil)) }
-        move?.respond(.refused("this node was removed by a forced recovery and is rejoining"))
-        forced?.respond(.refused("this node was removed by a forced recovery and is rejoining"))
-        pendingReads = [:]
-        confirmedReads = []
-        handOvers = []
-        move = nil
-        forced = nil
+        answerEveryWaiter(handOver: .notLeader(leader: nil), move: .refused("this node was removed by a forced recovery and is rejoining"))
         clusterState = ClusterState()
         caughtUp = false
         pendingProposal = nil

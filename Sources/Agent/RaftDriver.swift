@@ -133,11 +133,16 @@ final class RaftDriver: @unchecked Sendable {
             drain()
         }
         // Nobody will answer these any more.
+        answerEveryWaiter(handOver: .timedOut, move: .timedOut("the agent is shutting down"))
+    }
+
+    /// Answers every request still waiting on this node (reads fail) and forgets them.
+    func answerEveryWaiter(handOver: HandOverResult, move moveResult: PrimaryMoveResult) {
         for read in pendingReads.values { read.respond(false) }
         for read in confirmedReads { read.respond(false) }
-        for handOver in handOvers { handOver.respond(.timedOut) }
-        move?.respond(.timedOut("the agent is shutting down"))
-        forced?.respond(.timedOut("the agent is shutting down"))
+        for waiting in handOvers { waiting.respond(handOver) }
+        move?.respond(moveResult)
+        forced?.respond(moveResult)
         move = nil
         forced = nil
         pendingReads = [:]
