@@ -56,10 +56,15 @@ pgq status --config "$DIR/cluster.yaml" || true
 step "History (every promotion, with its reason)"
 pgq history --config "$DIR/cluster.yaml" || true
 
+step "The nodes: each answers its API on https://ADDRESS:8008 (client certificates in $DIR/tls) and PostgreSQL on ADDRESS:5432"
+pgq lab status --dir "$DIR"
+
 SUDO_TEXT="${SUDO[*]}${SUDO:+ }"
 cat <<TEXT
 
-The demo cluster keeps running in ./$DIR (logs in $DIR/logs, fault events in $DIR/events.jsonl). Try:
+The demo cluster keeps running in ./$DIR (logs in $DIR/logs, fault events in $DIR/events.jsonl).
+Stop it and remove everything with: make demo-stop   (or ${SUDO_TEXT}.build/debug/pgquorum lab down --dir $DIR)
+Try:
   ${SUDO_TEXT}.build/debug/pgquorum status --config $DIR/cluster.yaml         # the leader view (LANG=zh_CN.UTF-8 for Chinese)
   ${SUDO_TEXT}.build/debug/pgquorum lab isolate $NEW --dir $DIR               # cut the primary off; watch status
   ${SUDO_TEXT}.build/debug/pgquorum lab partition primary,secondary1 secondary2 --dir $DIR

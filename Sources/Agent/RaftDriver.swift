@@ -295,10 +295,27 @@ final class RaftDriver: @unchecked Sendable {
         }
         let current = snapshot()
         logReachabilityChanges(current.view.members)
+        logPeersThatLostEntries()
         publish(current)
     }
 
     private var reachable: [String: Bool] = [:]
+    /// `Progress.lostEntries` of each peer as last logged.
+    private var lostEntriesLogged: [NodeID: Int] = [:]
+
+    /// A peer that lost entries it acknowledged is a node whose Raft state was replaced
+    /// (`storage wipe`), or a late message; the leader replicates its log from the start.
+    private func logPeersThatLostEntries() {
+        guard node.role == .leader else {
+            lostEntriesLogged = [:]   // a new leadership counts from 0
+            return
+        }
+        for (peer, progress) in node.progress where progress.lostEntries > lostEntriesLogged[peer, default: 0] {
+            lostEntriesLogged[peer] = progress.lostEntries
+            logger.warning("peer's Raft log lacks entries it acknowledged (its state was replaced, or a late answer); replicating its log from the start",
+                           metadata: ["peer": "\(name(of: peer))"])
+        }
+    }
 
     private func logReachabilityChanges(_ members: [MemberView]) {
         for member in members where member.name != local.name {

@@ -5,6 +5,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import PostgresControl
 
 /// A local cluster in network namespaces: every node is its own namespace with its own address
 /// on a bridge the lab creates (subnet 10.213.<n>.0/24, no route anywhere else), running a real
@@ -72,9 +73,6 @@ public enum Lab {
         }
         do {
             try FileManager.default.createDirectory(atPath: directory + "/logs", withIntermediateDirectories: true)
-            // PostgreSQL's OS user must reach <dir>/data/<node>/postgres.
-            try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o755])
         } catch {
             throw LabError("cannot create \(directory): \(error.localizedDescription)")
         }
@@ -92,7 +90,8 @@ public enum Lab {
                 LabState.Node(name: node.name, namespace: "pq\(id)-n\(index + 1)", hostInterface: "pq\(id)-h\(index + 1)",
                               address: "10.213.\(subnet).\(index + 11)", agentPID: nil, paused: false)
             },
-            cuts: [], delays: [], binary: URL(fileURLWithPath: options.binary).standardizedFileURL.path
+            cuts: [], delays: [], binary: URL(fileURLWithPath: options.binary).standardizedFileURL.path,
+            dataDirectory: options.postgres ? privateDataDirectory(for: directory, id: id, nodes: options.nodes) : nil
         )
         do {
             // Recorded first: `lab down` cleans up whatever exists of these names.
@@ -102,6 +101,7 @@ public enum Lab {
             throw LabError("cannot write \(state.statePath): \(error.localizedDescription)")
         }
         do {
+            try createDataRoot(state)
             try writeConfig(options, state: state)
             try createNetwork(state)
             event(state, "up", nodes: state.nodes.map(\.name), detail: "subnet 10.213.\(subnet).0/24, bridge \(state.bridge)")
@@ -157,6 +157,12 @@ public enum Lab {
         while ContinuousClock.now < deadline,
               ((try? Shell.run(["ip", "-o", "link", "show"]))?.output ?? "").contains("pq\(state.id)-") {
             usleep(50_000)
+        }
+        if let data = state.dataDirectory, data == outsideDataDirectory(id: state.id),
+           FileManager.default.fileExists(atPath: data) {
+            try? FileManager.default.removeItem(atPath: data)
+            try? FileManager.default.removeItem(atPath: state.directory + "/data")
+            removed.append("data \(data)")
         }
         event(state, "down", nodes: [], detail: removed.joined(separator: ", "))
         releaseSubnet(state.subnet, of: state.directory)
@@ -279,7 +285,7 @@ public enum Lab {
         defer { if lock >= 0 { close(lock) } }
         let state = try LabState.load(directory: directory)
         _ = try nodeIndex(name, in: state)
-        let pidFile = state.directory + "/data/\(name)/postgres/postmaster.pid"
+        let pidFile = state.postgresDirectory(of: name) + "/postmaster.pid"
         guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
               let postmaster = text.split(separator: "\n").first.flatMap({ Int32($0) }), processState(postmaster) != nil else {
             throw LabError("PostgreSQL is not running on \(name) (no live postmaster in \(pidFile))")
@@ -545,13 +551,42 @@ public enum Lab {
 
     // MARK: - Files
 
+    /// Where a lab outside its own directory keeps the nodes' data (`/var/lib/pgquorum-lab/<id>`).
+    static func outsideDataDirectory(id: String) -> String { "/var/lib/pgquorum-lab/\(id)" }
+
+    /// `<dir>/data` serves when PostgreSQL's OS user can enter the lab directory and the socket
+    /// paths fit; a private clone (mode 0700, as under /root or from `mktemp -d`) or a deep path
+    /// gets the outside directory instead. Nil: `<dir>/data`.
+    static func privateDataDirectory(for directory: String, id: String, nodes: [NodeConfig]) -> String? {
+        let longest = nodes.map(\.name.utf8.count).max() ?? 0
+        let socketPath = directory.utf8.count + "/data/".utf8.count + longest + "/run/.s.PGSQL.5432".utf8.count
+        let blocked = OSUser.named(PostgresSettings().osUser).flatMap { $0.firstBlockedDirectory(on: directory) }
+        return blocked == nil && socketPath <= 107 ? nil : outsideDataDirectory(id: id)
+    }
+
+    /// Makes the data root, mode 0755 so that PostgreSQL's OS user reaches `<root>/<node>/postgres`
+    /// (each agent makes its own node directory 0711); an outside root is linked from `<dir>/data`.
+    private static func createDataRoot(_ state: LabState) throws(LabError) {
+        do {
+            try FileManager.default.createDirectory(atPath: state.dataRoot, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o755])
+            chmod(state.dataRoot, 0o755)
+            if let outside = state.dataDirectory {
+                chmod(URL(fileURLWithPath: outside).deletingLastPathComponent().path, 0o755)
+                try FileManager.default.createSymbolicLink(atPath: state.directory + "/data", withDestinationPath: outside)
+            }
+        } catch {
+            throw LabError("cannot create the nodes' data directory \(state.dataRoot): \(error.localizedDescription)")
+        }
+    }
+
     private static func writeConfig(_ options: Options, state: LabState) throws(LabError) {
         var yaml = """
         # Written by `pgquorum lab up`: the lab's nodes at their namespace addresses.
         cluster: \(options.cluster)
         tls:
           dir: tls
-        data_dir: data
+        data_dir: \(state.dataDirectory ?? "data")
         timing:
           heartbeat_ms: \(options.timing.heartbeatMilliseconds)
           election_timeout_ms: \(options.timing.electionTimeoutMilliseconds)

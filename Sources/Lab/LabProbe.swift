@@ -65,12 +65,34 @@ public final class LabProbe: Sendable {
         return found ?? ""
     }
 
-    /// Polls `condition` every 100 ms until it holds; fails after `limit` with the logs' place.
+    /// What the nodes already know is wrong: each node's own PostgreSQL error (an `initdb` or
+    /// clone failure, say) as its agent reports it, or an agent that does not answer.
+    public func knownProblems() async -> [String] {
+        var problems: [String] = []
+        for node in state.nodes {
+            guard let answer = try? await client.get(host: node.address, port: NodeConfig.defaultAPIPort, path: "/cluster?stale=true",
+                                                     timeout: .seconds(1)),
+                  answer.status == 200,
+                  let view = try? JSONDecoder().decode(ClusterView.self, from: Data(answer.body)) else {
+                problems.append("\(node.name): its agent does not answer (see \(state.logPath(of: node.name)))")
+                continue
+            }
+            if let error = view.members.first(where: { $0.name == node.name })?.postgres?.lastError {
+                problems.append("\(node.name): \(error)")
+            }
+        }
+        return problems
+    }
+
+    /// Polls `condition` every 100 ms until it holds; fails after `limit` with what the nodes
+    /// report as wrong and the logs' place.
     public func wait(within limit: Duration, what: String, _ condition: () async -> Bool) async throws(LabError) {
         let deadline = ContinuousClock.now + limit
         while !(await condition()) {
             guard ContinuousClock.now < deadline else {
-                throw LabError("\(what) did not happen within \(limit); the logs are in \(state.directory)/logs")
+                let problems = await knownProblems()
+                let known = problems.isEmpty ? "" : " (" + problems.joined(separator: "; ") + ")"
+                throw LabError("\(what) did not happen within \(limit)\(known); the logs are in \(state.directory)/logs")
             }
             try? await Task.sleep(for: .milliseconds(100))
         }
@@ -78,7 +100,7 @@ public final class LabProbe: Sendable {
 
     /// Whether the node's postmaster is gone within `limit`.
     public func postgresStops(on node: String, within limit: Duration) async -> Bool {
-        let pidFile = state.directory + "/data/\(node)/postgres/postmaster.pid"
+        let pidFile = state.postgresDirectory(of: node) + "/postmaster.pid"
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
             guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),

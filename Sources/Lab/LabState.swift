@@ -55,11 +55,20 @@ public struct LabState: Codable, Sendable, Equatable {
     public var delays: [Delay]
     /// The `pgquorum` binary the agents run.
     public var binary: String
+    /// Where the nodes' data directories live when not in `<dir>/data` (a lab directory that
+    /// PostgreSQL's OS user cannot enter); `<dir>/data` then links there. Nil: `<dir>/data`.
+    public var dataDirectory: String?
 
     enum CodingKeys: String, CodingKey {
         case id, directory, bridge, subnet, nodes, cuts, delays, binary
         case hostAddress = "host_address"
+        case dataDirectory = "data_directory"
     }
+
+    /// The directory holding every node's data directory (`<root>/<node>`).
+    public var dataRoot: String { dataDirectory ?? directory + "/data" }
+    /// The node's PostgreSQL data directory.
+    public func postgresDirectory(of node: String) -> String { dataRoot + "/\(node)/postgres" }
 
     public var configPath: String { directory + "/cluster.yaml" }
     public var statePath: String { directory + "/lab.json" }

@@ -3,19 +3,6 @@ import Foundation
 import Glibc
 #endif
 
-/// An operating-system account PostgreSQL runs as. PostgreSQL refuses to run as root, so an
-/// agent running as root runs every PostgreSQL program as this user.
-public struct OSUser: Sendable, Equatable {
-    public var name: String
-    public var uid: uid_t
-    public var gid: gid_t
-
-    public static func named(_ name: String) -> OSUser? {
-        guard let entry = getpwnam(name) else { return nil }
-        return OSUser(name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
-    }
-}
-
 /// What a server says about itself; the agent reports these to the leader.
 public struct PostgresFacts: Sendable, Equatable {
     /// Set by initdb; every clone (pg_basebackup) shares it. Distinguishes clusters.

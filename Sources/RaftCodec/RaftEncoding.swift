@@ -81,6 +81,12 @@ public enum RaftEncoding {
         writer.write(state.vote.map { $0.rawValue } ?? 0)
         writer.write(UInt8(state.vote == nil ? 0 : 1))
         writer.write(state.commit)
+        // Appended field, written only when set, so that the records of a node that was never
+        // wiped read the same in older versions.
+        if state.voteFloorIndex > 0 {
+            writer.write(state.voteFloorIndex)
+            writer.write(state.voteFloorTerm)
+        }
     }
 
     public static func decodeHardState(from reader: inout BinaryReader) throws(BinaryReader.Failure) -> HardState {
@@ -89,7 +95,10 @@ public enum RaftEncoding {
         let hasVote = try reader.readUInt8()
         guard hasVote <= 1 else { throw .invalid("bad vote flag \(hasVote)") }
         let commit = try reader.readUInt64()
-        return HardState(term: term, vote: hasVote == 1 ? NodeID(vote) : nil, commit: commit)
+        var floor: (index: LogIndex, term: Term) = (0, 0)
+        if !reader.isAtEnd { floor = (try reader.readUInt64(), try reader.readUInt64()) }
+        return HardState(term: term, vote: hasVote == 1 ? NodeID(vote) : nil, commit: commit,
+                         voteFloorIndex: floor.index, voteFloorTerm: floor.term)
     }
 
     public static func encode(_ metadata: SnapshotMetadata, into writer: inout BinaryWriter) {

@@ -3,11 +3,20 @@ public struct HardState: Sendable, Equatable {
     public var term: Term
     public var vote: NodeID?
     public var commit: LogIndex
+    /// Set when the node's state was replaced (`storage wipe`): the leader's entry at this
+    /// index and term comes after every entry the node may have acknowledged before it lost
+    /// them. The node votes only for candidates whose log is at least as up to date as that
+    /// entry (an empty log would vouch for any candidate, where the old log would have refused
+    /// one that lacks those entries), and does not campaign before it committed it. 0: none.
+    public var voteFloorIndex: LogIndex
+    public var voteFloorTerm: Term
 
-    public init(term: Term = 0, vote: NodeID? = nil, commit: LogIndex = 0) {
+    public init(term: Term = 0, vote: NodeID? = nil, commit: LogIndex = 0, voteFloorIndex: LogIndex = 0, voteFloorTerm: Term = 0) {
         self.term = term
         self.vote = vote
         self.commit = commit
+        self.voteFloorIndex = voteFloorIndex
+        self.voteFloorTerm = voteFloorTerm
     }
 }
 

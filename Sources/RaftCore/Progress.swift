@@ -24,6 +24,8 @@ public struct Progress: Sendable, Equatable {
     var inflight: [(lastIndex: LogIndex, round: UInt64)] = []
     /// In snapshot state: ticks since the snapshot was sent.
     var snapshotElapsed = 0
+    /// How often this peer was found to have lost entries it had acknowledged (a wiped node).
+    public internal(set) var lostEntries = 0
 
     init(next: LogIndex) { self.next = next }
 
@@ -63,6 +65,14 @@ public struct Progress: Sendable, Equatable {
         probeSent = false
         inflight.removeAll()
         snapshotElapsed = 0
+    }
+
+    /// The peer proved that its log lacks entries it acknowledged (see `RaftNode`'s handling of
+    /// rejections): nothing it acknowledged counts any more. Counted in `lostEntries`.
+    mutating func forgetMatch() {
+        guard match > 0 else { return }
+        match = 0
+        lostEntries += 1
     }
 
     /// Records an acknowledged match; returns whether it moved forward.

@@ -84,6 +84,7 @@ public struct RaftNode: Sendable {
         self.options = options
         self.term = state.hardState.term
         self.vote = state.hardState.vote
+        self.voteFloor = (state.hardState.voteFloorIndex, state.hardState.voteFloorTerm)
         self.log = RaftLog(snapshot: state.snapshot, entries: state.entries, committed: state.hardState.commit)
         (self.configuration, self.configurationIndex) = log.configuration(atOrBefore: log.lastIndex)
         self.random = SplitMix64(seed: options.randomSeed ^ id.rawValue &* 0x9E37_79B9)
@@ -101,7 +102,20 @@ public struct RaftNode: Sendable {
     public var lastTerm: Term { log.lastTerm }
     public var snapshotMetadata: SnapshotMetadata { log.snapshot.metadata }
     public var softState: SoftState { SoftState(role: role, leader: leader, term: term) }
-    public var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }
+    public var hardState: HardState {
+        HardState(term: term, vote: vote, commit: log.committed, voteFloorIndex: voteFloor.index, voteFloorTerm: voteFloor.term)
+    }
+
+    /// See `HardState.voteFloorIndex`.
+    public let voteFloor: (index: LogIndex, term: Term)
+    /// A replaced node whose log has not yet caught up with what it may have acknowledged.
+    private var belowVoteFloor: Bool { log.committed < voteFloor.index }
+
+    /// Whether a candidate's log is at least as up to date as this node's, and as its vote floor.
+    private func vouchesFor(lastIndex: LogIndex, lastTerm: Term) -> Bool {
+        log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            && (lastTerm > voteFloor.term || (lastTerm == voteFloor.term && lastIndex >= voteFloor.index))
+    }
 
     /// The term of the entry at `index`, if this node still holds it (or its snapshot ends there).
     public func term(at index: LogIndex) -> Term? { log.term(at: index) }
@@ -132,6 +146,7 @@ public struct RaftNode: Sendable {
     /// commits, the node may be the only one holding that entry, and the others need it to lead
     /// (dissertation §4.2.2).
     private var isPromotable: Bool {
+        if belowVoteFloor { return false }
         if configuration.voters.contains(id) { return true }
         guard configurationIndex > log.committed else { return false }
         return log.configuration(atOrBefore: configurationIndex - 1).configuration.voters.contains(id)
@@ -189,8 +204,7 @@ public struct RaftNode: Sendable {
 
         switch message.kind {
         case .preVoteRequest(let lastIndex, let lastTerm):
-            let granted = message.term > term && !inLeaderContact
-                && log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            let granted = message.term > term && !inLeaderContact && vouchesFor(lastIndex: lastIndex, lastTerm: lastTerm)
             // Granting a pre-vote is not hearing from a leader: no timer is reset.
             outbox.append(Message(from: id, to: message.from, term: granted ? message.term : term,
                                   kind: .preVoteResponse(granted: granted)))
@@ -203,7 +217,7 @@ public struct RaftNode: Sendable {
             // term by some late response must still not help elect a rival of a live leader.
             let canVote = vote == message.from
                 || (vote == nil && leader == nil && (transfer || !inLeaderContact))
-            let granted = canVote && log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
+            let granted = canVote && vouchesFor(lastIndex: lastIndex, lastTerm: lastTerm)
             if granted {
                 vote = message.from
                 electionElapsed = 0
@@ -220,6 +234,14 @@ public struct RaftNode: Sendable {
             acceptLeader(message.from)
             log.committed = max(log.committed, min(commit, log.lastIndex))
             send(to: message.from, .heartbeatResponse(round: round))
+            if commit > log.lastIndex {
+                // The leader sends at most what this node acknowledged, so this node lost entries
+                // it had (its state was replaced). Say where the log ends, so that the leader stops
+                // counting on the lost ones now rather than at its next append, which an idle
+                // cluster may not send for a long time.
+                send(to: message.from, .appendResponse(.rejected(prevIndex: commit, hint: .init(conflictTerm: nil, firstIndex: log.lastIndex + 1)),
+                                                       round: round))
+            }
         case .installSnapshot(let snapshot, let round):
             acceptLeader(message.from)
             handleSnapshot(from: message.from, snapshot, round: round)
@@ -660,13 +682,21 @@ public struct RaftNode: Sendable {
                 progress[peer] = state
             }
         case .rejected(let prevIndex, let hint):
+            // The peer's log ends before entries it acknowledged, or it rejects one of them: it
+            // lost what it promised (its Raft state was replaced, `storage wipe`) — or this is a
+            // late answer to an older append, which only reordering produces. Either way a lower
+            // match is the safe belief (it only counts the peer for less): start again from
+            // nothing and let the probe find where the peer's log really ends.
+            let endsBeforeMatch = hint.conflictTerm == nil && hint.firstIndex <= state.match
             let stale: Bool
             switch state.state {
+            case _ where endsBeforeMatch: stale = false
             case .probe: stale = prevIndex != state.next - 1
             case .replicate: stale = prevIndex <= state.match
             case .snapshot: stale = true
             }
             if !stale {
+                if endsBeforeMatch || prevIndex <= state.match { state.forgetMatch() }
                 var next = hint.firstIndex
                 if let conflictTerm = hint.conflictTerm,
                    let last = log.lastIndex(ofTerm: conflictTerm, atOrBelow: prevIndex) {
@@ -674,6 +704,10 @@ public struct RaftNode: Sendable {
                 }
                 state.becomeProbe()
                 state.next = max(state.match + 1, min(next, prevIndex))
+                // etcd's probe pause: a rejection is answered at once only by a probe further
+                // back; anything else waits for the next heartbeat's answer, so no pattern of
+                // rejections can make the leader send at network speed.
+                if state.next > prevIndex { state.probeSent = true }
             }
             progress[peer] = state
         }

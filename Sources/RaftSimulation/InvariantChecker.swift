@@ -109,6 +109,19 @@ struct InvariantChecker {
         return nil
     }
 
+    /// No busy loop: a leader never answers a rejection at once with an append at the index it
+    /// rejected (`ready` is what it has to send right after stepping `message`). Such a pair,
+    /// exchanged again and again, kept a leader at a full core while a wiped node never caught up.
+    func answered(_ message: Message, with ready: Ready) -> String? {
+        guard case .appendResponse(.rejected(let rejected, _), _) = message.kind else { return nil }
+        for reply in ready.messages + ready.messagesAfterPersist where reply.to == message.from {
+            if case .append(let prevIndex, _, _, _, _) = reply.kind, prevIndex == rejected {
+                return "busy loop: \(message.to) answered \(message.from)'s rejection of \(rejected) with the same append"
+            }
+        }
+        return nil
+    }
+
     /// At most one node may believe it holds the leader lease at any moment.
     func leases(_ nodes: [NodeID: RaftNode]) -> String? {
         let holders = nodes.keys.sorted().filter { nodes[$0]?.hasLeaderLease == true }

@@ -56,6 +56,8 @@ struct SimulatedNetwork {
     mutating func cut(from: NodeID, to: NodeID) { blocked.insert(Link(from: from, to: to)) }
     mutating func heal() { blocked.removeAll() }
     mutating func dropAll() { inFlight.removeAll() }
+    /// Whether anything `node` sent is still on its way.
+    func carries(from node: NodeID) -> Bool { inFlight.contains { $0.message.from == node } }
 }
 
 extension FaultProfile {

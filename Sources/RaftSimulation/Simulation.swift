@@ -13,6 +13,8 @@ public struct SimulationResult: Sendable {
     public var membershipChanges = 0
     public var transfers = 0
     public var snapshotsInstalled = 0
+    /// Nodes whose Raft state was replaced as `pgquorum storage wipe` does.
+    public var wipes = 0
     public var readsConfirmed = 0
     /// Ticks during which some node held the leader lease.
     public var leaseHeldTicks = 0
@@ -25,8 +27,9 @@ public struct SimulationResult: Sendable {
 }
 
 /// A deterministic world of `RaftNode`s: a seeded network that drops, duplicates, delays,
-/// reorders and partitions; crashes that lose whatever was not persisted; membership changes,
-/// leadership transfers, reads and compactions throughout. After every event it checks the
+/// reorders and partitions; crashes that lose whatever was not persisted; wiped nodes (state
+/// lost and replaced, as `storage wipe` does); membership changes, leadership transfers, reads and
+/// compactions throughout. After every event it checks the
 /// safety invariants; after the chaos it checks liveness.
 public struct Simulation {
     let options: SimulationOptions
@@ -46,6 +49,8 @@ public struct Simulation {
     private var nemesisUntil: UInt64 = 30
     private var nextPayload: UInt64 = 1
     private var nextReadID: UInt64 = 1
+    /// A node stopped for a wipe, waiting until nothing it sent is in flight.
+    private var wipeCandidate: NodeID?
 
     public init(seed: UInt64, options: SimulationOptions = SimulationOptions()) {
         self.options = options
@@ -97,6 +102,7 @@ public struct Simulation {
             result.messagesDelivered += 1
             if options.trace, !message.kind.isHeartbeatTraffic { trace("deliver \(message)") }
             nodes[message.to]?.step(message)
+            if let node = nodes[message.to], let problem = checker.answered(message, with: node.ready()) { return fail(problem) }
             process(message.to)
             if result.violation != nil { return }
         }
@@ -118,6 +124,7 @@ public struct Simulation {
         if random.chance(0.004) { transferLeadership() }
         if random.chance(0.03) { requestRead() }
         if random.chance(0.02) { compactSomeNode() }
+        wipeStep()
     }
 
     /// Jepsen-style episodes: a calm stretch, then one fault held long enough for elections to
@@ -321,6 +328,47 @@ public struct Simulation {
         guard let snapshot = nodes[id]?.compact(through: through, snapshotData: machine.snapshotData()) else { return }
         disks[id]?.compact(to: snapshot)
         if options.trace { trace("\(id) compacts through \(through)") }
+    }
+
+    /// `pgquorum storage wipe`, in the operator's order: stop a member other than the leader;
+    /// once nothing it sent is still on its way (the tool waits until the leader no longer hears
+    /// from it), run the tool's checks — a leader, every other voter up (the tool asks each), and
+    /// the other voters that hold every entry up to the commit index and up to what the member
+    /// acknowledged, in the leader's view and by their own commit index, form a quorum. Then its
+    /// state becomes an empty log in the highest term any node reached, its vote cast, a vote
+    /// floor at the leader's entry at that index, and it starts again. When the checks fail it stays
+    /// down like any crashed node.
+    private mutating func wipeStep() {
+        if let victim = wipeCandidate {
+            guard nodes[victim] == nil else { wipeCandidate = nil; return }   // restarted meanwhile
+            guard !network.carries(from: victim) else { return }
+            wipeCandidate = nil
+            wipe(victim)
+        } else if random.chance(0.003), let leaderID = random.pick(leaders), let leader = nodes[leaderID],
+                  let victim = random.pick(leader.configuration.members.sorted().filter { $0 != leaderID && nodes[$0] != nil }) {
+            crash(victim, why: "stopped for a wipe")
+            wipeCandidate = victim
+        }
+    }
+
+    private mutating func wipe(_ victim: NodeID) {
+        // The tool asks for a view the leader confirms with a quorum: a leader with its lease.
+        guard let leaderID = leaders.first(where: { nodes[$0]?.hasLeaderLease == true }), let leader = nodes[leaderID] else { return }
+        let others = leader.configuration.voters.filter { $0 != victim }
+        guard others.allSatisfy({ nodes[$0] != nil }) else { return }
+        let needed = max(leader.commitIndex, leader.progress[victim]?.match ?? 0)
+        let holders = others.filter { voter in
+            let matched = voter == leaderID ? leader.lastIndex : leader.progress[voter]?.match ?? 0
+            return matched >= needed && (nodes[voter]?.commitIndex ?? 0) >= needed
+        }
+        guard holders.count >= leader.configuration.quorum else { return }
+        let term = allNodes.compactMap { disks[$0]?.hardState.term }.max() ?? 0
+        var fresh = DurableState.bootstrap(leader.configuration)
+        fresh.hardState = HardState(term: term, vote: victim, commit: 0, voteFloorIndex: needed, voteFloorTerm: leader.term(at: needed) ?? leader.term)
+        disks[victim] = SimulatedDisk(fresh)
+        result.wipes += 1
+        if options.trace { trace("\(victim) wiped: empty log in term \(term), vote cast (\(holders.sorted()) hold up to \(needed))") }
+        start(victim)
     }
 
     // MARK: - Liveness

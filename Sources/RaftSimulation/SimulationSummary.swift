@@ -12,6 +12,7 @@ public struct SimulationSummary: Sendable {
     private var membershipChanges = 0
     private var transfers = 0
     private var snapshots = 0
+    private var wipes = 0
     private var reads = 0
     private var leaseHeldTicks = 0
     private var worstRecovery: UInt64 = 0
@@ -37,6 +38,7 @@ public struct SimulationSummary: Sendable {
         membershipChanges += result.membershipChanges
         transfers += result.transfers
         snapshots += result.snapshotsInstalled
+        wipes += result.wipes
         reads += result.readsConfirmed
         leaseHeldTicks += result.leaseHeldTicks
         worstRecovery = max(worstRecovery, result.recoveryTicks)
@@ -45,6 +47,6 @@ public struct SimulationSummary: Sendable {
     public var line: String {
         "seeds=\(seeds) steps=\(ticks) violations=\(violations) elections=\(elections) entries_committed=\(commits) "
             + "messages=\(messages) crashes=\(crashes) partitions=\(partitions) membership_changes=\(membershipChanges) "
-            + "transfers_started=\(transfers) snapshots_installed=\(snapshots) reads=\(reads) lease_held_ticks=\(leaseHeldTicks) worst_recovery_ticks=\(worstRecovery)"
+            + "transfers_started=\(transfers) snapshots_installed=\(snapshots) wipes=\(wipes) reads=\(reads) lease_held_ticks=\(leaseHeldTicks) worst_recovery_ticks=\(worstRecovery)"
     }
 }

@@ -280,7 +280,10 @@ public final class RaftStorage {
         // reached. The node did hold that term, and it sent nothing in it (that waits for the
         // whole write), so it resumes in that term with no vote.
         let seenTerm = max(entries.last?.term ?? 0, snapshot.metadata.term)
-        if seenTerm > hardState.term { hardState = HardState(term: seenTerm, vote: nil, commit: hardState.commit) }
+        if seenTerm > hardState.term {
+            hardState = HardState(term: seenTerm, vote: nil, commit: hardState.commit,
+                                  voteFloorIndex: hardState.voteFloorIndex, voteFloorTerm: hardState.voteFloorTerm)
+        }
         snapshotIndex = snapshot.metadata.index
         recovered = DurableState(hardState: hardState, snapshot: snapshot, entries: entries)
         if !readOnly { try startSegment() }

@@ -10,7 +10,8 @@ struct SimCommand: ParsableCommand {
             Each seed runs a five-node world (three founding voters and two joiners, or five \
             founding voters) through message \
             loss, duplication, delay, partitions, one-way cuts, crashes that lose unpersisted state, \
-            membership changes, leadership transfers, reads and compactions, checking the safety \
+            wiped nodes (storage wipe), membership changes, leadership transfers, reads and \
+            compactions, checking the safety \
             invariants after every event; then heals everything and requires a commit within a \
             bounded number of ticks. A failing seed prints itself and its trace; --seed replays it.
             """

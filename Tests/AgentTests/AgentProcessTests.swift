@@ -136,6 +136,19 @@ import Glibc
         let victim = try #require(cluster.names.first { $0 != first.name })
         let other = try #require(cluster.names.first { $0 != first.name && $0 != victim })
         let wipe = ["storage", "wipe", "--config", cluster.configPath, "--node", victim]
+        /// Whether, within 5 s, `leader` sees `node`'s match at its commit index and `node`
+        /// itself has committed that far.
+        func caughtUp(_ node: String, leader: String) async -> Bool {
+            let deadline = ContinuousClock.now + .seconds(5)
+            while ContinuousClock.now < deadline {
+                if let view = await cluster.view(of: leader, stale: false), let match = view.members.first(where: { $0.name == node })?.matchIndex,
+                   match >= view.commitIndex, let own = await cluster.view(of: node), own.commitIndex >= view.commitIndex {
+                    return true
+                }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            return false
+        }
 
         // Refused while the node's agent runs.
         let running = try cluster.run(wipe + ["--yes"], includeErrors: true)
@@ -147,7 +160,21 @@ import Glibc
         let missing = try cluster.run(wipe + ["--yes"], includeErrors: true)
         #expect(missing.status != 0 && missing.output.contains("cannot reach \(other)"), "\(missing.output)")
         try cluster.start(other)
-        let settled = try #require(await cluster.agreedLeader(among: [first.name, other]))
+        _ = try #require(await cluster.agreedLeader(among: [first.name, other]))
+
+        // The victim runs again and catches up, so the leader records its match; then it stops
+        // for good. The tool waits until the leader no longer hears from it.
+        try cluster.start(victim)
+        let settled = try #require(await cluster.agreedLeader(among: cluster.names))
+        try #require(await caughtUp(victim, leader: settled.name), "\(victim) did not catch up before the wipe")
+        cluster.stop(victim, signal: SIGTERM)
+        let early = try cluster.run(wipe, includeErrors: true)
+        #expect(early.status != 0 && early.output.contains("still hears from \(victim)"), "\(early.output)")
+        var unreachable = false
+        for _ in 0..<50 where !unreachable {
+            try await Task.sleep(for: .milliseconds(100))
+            unreachable = await cluster.view(of: settled.name, stale: false)?.members.first { $0.name == victim }?.state == "unreachable"
+        }
 
         // Without --yes it only reports; with it, the old state is moved aside, never deleted.
         let dry = try cluster.run(wipe, includeErrors: true)
@@ -158,10 +185,13 @@ import Glibc
         let entries = try FileManager.default.contentsOfDirectory(atPath: data)
         #expect(entries.contains { $0.hasPrefix("raft.wiped-") }, "\(entries)")
 
-        // The node returns with its fresh state and follows; the leader and its term stay.
+        // The node returns with its fresh state and follows; the leader and its term stay, and
+        // within a few heartbeats it holds the whole log again (the leader forgot its old match).
         try cluster.start(victim)
         let after = try #require(await cluster.agreedLeader(among: cluster.names))
         #expect(after.name == settled.name && after.term == settled.term)
+        #expect(await caughtUp(victim, leader: after.name), "the wiped node did not catch up under the same leader within 5 s")
+        #expect(cluster.log(of: after.name).contains("lacks entries it acknowledged"), "the leader did not say the peer lost its entries")
         let verify = try cluster.run(["storage", "verify", "--data-dir", data + "/raft"], includeErrors: true)
         #expect(verify.status == 0, "\(verify.output)")
     }

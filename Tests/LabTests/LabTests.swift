@@ -15,11 +15,21 @@ import Glibc
     /// A lab in a temp directory, torn down when the test ends (on failure too).
     final class TestLab: @unchecked Sendable {
         let directory: String
+        /// A mode-0700 directory holding the lab, as a clone under /root or from `mktemp -d` is.
+        let privateParent: String?
         var state: LabState
         let client: APIClient
 
-        init(nodes: [NodeConfig], cluster: String, postgres: Bool = false) async throws {
-            directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgq-lab-\(UUID().uuidString.prefix(8))").path
+        init(nodes: [NodeConfig], cluster: String, postgres: Bool = false, inPrivateDirectory: Bool = false) async throws {
+            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pgq-lab-\(UUID().uuidString.prefix(8))").path
+            if inPrivateDirectory {
+                try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                privateParent = scratch
+                directory = scratch + "/lab"
+            } else {
+                privateParent = nil
+                directory = scratch
+            }
             state = try await Lab.up(Lab.Options(directory: directory, nodes: nodes, cluster: cluster, binary: LocalCluster.defaultBinary(),
                                                  postgres: postgres))
             client = try APIClient(tlsDirectory: directory + "/tls")
@@ -27,6 +37,7 @@ import Glibc
 
         func tearDown() {
             _ = try? Lab.down(directory: directory)
+            if let privateParent { try? FileManager.default.removeItem(atPath: privateParent) }
         }
 
         func reload() throws { state = try LabState.load(directory: directory) }
@@ -265,12 +276,17 @@ import Glibc
     /// Writes are tried on every node all along; the isolated primary must stop acknowledging
     /// before the majority's new primary acknowledges anything. After heal the old primary
     /// resynchronises (pg_rewind) and follows the new one.
+    /// The lab lives in a mode-0700 directory that the `postgres` user cannot enter (a newcomer's
+    /// clone): the nodes' data goes where it can, linked from `<dir>/data`, and `lab down` removes it.
     @Test func anIsolatedPrimaryIsFencedBeforeTheMajorityPromotes() async throws {
-        let lab = try await TestLab(nodes: Lab.seedNodes, cluster: "lab-3dc", postgres: true)
+        let lab = try await TestLab(nodes: Lab.seedNodes, cluster: "lab-3dc", postgres: true, inPrivateDirectory: true)
         defer { lab.tearDown() }
+        let outside = try #require(lab.state.dataDirectory, "a lab in a private directory kept its data inside it")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: lab.directory + "/data") == outside)
         let names = Lab.seedNodes.map(\.name)
         let primaries = await lab.answering("/primary", among: names, within: 120) { $0.count == 1 }
         try #require(primaries.count == 1, "no single primary: \(primaries)")
+        #expect(FileManager.default.fileExists(atPath: lab.state.postgresDirectory(of: primaries[0]) + "/PG_VERSION"))
         let old = primaries[0]
         let majority = names.filter { $0 != old }
         try PostgresConnection(lab.conninfo(old)).query("CREATE TABLE writes (id bigint PRIMARY KEY, node text)")
@@ -325,6 +341,8 @@ import Glibc
         }
         #expect(rejoined, "the old primary did not rejoin after heal")
         #expect(await lab.answering("/replica", among: [old], within: 30) { $0 == [old] } == [old])
+        lab.tearDown()
+        #expect(!FileManager.default.fileExists(atPath: outside), "lab down left the nodes' data in \(outside)")
     }
 }
 

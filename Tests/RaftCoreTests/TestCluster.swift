@@ -9,6 +9,8 @@ struct TestCluster {
     var applied: [NodeID: [Entry]] = [:]
     var reads: [NodeID: [ReadState]] = [:]
     var installedSnapshots: [NodeID: [Snapshot]] = [:]
+    /// Every message any node sent, in order (delivered or not).
+    var sent: [Message] = []
 
     init(voters: [NodeID], learners: [NodeID] = [], options: RaftOptions = TestCluster.defaultOptions) {
         let configuration = Configuration(voters: Set(voters), learners: Set(learners))
@@ -38,6 +40,7 @@ struct TestCluster {
             while nodes[id]!.hasReady {
                 let ready = nodes[id]!.ready()
                 mailbox.append(contentsOf: ready.messages + ready.messagesAfterPersist)
+                sent.append(contentsOf: ready.messages + ready.messagesAfterPersist)
                 if let snapshot = ready.snapshot { installedSnapshots[id, default: []].append(snapshot) }
                 applied[id, default: []].append(contentsOf: ready.committedEntries)
                 reads[id, default: []].append(contentsOf: ready.readStates)

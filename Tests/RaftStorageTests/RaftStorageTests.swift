@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import RaftCodec
 import RaftCore
 @testable import RaftStorage
 
@@ -26,6 +27,30 @@ import RaftCore
         #expect(state.entries == entries(1...5, term: 1))
         #expect(state.snapshot.metadata.configuration == threeVoters)
         #expect(reopened.tornTail == nil)
+    }
+
+    /// A wiped node's vote floor survives restarts; a hard state without one is encoded as
+    /// before (25 bytes), so older versions read the records of a node never wiped.
+    @Test func theVoteFloorIsDurableAndOptional() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        var wiped = DurableState.bootstrap(threeVoters)
+        wiped.hardState = HardState(term: 7, vote: 3, commit: 0, voteFloorIndex: 42, voteFloorTerm: 6)
+        do {
+            let storage = try RaftStorage.open(directory: dir.path)
+            try storage.initialize(wiped)
+            try storage.persist(ready(entries: entries(1...2, term: 7), hardState: HardState(term: 7, vote: 3, commit: 2, voteFloorIndex: 42, voteFloorTerm: 6)))
+        }
+        let state = try #require(try RaftStorage.open(directory: dir.path).recovered)
+        #expect(state.hardState == HardState(term: 7, vote: 3, commit: 2, voteFloorIndex: 42, voteFloorTerm: 6))
+
+        var plain = BinaryWriter(capacity: 64)
+        RaftEncoding.encode(HardState(term: 1, vote: 2, commit: 3), into: &plain)
+        #expect(plain.bytes.count == 25)
+        var floored = BinaryWriter(capacity: 64)
+        RaftEncoding.encode(HardState(term: 1, vote: 2, commit: 3, voteFloorIndex: 4, voteFloorTerm: 1), into: &floored)
+        var reader = BinaryReader(floored.bytes)
+        #expect(try RaftEncoding.decodeHardState(from: &reader) == HardState(term: 1, vote: 2, commit: 3, voteFloorIndex: 4, voteFloorTerm: 1))
     }
 
     @Test func laterEntriesReplaceAConflictingTail() throws {

@@ -81,6 +81,10 @@ final class PostgresManager: @unchecked Sendable {
             user = named
             // PostgreSQL's user must reach <data_dir>/postgres and <data_dir>/run, not the Raft state.
             chmod(local.dataDirectory, 0o711)
+            if local.postgresPort != nil, let blocked = named.firstBlockedDirectory(on: local.postgresDataDirectory) {
+                let mode = String(blocked.mode, radix: 8)
+                throw AgentStartError("PostgreSQL's OS user \(named.name) cannot enter \(blocked.path) (mode \(mode), on the way to \(local.postgresDataDirectory)); choose a data_dir it can reach, or let it through: chmod o+x \(blocked.path)")
+            }
         }
         guard FileManager.default.isExecutableFile(atPath: settings.binDirectory + "/postgres") else {
             throw AgentStartError("\(settings.binDirectory)/postgres does not exist; install PostgreSQL 15 (apt-get install postgresql-15) or set postgresql.bin_dir")

@@ -37,7 +37,7 @@ struct AgentCommand: AsyncParsableCommand {
             throw CommandFailure("the config has \(error.problems.count) problem(s); the agent did not start")
         }
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = AgentLogHandler(label: label)
             handler.logLevel = level
             return handler
         }

@@ -175,8 +175,10 @@ struct LabWait: AsyncParsableCommand {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw CommandFailure(whole ? "the cluster was not whole (a primary and streaming replicas) within \(Int(timeout)) s; see pgquorum status --config \(state.configPath)"
-                                   : "no node served as primary within \(Int(timeout)) s; see pgquorum status --config \(state.configPath)")
+        let problems = await probe.knownProblems()
+        let known = problems.isEmpty ? "" : ": " + problems.joined(separator: "; ")
+        throw CommandFailure((whole ? "the cluster was not whole (a primary and streaming replicas) within \(Int(timeout)) s"
+                                    : "no node served as primary within \(Int(timeout)) s") + known + "; see pgquorum status --config \(state.configPath)")
     }
 }
 

@@ -16,13 +16,14 @@ struct WipeStorage: AsyncParsableCommand {
         abstract: "Set a node's Raft state aside and start it afresh, only if the cluster can do without it.",
         discussion: """
             For a node whose Raft state is corrupt (docs/storage.md, "Recovering a node"). Refuses \
-            unless: the node's agent is stopped; a leader confirms its view with a quorum; the \
-            voters other than this node that hold every committed entry form a quorum (so nothing \
-            committed depends on this node's lost copy); and every other voter answers, so the \
-            highest term anyone has reached is known. The old state is moved aside (never \
-            deleted) and the new state starts in that term with its vote already cast, so the \
-            node can never vote twice in a term it may have voted in before. Without --yes it \
-            only reports what it would do.
+            unless: the node's agent is stopped; a leader confirms its view with a quorum and no \
+            longer hears from the node; the voters other than this node that hold every committed \
+            entry and every entry this node acknowledged form a quorum (so nothing committed \
+            depends on this node's lost copy); and every other voter answers, so the highest term \
+            anyone has reached is known. The old state is moved aside (never deleted) and the new \
+            state starts in that term with its vote already cast, so the node can never vote twice \
+            in a term it may have voted in before, and with a vote floor, so it never vouches for a \
+            candidate that lacks what it once held. Without --yes it only reports what it would do.
             """
     )
 
@@ -58,6 +59,7 @@ struct WipeStorage: AsyncParsableCommand {
         }
         let others = loaded.nodes.filter { $0.name != node }
         var terms: [String: UInt64] = [:]
+        var ownCommit: [String: UInt64] = [:]
         var leaderView: ClusterView?
         var unreachable: [String] = []
         for other in others {
@@ -67,6 +69,7 @@ struct WipeStorage: AsyncParsableCommand {
                 continue
             }
             terms[other.name] = view.term
+            ownCommit[other.name] = view.commitIndex
             if leaderView == nil, let linear = try? await client.get(host: other.host, port: other.apiPort, path: "/cluster", timeout: .seconds(2)),
                linear.status == 200, let confirmed = try? JSONDecoder().decode(ClusterView.self, from: Data(linear.body)), confirmed.linearizable {
                 leaderView = confirmed
@@ -78,14 +81,27 @@ struct WipeStorage: AsyncParsableCommand {
         guard let leaderView, let leader = leaderView.leader, leader != node else {
             throw CommandFailure("no leader confirmed by a quorum; the cluster must be healthy without \(node) before its state is replaced")
         }
-        // 3. Committed entries must not depend on this node: a quorum of all voters among the others.
-        let quorum = loaded.nodes.count / 2 + 1
-        let holders = leaderView.members.filter { $0.name != node && ($0.matchIndex ?? 0) >= leaderView.commitIndex }.map(\.name)
-        guard holders.count >= quorum else {
-            throw CommandFailure("only \(holders.joined(separator: ", ")) hold every committed entry (index \(leaderView.commitIndex)); a quorum needs \(quorum): wait until the others catch up")
+        // 3. Nothing the old state sent may still be on its way to the leader, to be counted.
+        if let seen = leaderView.members.first(where: { $0.name == node }), seen.state != "unreachable" {
+            throw CommandFailure("\(leader) still hears from \(node) (\(seen.state)): messages of its old state may still be on their way; wait until pgquorum status shows it unreachable, then run this again")
         }
 
-        // 4. The new state: the highest term reached anywhere, its vote already cast.
+        // 4. Nothing may depend on this node's copy: every entry committed, and every entry it
+        // acknowledged (the leader still counts those towards commits until the fresh node's first
+        // answer shows they are gone), must be on a quorum of all voters among the others.
+        let quorum = loaded.nodes.count / 2 + 1
+        let acknowledged = leaderView.members.first { $0.name == node }?.matchIndex ?? 0
+        let needed = max(leaderView.commitIndex, acknowledged)
+        // In the leader's view, and by each holder's own commit index: a node wiped a moment ago
+        // may still carry its old match in the leader's view.
+        let holders = leaderView.members.filter { member in
+            member.name != node && (member.matchIndex ?? 0) >= needed && (ownCommit[member.name] ?? 0) >= needed
+        }.map(\.name)
+        guard holders.count >= quorum else {
+            throw CommandFailure("only \(holders.joined(separator: ", ")) hold every entry up to index \(needed) (committed, or acknowledged by \(node)); a quorum needs \(quorum): wait until the others catch up")
+        }
+
+        // 5. The new state: the highest term reached anywhere, its vote already cast.
         let directory = local.dataDirectory + "/raft"
         var term = terms.values.max() ?? 0
         if let old = try? RaftStorage.inspect(directory: directory), let state = old.recovered {
@@ -93,8 +109,12 @@ struct WipeStorage: AsyncParsableCommand {
         }
         let voters = Set(loaded.nodes.map(\.id))
         var fresh = DurableState.bootstrap(Configuration(voters: voters))
-        fresh.hardState = HardState(term: term, vote: local.id, commit: 0)
-        print("leader \(leader) (term \(leaderView.term)) confirms the view; \(holders.joined(separator: ", ")) hold every committed entry (index \(leaderView.commitIndex)), quorum \(quorum)")
+        // No vote for a candidate that lacks what this node may have acknowledged, no campaign
+        // before it has committed that again. The leader committed an entry of its own term (it
+        // confirmed the view), so its entry at `needed` (at or after the commit index) is of
+        // its term.
+        fresh.hardState = HardState(term: term, vote: local.id, commit: 0, voteFloorIndex: needed, voteFloorTerm: leaderView.term)
+        print("leader \(leader) (term \(leaderView.term)) confirms the view; \(holders.joined(separator: ", ")) hold every entry up to index \(needed) (commit index \(leaderView.commitIndex)), quorum \(quorum)")
         print("highest term among the voters: \(term)")
         guard yes else {
             print("would move \(directory) aside and start \(node) afresh in term \(term) with its vote cast; run again with --yes to do it")
@@ -116,6 +136,6 @@ struct WipeStorage: AsyncParsableCommand {
         } catch {
             throw CommandFailure("cannot write the new state in \(directory): \(error)")
         }
-        print("wrote fresh Raft state for \(node) in term \(term); start its agent: it follows \(leader) and receives the log")
+        print("wrote fresh Raft state for \(node) in term \(term); start its agent: \(leader) finds its log empty and replicates it from the start")
     }
 }
