@@ -80,7 +80,8 @@ public enum Lab {
         let existing = (try? Shell.run(["ip", "-o", "link", "show"]).output ?? "") ?? ""
         let namespaces = (try? Shell.run(["ip", "netns", "list"]).output ?? "") ?? ""
         var id = String(format: "%04x", UInt16.random(in: 1 ... .max))
-        while existing.contains("pq\(id)-") || namespaces.contains("pq\(id)-") {
+        while existing.contains("pq\(id)-") || namespaces.contains("pq\(id)-")
+                || FileManager.default.fileExists(atPath: outsideDataDirectory(id: id)) {
             id = String(format: "%04x", UInt16.random(in: 1 ... .max))
         }
         let subnet = try reserveSubnet(for: directory)
@@ -111,6 +112,7 @@ public enum Lab {
             }
         } catch {
             _ = try? down(directory: directory, keepDirectory: true)
+            removeOutsideData(state)
             throw error
         }
         return state
@@ -158,12 +160,7 @@ public enum Lab {
               ((try? Shell.run(["ip", "-o", "link", "show"]))?.output ?? "").contains("pq\(state.id)-") {
             usleep(50_000)
         }
-        if let data = state.dataDirectory, data == outsideDataDirectory(id: state.id),
-           FileManager.default.fileExists(atPath: data) {
-            try? FileManager.default.removeItem(atPath: data)
-            try? FileManager.default.removeItem(atPath: state.directory + "/data")
-            removed.append("data \(data)")
-        }
+        if !keepDirectory, let data = removeOutsideData(state) { removed.append("data \(data)") }
         event(state, "down", nodes: [], detail: removed.joined(separator: ", "))
         releaseSubnet(state.subnet, of: state.directory)
         if keepDirectory {
@@ -553,6 +550,17 @@ public enum Lab {
 
     /// Where a lab outside its own directory keeps the nodes' data (`/var/lib/pgquorum-lab/<id>`).
     static func outsideDataDirectory(id: String) -> String { "/var/lib/pgquorum-lab/\(id)" }
+
+    /// Removes the nodes' data kept outside the lab directory, and the link to it; returns it.
+    /// Only the directory this lab's own id names (a hex id: lab.json cannot point it elsewhere).
+    @discardableResult
+    static func removeOutsideData(_ state: LabState) -> String? {
+        guard let data = state.dataDirectory, !state.id.isEmpty, state.id.allSatisfy(\.isHexDigit),
+              data == outsideDataDirectory(id: state.id), FileManager.default.fileExists(atPath: data) else { return nil }
+        try? FileManager.default.removeItem(atPath: data)
+        try? FileManager.default.removeItem(atPath: state.directory + "/data")
+        return data
+    }
 
     /// `<dir>/data` serves when PostgreSQL's OS user can enter the lab directory and the socket
     /// paths fit; a private clone (mode 0700, as under /root or from `mktemp -d`) or a deep path

@@ -1,3 +1,4 @@
+import CProcessSpawn
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -34,8 +35,8 @@ public struct OSUser: Sendable, Equatable {
 
     /// The first existing directory on the way to `path` (its ancestors, and `path` itself when it
     /// exists) that this user may not enter, judged from the mode bits as the kernel would
-    /// (owner, then group, then others). A private clone (`mkdir -m 700`, a home directory) is the
-    /// usual one. Nil when the user can reach `path`. Directories that do not exist yet are not
+    /// (owner, then group, then others; a directory with an access ACL is not judged). A private
+    /// clone (`mkdir -m 700`, a home directory) is the usual one. Nil when the user can reach `path`. Directories that do not exist yet are not
     /// judged: whoever creates them chooses their mode.
     public func firstBlockedDirectory(on path: String) -> (path: String, mode: mode_t, owner: uid_t)? {
         let groups = self.groups
@@ -46,6 +47,8 @@ public struct OSUser: Sendable, Equatable {
             var info = stat()
             guard stat(current, &info) == 0 else { return nil }
             guard info.st_mode & S_IFMT == S_IFDIR else { continue }
+            // An access ACL may let the user in where the mode bits do not: not judged here.
+            if pgq_has_access_acl(current) != 0 { continue }
             let mode = info.st_mode & 0o7777
             let allowed: Bool
             if info.st_uid == uid {

@@ -27,4 +27,7 @@ pid_t pgq_spawn_fence_keeper(pid_t postmaster, int input_fd);
 /// CLOCK_MONOTONIC in nanoseconds: the keeper's clock.
 int64_t pgq_monotonic_ns(void);
 
+/// Whether `path` carries a POSIX access ACL: 1 yes, 0 no (or unknown).
+int pgq_has_access_acl(const char *path);
+
 #endif

@@ -5,8 +5,8 @@ import Glibc
 #endif
 
 /// The agent's log lines on standard error, laid out like swift-log's `StreamLogHandler` but
-/// stamped to the millisecond with the UTC offset (`2026-12-04T18:22:53.123+00:00`), so that they
-/// line up with lab events and with each other.
+/// stamped in UTC to the millisecond (`2026-12-04T18:22:53.123+00:00`), so that they line up with
+/// each other, with other nodes' logs and with the lab's event log.
 struct AgentLogHandler: LogHandler {
     let label: String
     var logLevel: Logger.Level = .info
@@ -30,23 +30,21 @@ struct AgentLogHandler: LogHandler {
                 guard let base = buffer.baseAddress else { return -1 }
                 return write(STDERR_FILENO, base + written, buffer.count - written)
             }
+            if result < 0, errno == EINTR { continue }
             if result <= 0 { break }
             written += result
         }
     }
 
-    /// Local time, ISO 8601 with milliseconds and the offset from UTC.
+    /// ISO 8601 in UTC, with milliseconds and the offset.
     static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec
         var parts = tm()
-        localtime_r(&seconds, &parts)
-        let offset = parts.tm_gmtoff / 60
-        let sign = offset < 0 ? "-" : "+"
-        let date = String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03d",
-                          Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-                          Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(now.tv_nsec / 1_000_000))
-        return date + sign + String(format: "%02d:%02d", abs(offset) / 60, abs(offset) % 60)
+        gmtime_r(&seconds, &parts)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03d+00:00",
+                      Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
+                      Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(now.tv_nsec / 1_000_000))
     }
 }

@@ -106,14 +106,17 @@ struct LabDown: ParsableCommand {
 
     @OptionGroup var lab: LabDirectory
 
-    @Flag(help: "Keep the lab directory (logs, event log, config).")
+    @Flag(help: "Keep the lab directory (logs, event log, config) and the nodes' data.")
     var keep = false
 
     func run() throws {
         try labAction { () throws(LabError) in
+            let outside = (try? LabState.load(directory: lab.dir))?.dataDirectory
             let removed = try Lab.down(directory: lab.dir, keepDirectory: keep)
             print("removed " + (removed.isEmpty ? "nothing (no agents or namespaces were left)" : removed.joined(separator: ", ")))
-            if keep { print("kept \(lab.dir)") }
+            if keep {
+                print("kept \(lab.dir)" + (outside.map { "; the nodes' data stays in \($0) (rm -r it when done)" } ?? ""))
+            }
         }
     }
 }
