@@ -65,15 +65,22 @@ public final class LabProbe: Sendable {
         return found ?? ""
     }
 
+    /// The node's own view (`/cluster?stale=true`), or with `confirmed` the leader view it gets
+    /// confirmed by a quorum (`/cluster`).
+    public func view(_ node: String, confirmed: Bool = false) async -> ClusterView? {
+        guard let address = state.node(node)?.address,
+              let answer = try? await client.get(host: address, port: NodeConfig.defaultAPIPort,
+                                                 path: confirmed ? "/cluster" : "/cluster?stale=true", timeout: .seconds(1)),
+              answer.status == 200 else { return nil }
+        return try? JSONDecoder().decode(ClusterView.self, from: Data(answer.body))
+    }
+
     /// What the nodes already know is wrong: each node's own PostgreSQL error (an `initdb` or
     /// clone failure, say) as its agent reports it, or an agent that does not answer.
     public func knownProblems() async -> [String] {
         var problems: [String] = []
         for node in state.nodes {
-            guard let answer = try? await client.get(host: node.address, port: NodeConfig.defaultAPIPort, path: "/cluster?stale=true",
-                                                     timeout: .seconds(1)),
-                  answer.status == 200,
-                  let view = try? JSONDecoder().decode(ClusterView.self, from: Data(answer.body)) else {
+            guard let view = await view(node.name) else {
                 problems.append("\(node.name): its agent does not answer (see \(state.logPath(of: node.name)))")
                 continue
             }

@@ -12,6 +12,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     case agentPause = "agent-pause"
     case flapping
     case rollingRestart = "rolling-restart"
+    case storageWipe = "storage-wipe"
 
     /// What one trial does, for the table and `--help`.
     public var summary: String {
@@ -25,6 +26,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
         case .agentPause: "SIGSTOP of the primary's agent for 4 election timeouts, then SIGCONT: the fence keeper stops PostgreSQL"
         case .flapping: "the primary's links toggled every 300 ms for 6 s, then heal"
         case .rollingRestart: "every node restarted gracefully (SIGTERM) in turn, replicas first: the primary is handed over cleanly"
+        case .storageWipe: "a replica's Raft log corrupted, the node wiped with storage wipe and restarted: it streams again within 10 s under the same leader"
         }
     }
 
@@ -32,7 +34,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     public var expectsFailover: Bool {
         switch self {
         case .primaryCrash, .sameCityDisaster, .partitionPrimary, .agentKill, .agentPause, .rollingRestart: true
-        case .partitionHalves, .asymmetricCut, .flapping: false
+        case .partitionHalves, .asymmetricCut, .flapping, .storageWipe: false
         }
     }
 
@@ -42,7 +44,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     /// over cleanly, nothing may be lost.
     public var guaranteesNoLoss: Bool {
         switch self {
-        case .partitionHalves, .asymmetricCut, .rollingRestart: true
+        case .partitionHalves, .asymmetricCut, .rollingRestart, .storageWipe: true
         case .primaryCrash, .sameCityDisaster, .partitionPrimary, .agentKill, .agentPause, .flapping: false
         }
     }

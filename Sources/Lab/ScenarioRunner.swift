@@ -136,10 +136,101 @@ public struct ScenarioRunner: Sendable {
                 try await probe.waitUntilWhole(within: .seconds(120), what: "\(node) back after its restart (trial \(trial))")
             }
             return "restart all, \(primary) last"
+        case .storageWipe:
+            return try await storageWipe(replica: replicas[1], trial: trial, probe: probe, checks: &checks)
         case .sameCityDisaster:
             return try await sameCityDisaster(primary: primary, replicas: replicas, trial: trial, client: client, probe: probe,
                                               checks: &checks, takeover: { () async throws(LabError) in try await takeover() })
         }
+    }
+
+    /// docs/storage.md's recovery, as an operator runs it: a replica's Raft log is damaged, its
+    /// agent stopped; `storage verify` must name the damage, `storage wipe` replace the state
+    /// (once the leader no longer hears from the node). Restarted, the node must stream again
+    /// within 10 s while the same leader leads in the same term, without keeping the leader's
+    /// agent busy (a wiped node once made it send at network speed, issue 17).
+    private func storageWipe(replica: String, trial: Int, probe: LabProbe, checks: inout [String]) async throws(LabError) -> String {
+        guard let primary = await probe.primary(), let before = await probe.view(primary, confirmed: true), before.leader == primary else {
+            throw LabError("no confirmed leader on the primary before the wipe (trial \(trial))")
+        }
+        try Lab.kill(directory: directory, node: replica)
+        let state = try LabState.load(directory: directory)
+        let raft = state.dataRoot + "/\(replica)/raft"
+        try corruptOneRecord(in: raft + "/wal")
+        let verify = try Shell.run([binary, "storage", "verify", "--data-dir", raft])
+        checks.append("trial \(trial): storage verify names the damage on \(replica): "
+                      + (verify.status != 0 && verify.output.contains("corrupt") ? "ok" : "exit \(verify.status): \(verify.output)"))
+
+        var wipe = try Shell.run([binary, "storage", "wipe", "--config", state.configPath, "--node", replica, "--yes"])
+        let wipeDeadline = ContinuousClock.now + .seconds(15)
+        while wipe.status != 0, wipe.output.contains("still hears from"), ContinuousClock.now < wipeDeadline {
+            await rest(0.25)
+            wipe = try Shell.run([binary, "storage", "wipe", "--config", state.configPath, "--node", replica, "--yes"])
+        }
+        for line in wipe.output.split(separator: "\n") { progress("  " + line) }
+        checks.append("trial \(trial): storage wipe on \(replica): " + (wipe.status == 0 ? "ok" : "exit \(wipe.status): \(wipe.output)"))
+
+        let leaderPID = state.node(primary)?.agentPID
+        let cpuBefore = leaderPID.flatMap(cpuSeconds(of:))
+        let restarted = ContinuousClock.now
+        try Lab.restart(directory: directory, node: replica)
+        var streaming = false
+        while !streaming, ContinuousClock.now < restarted + .seconds(10) {
+            streaming = await probe.isReplica(replica)
+            if !streaming { await rest(0.1) }
+        }
+        let took = (ContinuousClock.now - restarted) / .milliseconds(1) / 1_000
+        if streaming { progress(String(format: "%@ streaming again %.1f s after its restart", replica, took)) }
+        checks.append("trial \(trial): \(replica) streams again within 10 s of its restart: " + (streaming ? "ok" : "not within 10 s"))
+        await rest(max(0, 5 - took))
+        let window = (ContinuousClock.now - restarted) / .milliseconds(1) / 1_000
+        if let cpuBefore, let pid = leaderPID, let cpuAfter = cpuSeconds(of: pid) {
+            let share = (cpuAfter - cpuBefore) / window
+            progress(String(format: "the leader's agent used %.0f %% of a core in the %.1f s after the restart", share * 100, window))
+            checks.append("trial \(trial): the leader's agent was not kept busy after the restart (under half a core): " + (share < 0.5 ? "ok" : String(format: "%.0f %%", share * 100)))
+        }
+        let after = await probe.view(primary, confirmed: true)
+        checks.append("trial \(trial): the same leader in the same term: "
+                      + (after?.leader == before.leader && after?.term == before.term ? "ok"
+                         : "\(before.leader ?? "none") term \(before.term) before, \(after?.leader ?? "none") term \(after?.term ?? 0) after"))
+        return "corrupt \(replica)'s Raft log, wipe it, restart it"
+    }
+
+    /// Flips a byte in the node's largest WAL segment: damage that no crash leaves.
+    private func corruptOneRecord(in walDirectory: String) throws(LabError) {
+        let segments = ((try? FileManager.default.contentsOfDirectory(atPath: walDirectory)) ?? []).filter { $0.hasSuffix(".seg") }
+        let size = { (name: String) -> Int in
+            ((try? FileManager.default.attributesOfItem(atPath: walDirectory + "/" + name))?[.size] as? Int) ?? 0
+        }
+        guard let name = segments.max(by: { size($0) < size($1) }),
+              let handle = FileHandle(forUpdatingAtPath: walDirectory + "/" + name) else {
+            throw LabError("no WAL segment to damage in \(walDirectory)")
+        }
+        defer { try? handle.close() }
+        do {
+            // Inside the first record after the 32-byte segment header (the segment's hard state),
+            // which later records follow: corruption, not a torn tail.
+            let offset: UInt64 = 32 + 12 + 2
+            let size = try handle.seekToEnd()
+            guard size > offset + 64 else { throw LabError("\(walDirectory)/\(name) holds only \(size) bytes; nothing to damage") }
+            try handle.seek(toOffset: offset)
+            let byte = try handle.read(upToCount: 1) ?? Data([0])
+            try handle.seek(toOffset: offset)
+            try handle.write(contentsOf: Data([~(byte.first ?? 0)]))
+            try handle.synchronize()
+        } catch let error as LabError {
+            throw error
+        } catch {
+            throw LabError("cannot damage \(walDirectory)/\(name): \(error)")
+        }
+    }
+
+    /// User and system CPU time of a process so far, in seconds.
+    private func cpuSeconds(of pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// The seed's second scenario: the primary and the nearer replica are lost together. The

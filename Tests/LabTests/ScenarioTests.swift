@@ -32,6 +32,10 @@ extension LabTests {
             // The survivor, forced: the history names the operator's reason.
             #expect(outcome.history.promotions.contains { $0.reason.contains("same-city disaster drill") })
         }
+        if scenario == .storageWipe {
+            #expect(trial.newPrimary == nil, "wiping a replica moved the primary")
+            #expect(outcome.checks.contains { $0.contains("streams again within 10 s") && $0.hasSuffix(": ok") })
+        }
         if scenario == .rollingRestart {
             #expect(report.lost.isEmpty, "a graceful restart hands the primary over without losing an acknowledged write")
         }
