@@ -56,6 +56,11 @@ public struct APIClient: Sendable {
         try await send(.GET, host: host, port: port, path: path, headers: headers, timeout: timeout)
     }
 
+    /// Any method without a body, by name ("HEAD" and "OPTIONS": what load balancers check with).
+    public func request(_ method: String, host: String, port: Int, path: String, timeout: Duration) async throws -> Response {
+        try await send(HTTPMethod(rawValue: method), host: host, port: port, path: path, headers: [], timeout: timeout)
+    }
+
     public func post(host: String, port: Int, path: String, timeout: Duration) async throws -> Response {
         try await send(.POST, host: host, port: port, path: path, headers: [("Content-Length", "0")], timeout: timeout)
     }

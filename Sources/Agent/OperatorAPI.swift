@@ -44,7 +44,7 @@ enum OperatorAPI {
 
     static func router(agent: AgentHandle, config: ClusterConfig, client: APIClient?) -> Router<OperatorRequestContext> {
         let router = Router(context: OperatorRequestContext.self)
-        router.get("/health") { _, _ -> Response in
+        healthCheck(router, "/health") { _ -> Response in
             // Patroni: 200 when PostgreSQL is up and running. A witness has none: its agent counts.
             guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
             guard let postgres = snapshot.localPostgres else {
@@ -54,7 +54,7 @@ enum OperatorAPI {
         }
         // Patroni's health checks for load balancers: 200 yes, 503 no.
         for path in ["/primary", "/master", "/read-write"] {
-            router.get(RouterPath(path)) { _, _ -> Response in
+            healthCheck(router, path) { _ -> Response in
                 guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
                 guard let postgres = snapshot.localPostgres else {
                     return json(.serviceUnavailable, ["error": "no PostgreSQL on this node (a witness)"])
@@ -65,7 +65,7 @@ enum OperatorAPI {
             }
         }
         for path in ["/replica", "/read-only"] {
-            router.get(RouterPath(path)) { request, _ -> Response in
+            healthCheck(router, path) { request -> Response in
                 guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
                 guard let postgres = snapshot.localPostgres else {
                     return json(.serviceUnavailable, ["error": "no PostgreSQL on this node (a witness)"])
@@ -89,7 +89,7 @@ enum OperatorAPI {
             guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
             return encode(.ok, snapshot.history)
         }
-        router.get("/leader") { _, _ -> Response in
+        healthCheck(router, "/leader") { _ -> Response in
             guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
             let leads = snapshot.role == "leader" && snapshot.hasLease
             return json(leads ? .ok : .serviceUnavailable, [
@@ -232,6 +232,21 @@ enum OperatorAPI {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
+
+    /// Registers a load-balancer check for GET, HEAD and OPTIONS alike, as Patroni answers them:
+    /// HAProxy configs written for Patroni often say `option httpchk OPTIONS /primary`, and a 404
+    /// there marks every server down. HEAD gets the status and headers without the body.
+    private static func healthCheck(_ router: Router<OperatorRequestContext>, _ path: String,
+                                    _ answer: @escaping @Sendable (Request) async -> Response) {
+        router.get(RouterPath(path)) { request, _ in await answer(request) }
+        router.on(RouterPath(path), method: .options) { request, _ in await answer(request) }
+        router.head(RouterPath(path)) { request, _ in
+            var full = await answer(request)
+            full.body = .init()
+            full.headers[.contentLength] = "0"
+            return full
+        }
+    }
 
     private static func encode(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
         guard let data = try? encoder.encode(value) else { return json(.internalServerError, ["error": "cannot encode the answer"]) }

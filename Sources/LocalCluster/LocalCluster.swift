@@ -175,9 +175,9 @@ public final class LocalCluster: @unchecked Sendable {
         return try? JSONDecoder().decode(ClusterView.self, from: Data(answer.body))
     }
 
-    public func status(of name: String, path: String) async -> Int? {
+    public func status(of name: String, path: String, method: String = "GET") async -> Int? {
         guard let port = apiPorts[name] else { return nil }
-        return try? await client.get(host: "127.0.0.1", port: port, path: path, timeout: .seconds(2)).status
+        return try? await client.request(method, host: "127.0.0.1", port: port, path: path, timeout: .seconds(2)).status
     }
 
     /// Waits until every node in `among` names the same leader (one of `among`) in its local

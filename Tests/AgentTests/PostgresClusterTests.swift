@@ -73,8 +73,17 @@ import Glibc
             #expect(await cluster.status(of: replica, path: "/read-only") == 200)
             #expect(await cluster.status(of: replica, path: "/replica?lag=1MB") == 200)
             #expect(await cluster.status(of: replica, path: "/replica?lag=lots") == 400)
+            // HEAD and OPTIONS answer like GET: HAProxy configs written for Patroni check with them.
+            for method in ["HEAD", "OPTIONS"] {
+                #expect(await cluster.status(of: replica, path: "/replica", method: method) == 200, "\(method) /replica")
+                #expect(await cluster.status(of: replica, path: "/primary", method: method) == 503, "\(method) /primary")
+            }
         }
         #expect(await cluster.status(of: first, path: "/replica") == 503)
+        for method in ["HEAD", "OPTIONS"] {
+            #expect(await cluster.status(of: first, path: "/primary", method: method) == 200, "\(method) /primary")
+            #expect(await cluster.status(of: first, path: "/health", method: method) == 200, "\(method) /health")
+        }
         let bootstrapped = await Self.history(of: first, in: cluster)
         #expect(bootstrapped.map(\.epoch) == [1] && bootstrapped.first?.primary == first, "\(bootstrapped)")
         #expect(bootstrapped.first?.timeline == 2, "the first primary runs on timeline 2 (promoted out of standby mode)")
