@@ -117,7 +117,7 @@ extension RaftDriver {
         let duty = PrimaryDuty.decide(
             me: local.name, term: node.term, state: clusterState, members: members, reports: fresh,
             reportsSettled: ticksDone - leaderSinceTick >= 3, maximumLagBytes: config.postgres.maximumLagOnFailoverBytes,
-            preferred: electedByTransfer ? local.name : nil)
+            preferred: electedByTransfer ? local.name : nil, silence: silenceByName())
         if duty != lastDuty || (ticksDone - lastDutyLog >= 50 && duty != .none && duty != .waitForReports) {
             switch duty {
             case .none, .waitForReports: break
@@ -156,6 +156,16 @@ extension RaftDriver {
         case .waitForReports, .noCandidate:
             break
         }
+    }
+
+    /// Milliseconds since this node last heard from each other member (Raft traffic or a pong).
+    private func silenceByName() -> [String: UInt64] {
+        var silence: [String: UInt64] = [:]
+        for member in config.nodes where member.id != node.id {
+            guard let contact = [lastHeard[member.id], transport.lastPong(from: member.id)].compactMap({ $0 }).max() else { continue }
+            silence[member.name] = UInt64(max(0, (ContinuousClock.now - contact) / .milliseconds(1)))
+        }
+        return silence
     }
 
     private func handOverFromFailingPrimary(_ fresh: [String: MemberReport]) {

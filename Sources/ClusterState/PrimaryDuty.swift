@@ -44,10 +44,12 @@ public enum PrimaryDuty: Sendable, Equatable {
     ///     election (the agent waits a few heartbeats).
     ///   - preferred: a node to prefer when it is eligible (the target of a planned leadership
     ///     hand-over). An operator's plan in `state.plannedPrimary` comes first.
+    ///   - silence: milliseconds since this node last heard from each member (for the history's
+    ///     reason when the primary was lost).
     public static func decide(me: String, term: UInt64, state: ClusterState, members: [Member],
                               reports: [String: MemberReport], reportsSettled: Bool,
                               maximumLagBytes: UInt64 = FailoverPolicy.defaultMaximumLagBytes,
-                              preferred: String? = nil) -> PrimaryDuty {
+                              preferred: String? = nil, silence: [String: UInt64] = [:]) -> PrimaryDuty {
         let mine = members.first { $0.name == me }
         guard state.systemIdentifier != nil else {
             // A new cluster: the most preferred PostgreSQL node in reach initialises it (the
@@ -73,6 +75,16 @@ public enum PrimaryDuty: Sendable, Equatable {
                                              maximumLagBytes: maximumLagBytes)
         let eligible = judged.filter { $0.verdict == .eligible }.map(\.report.node)
         let previous = state.primary.map { " (previous primary \($0), epoch \(state.epoch))" } ?? ""
+        // When the primary of the last epoch is another node that cannot serve, this is a
+        // failover, whatever path led here (an election, then a hand-over to the best candidate).
+        let failover: String? = state.primary.flatMap { primary in
+            guard primary != me else { return nil }
+            if let judgement = judged.first(where: { $0.report.node == primary }) {
+                return judgement.verdict == .eligible ? nil : "failover: primary \(primary) lost (\(judgement.verdict))"
+            }
+            return "failover: primary \(primary) lost (" + (silence[primary].map { "no heartbeat for \($0) ms" } ?? "not heard from") + ")"
+        }
+        let promotedAfterLoss = failover.map { "\($0); \(me) is the best candidate, term \(term), epoch \(state.epoch + 1)" }
         if let plan = state.plannedPrimary, plan.epoch == state.epoch {
             // Forced: anything that runs this cluster's PostgreSQL, eligible or not.
             let forcedOK = plan.force && candidates.contains { $0.node == plan.node && $0.healthy }
@@ -82,7 +94,7 @@ public enum PrimaryDuty: Sendable, Equatable {
         }
         if let preferred, eligible.contains(preferred) {
             return preferred == me
-                ? .promoteSelf(reason: "leadership handed over to \(me) in term \(term)\(previous)")
+                ? .promoteSelf(reason: promotedAfterLoss ?? "leadership handed over to \(me) in term \(term)\(previous)")
                 : .handOver(to: preferred, reason: "leadership handed over")
         }
         // The current primary keeps its place if it is eligible: a new election alone (a blip, a
@@ -94,7 +106,7 @@ public enum PrimaryDuty: Sendable, Equatable {
             let why = judged.map { "\($0.report.node): \($0.verdict)" }.joined(separator: "; ")
             return .noCandidate(why.isEmpty ? "no PostgreSQL node has reported" : why)
         }
-        if best == me { return .promoteSelf(reason: "best candidate after leader election in term \(term)\(previous)") }
+        if best == me { return .promoteSelf(reason: promotedAfterLoss ?? "best candidate after leader election in term \(term)\(previous)") }
         return .handOver(to: best, reason: "\(best) is the best candidate")
     }
 }

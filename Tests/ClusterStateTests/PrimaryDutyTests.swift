@@ -47,6 +47,25 @@ private func bootstrapped(primary: String = "primary", term: UInt64 = 1) -> Clus
         }
     }
 
+    /// The history says what happened: a promotion after the primary was lost reads as a
+    /// failover, whichever path led to it (an election, then a hand-over to the best candidate).
+    @Test func aPromotionAfterThePrimaryWasLostSaysSo() {
+        let state = bootstrapped()
+        let reports = ["secondary1": replica(at: 500), "secondary2": replica(at: 400)]
+        #expect(PrimaryDuty.decide(me: "secondary1", term: 3, state: state, members: members, reports: reports, reportsSettled: true,
+                                   preferred: "secondary1", silence: ["primary": 1_234])
+            == .promoteSelf(reason: "failover: primary primary lost (no heartbeat for 1234 ms); secondary1 is the best candidate, term 3, epoch 2"))
+        #expect(PrimaryDuty.decide(me: "secondary1", term: 3, state: state, members: members, reports: reports, reportsSettled: true)
+            == .promoteSelf(reason: "failover: primary primary lost (not heard from); secondary1 is the best candidate, term 3, epoch 2"))
+        let down = reports.merging(["primary": MemberReport(role: .stopped, healthy: false, systemIdentifier: 42)]) { $1 }
+        #expect(PrimaryDuty.decide(me: "secondary1", term: 3, state: state, members: members, reports: down, reportsSettled: true)
+            == .promoteSelf(reason: "failover: primary primary lost (PostgreSQL is down or fails its health check); secondary1 is the best candidate, term 3, epoch 2"))
+        // A hand-over while the primary could still serve stays a hand-over.
+        let alive = reports.merging(["primary": replica(at: 500)]) { $1 }
+        #expect(PrimaryDuty.decide(me: "secondary1", term: 3, state: state, members: members, reports: alive, reportsSettled: true, preferred: "secondary1")
+            == .promoteSelf(reason: "leadership handed over to secondary1 in term 3 (previous primary primary, epoch 1)"))
+    }
+
     @Test func theBestCandidateWinsNotTheFirstLeader() {
         let state = bootstrapped()
         // secondary2 leads after the primary died, but secondary1 has more WAL: hand over.
