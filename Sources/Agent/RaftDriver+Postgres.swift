@@ -69,6 +69,7 @@ extension RaftDriver {
             caughtUp = true
         }
         return PostgresIntent(systemIdentifier: clusterState.systemIdentifier, primary: clusterState.primary, epoch: clusterState.epoch,
+                       promotion: clusterState.history.last { $0.epoch == clusterState.epoch }.map { .init(timeline: $0.timeline, walPosition: $0.walPosition) },
                        mayBootstrap: mayBootstrap && node.role == .leader && clusterState.systemIdentifier == nil,
                        writableUntil: wasWritable ? leaseExpiry : nil, holdStopped: move?.holdsPostgresStopped ?? false,
                               stateIsCurrent: caughtUp)

@@ -13,6 +13,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     case flapping
     case rollingRestart = "rolling-restart"
     case storageWipe = "storage-wipe"
+    case coldRestart = "cold-restart"
 
     /// What one trial does, for the table and `--help`.
     public var summary: String {
@@ -26,6 +27,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
         case .agentPause: "SIGSTOP of the primary's agent for 4 election timeouts, then SIGCONT: the fence keeper stops PostgreSQL"
         case .flapping: "the primary's links toggled every 300 ms for 6 s, then heal"
         case .rollingRestart: "every node restarted gracefully (SIGTERM) in turn, replicas first: the primary is handed over cleanly"
+        case .coldRestart: "every node (agent and PostgreSQL) killed at once, all restarted after 1 s: a primary again, nothing acknowledged lost"
         case .storageWipe: "a replica's Raft log corrupted, the node wiped with storage wipe and restarted: it streams again within 10 s under the same leader"
         }
     }
@@ -34,7 +36,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     public var expectsFailover: Bool {
         switch self {
         case .primaryCrash, .sameCityDisaster, .partitionPrimary, .agentKill, .agentPause, .rollingRestart: true
-        case .partitionHalves, .asymmetricCut, .flapping, .storageWipe: false
+        case .partitionHalves, .asymmetricCut, .flapping, .storageWipe, .coldRestart: false
         }
     }
 
@@ -44,7 +46,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     /// over cleanly, nothing may be lost.
     public var guaranteesNoLoss: Bool {
         switch self {
-        case .partitionHalves, .asymmetricCut, .rollingRestart, .storageWipe: true
+        case .partitionHalves, .asymmetricCut, .rollingRestart, .storageWipe, .coldRestart: true
         case .primaryCrash, .sameCityDisaster, .partitionPrimary, .agentKill, .agentPause, .flapping: false
         }
     }

@@ -136,6 +136,15 @@ public struct ScenarioRunner: Sendable {
                 try await probe.waitUntilWhole(within: .seconds(120), what: "\(node) back after its restart (trial \(trial))")
             }
             return "restart all, \(primary) last"
+        case .coldRestart:
+            // A power cut of the whole cluster: every acknowledged write is on the primary's
+            // disk at least, so none may be lost.
+            let all = [primary] + replicas
+            for node in all { try Lab.kill(directory: directory, node: node) }
+            for node in all { try? Lab.killPostgres(directory: directory, node: node) }
+            await rest(1)
+            for node in all { try Lab.restart(directory: directory, node: node) }
+            return "kill all, restart all"
         case .storageWipe:
             return try await storageWipe(replica: replicas[1], trial: trial, probe: probe, checks: &checks)
         case .sameCityDisaster:

@@ -8,6 +8,15 @@ struct PostgresIntent: Sendable, Equatable {
     /// The primary of the current epoch (nil before the bootstrap).
     var primary: String?
     var epoch: UInt64 = 0
+    /// The promotion of the current epoch as committed in the history: the timeline the
+    /// primary started and its WAL position when it was chosen. A replica on an older timeline
+    /// with WAL beyond that position holds WAL the primary never had: it has diverged.
+    var promotion: Promotion?
+
+    struct Promotion: Sendable, Equatable {
+        var timeline: UInt32
+        var walPosition: UInt64
+    }
     /// This node leads a new cluster and should initialise PostgreSQL (initdb) to bootstrap it.
     var mayBootstrap = false
     /// Set while this node is the primary of the current epoch, leads in the term that made it
@@ -21,6 +30,7 @@ struct PostgresIntent: Sendable, Equatable {
     /// Equal apart from the deadline's exact value (which moves on every heartbeat).
     func sameDecision(as other: PostgresIntent) -> Bool {
         systemIdentifier == other.systemIdentifier && primary == other.primary && epoch == other.epoch
+            && promotion == other.promotion
             && mayBootstrap == other.mayBootstrap && holdStopped == other.holdStopped && stateIsCurrent == other.stateIsCurrent
             && (writableUntil == nil) == (other.writableUntil == nil)
     }

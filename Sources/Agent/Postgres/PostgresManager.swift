@@ -491,14 +491,23 @@ final class PostgresManager: @unchecked Sendable {
             report.lastError = lastError
         }
         // A replica that cannot stream for a while may have diverged (it had WAL the new primary
-        // never received): rewind it.
+        // never received): rewind it. At once (1 s, time for the WAL receiver to try) when the
+        // committed promotion proves it: the primary moved to a newer timeline, and this replica
+        // holds WAL beyond the primary's position when it was chosen. Otherwise after 10 s.
         if report.role == .replica, !report.streaming, upstream != nil {
             if notStreamingSince == nil { notStreamingSince = .now }
-            if let since = notStreamingSince, ContinuousClock.now - since > .seconds(10),
+            let diverged = intent.promotion.map { $0.timeline > report.timeline
+                && max(report.receivedPosition, report.replayedPosition) > $0.walPosition } ?? false
+            let patience: Duration = diverged ? .seconds(1) : .seconds(10)
+            if let since = notStreamingSince, ContinuousClock.now - since > patience,
                let source = upstream.flatMap({ config.node(named: $0) }), let server,
                (try? PostgresConnection(superuserConninfo(to: source))) != nil {
                 // The primary answers, yet this replica does not stream: it has diverged.
-                logger.warning("not streaming from the primary for 10 s; rewinding", metadata: ["primary": "\(source.name)"])
+                logger.warning(diverged ? "diverged from the primary's new timeline (WAL beyond its promotion point); rewinding"
+                                        : "not streaming from the primary for 10 s; rewinding",
+                               metadata: ["primary": "\(source.name)", "timeline": "\(report.timeline)",
+                                          "position": "\(LSN(max(report.receivedPosition, report.replayedPosition)))",
+                                          "promotion": "\(intent.promotion.map { "timeline \($0.timeline) at \(LSN($0.walPosition))" } ?? "none")"])
                 stopPostmaster(immediate: false)
                 notStreamingSince = nil
                 do { try rewind(server, from: source) } catch { problem("\(error)") }
