@@ -47,13 +47,12 @@ extension RaftDriver {
         let expiry = leaseExpiry
         let bootstrapping = mayBootstrap && node.role == .leader && clusterState.systemIdentifier == nil
         let writable = (isPrimaryOfCurrentTerm || bootstrapping) && expiry.map { ContinuousClock.now < $0 } == true
-        if let line = postgres?.fence.withLock({ $0 }) {
-            if writable, let expiry, expiry != renewedExpiry || ObjectIdentifier(line) != renewedLine {
-                line.allowWrites(for: expiry - .now)
+        if let permission = postgres?.permission {
+            if writable, let expiry, expiry != renewedExpiry {
+                permission.allow(until: expiry)
                 renewedExpiry = expiry
-                renewedLine = ObjectIdentifier(line)
-            } else if !writable, wasWritable {
-                line.revoke()
+            } else if !writable, wasWritable || renewedExpiry != nil {
+                permission.revoke()
                 renewedExpiry = nil
             }
         }

@@ -86,7 +86,6 @@ final class RaftDriver: @unchecked Sendable {
     var mayBootstrap = false
     var wasWritable = false
     var renewedExpiry: ContinuousClock.Instant?
-    var renewedLine: ObjectIdentifier?
     /// This node's leadership came from a TimeoutNow (a planned hand-over to it): it prefers
     /// itself as primary when it is eligible.
     var electedByTransfer = false

@@ -15,16 +15,18 @@ extension PostgresServer {
     /// The system identifier from `global/pg_control`, readable while the server is stopped.
     public func systemIdentifierOnDisk() -> UInt64? { controlFile()?.systemIdentifier }
 
-    /// The latest checkpoint's position from `global/pg_control`: after a clean stop, the
-    /// shutdown checkpoint, the last record the server wrote.
-    public func shutdownCheckpoint() throws(PostgresError) -> UInt64 {
-        guard let control = controlFile() else { throw PostgresError("cannot read \(dataDirectory)/global/pg_control") }
+    /// The shutdown checkpoint when `pg_control` says the server was shut down cleanly as a
+    /// primary (state `DB_SHUTDOWNED`); nil otherwise (an immediate stop, a crash: WAL after the
+    /// last checkpoint, acknowledged commits included, is known only after crash recovery).
+    public func cleanShutdownCheckpoint() -> UInt64? {
+        guard let control = controlFile(), control.state == 1 else { return nil }
         return control.checkpoint
     }
 
     /// The leading fields of `ControlFileData` (PostgreSQL 15, 64-bit little-endian layout):
-    /// system_identifier at 0, state at 16, checkPoint at 32, checkPointCopy.ThisTimeLineID at 48.
-    func controlFile() -> (systemIdentifier: UInt64, checkpoint: UInt64, timeline: UInt32)? {
+    /// system_identifier at 0, state at 16 (DBState: 1 shut down, 2 shut down in recovery,
+    /// 6 in production), checkPoint at 32, checkPointCopy.ThisTimeLineID at 48.
+    func controlFile() -> (systemIdentifier: UInt64, state: UInt32, checkpoint: UInt64, timeline: UInt32)? {
         guard let handle = FileHandle(forReadingAtPath: dataDirectory + "/global/pg_control"),
               let data = try? handle.read(upToCount: 52), data.count == 52 else { return nil }
         try? handle.close()
@@ -32,7 +34,7 @@ extension PostgresServer {
         func integer(_ offset: Int, _ width: Int) -> UInt64 {
             bytes[offset..<(offset + width)].reversed().reduce(0) { $0 << 8 | UInt64($1) }
         }
-        return (integer(0, 8), integer(32, 8), UInt32(integer(48, 4)))
+        return (integer(0, 8), UInt32(integer(16, 4)), integer(32, 8), UInt32(integer(48, 4)))
     }
 
     /// Clones `source` (a libpq connection string to the primary, as the replication user) into

@@ -68,11 +68,14 @@ import Glibc
         // An immediate stop (no checkpoint) loses nothing committed: crash recovery replays it.
         try server.stop(.immediate)
         #expect(!server.isRunning)
+        // pg_control says so: no clean shutdown checkpoint to hand a switchover over at.
+        #expect(server.cleanShutdownCheckpoint() == nil)
         try server.start()
         let again = try server.connect()
         #expect(try again.value("SELECT count(*) FROM writes") == "1000")
         #expect(try server.facts(again).systemIdentifier == before.systemIdentifier)
         try server.stop(.fast)
+        #expect(try #require(server.cleanShutdownCheckpoint()) > 0)
     }
 
     @Test func errorsAreOneClearLine() throws {

@@ -32,8 +32,8 @@ final class PostgresManager: @unchecked Sendable {
     private let leaving = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
     private let interval: Duration
-    /// The keeper line of the running postmaster, for the Raft task.
-    let fence = Mutex<FenceLine?>(nil)
+    /// The write permission, with the running postmaster's keeper line (shared with the Raft task).
+    let permission = WritePermission()
     let status = Mutex(LocalPostgresStatus.starting)
 
     // Owned by the PostgreSQL thread.
@@ -153,7 +153,7 @@ final class PostgresManager: @unchecked Sendable {
         connection = nil
         if let postmaster {
             logger.notice("stopping PostgreSQL (fast shutdown)")
-            fence.withLock { $0 = nil }
+            permission.attach(nil)
             postmaster.stopFast()
         }
         postmaster = nil
@@ -259,8 +259,9 @@ final class PostgresManager: @unchecked Sendable {
         // on every heartbeat while the lease holds. An intent whose deadline has passed (this
         // thread was frozen with the process, say) promotes nothing.
         guard let deadline, ContinuousClock.now < deadline else { return }
-        guard let line = fence.withLock({ $0 }) else { throw PostgresError("no fence keeper for the running postmaster") }
-        line.allowWrites(for: deadline - .now)
+        // The intent may be stale: promote only while the one write permission holds (the
+        // keeper enforces it, also if it is revoked the next moment).
+        guard permission.deadline() != nil else { return }
         logger.notice("promoting PostgreSQL", metadata: ["reason": "\(reason)"])
         let promoted = try connection.value("SELECT pg_promote(true, 60)")
         guard promoted == "t" else { throw PostgresError("pg_promote did not finish within 60 s") }
@@ -366,12 +367,22 @@ final class PostgresManager: @unchecked Sendable {
         if let connection, let text = try? connection.value("SELECT pg_current_wal_lsn()"), let lsn = LSN(text) { position = lsn.value }
         connection = nil
         logger.notice("stopping PostgreSQL cleanly for a switchover")
-        fence.withLock { $0 = nil }
+        permission.attach(nil)
         postmaster.stopFast()
         self.postmaster = nil
-        // The shutdown checkpoint comes after the last position seen: read the final one from disk.
-        stoppedAtPosition = (try? server?.shutdownCheckpoint()) ?? position
         upstream = nil
+        // The shutdown checkpoint comes after the last position seen: read the final one from
+        // disk — only from a clean shutdown. A fast shutdown that ran out of time ends in an
+        // immediate stop, after which acknowledged commits may lie past both the last checkpoint
+        // and the position read before the stop: no position is safe to hand over at, so the
+        // move waits out its deadline, the rewind marker stays, and this node stays primary.
+        guard let clean = server?.cleanShutdownCheckpoint() else {
+            stoppedAtPosition = nil
+            logger.error("PostgreSQL did not shut down cleanly for the switchover (immediate stop after the fast one timed out); the primary stays here",
+                         metadata: ["last_seen": "\(position.map { "\(LSN($0))" } ?? "unknown")"])
+            return
+        }
+        stoppedAtPosition = max(clean, position ?? 0)
         // A clean stop whose WAL the target receives in full before it takes over: this
         // directory is a prefix of the new primary's history, nothing to rewind. (If the move
         // is abandoned this node promotes itself again, which sets the marker again.) It starts
@@ -404,7 +415,7 @@ final class PostgresManager: @unchecked Sendable {
                 "unix_socket_directories": socketDirectory, "cluster_name": local.name,
             ], logFile: local.dataDirectory + "/postgres.log")
             postmaster = started
-            fence.withLock { $0 = started.fence }
+            permission.attach(started.fence)
             logger.info("started PostgreSQL", metadata: ["pid": "\(started.pid)", "upstream": "\(source?.name ?? "none")"])
         }
         // Wait (bounded) until it accepts connections: crash recovery may take a while.
@@ -439,7 +450,7 @@ final class PostgresManager: @unchecked Sendable {
         }
         guard let postmaster, !postmaster.isRunning else { return }
         logger.warning("PostgreSQL exited", metadata: ["pid": "\(postmaster.pid)"])
-        fence.withLock { $0 = nil }
+        permission.attach(nil)
         self.postmaster = nil
         connection = nil
         upstream = nil
@@ -454,7 +465,7 @@ final class PostgresManager: @unchecked Sendable {
     private func stopPostmaster(immediate: Bool) {
         connection = nil
         guard let postmaster else { return }
-        fence.withLock { $0 = nil }
+        permission.attach(nil)
         if immediate { postmaster.stopImmediately() } else { postmaster.stopFast() }
         self.postmaster = nil
         upstream = nil
