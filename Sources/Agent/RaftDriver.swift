@@ -73,6 +73,9 @@ final class RaftDriver: @unchecked Sendable {
     var clusterState = ClusterState()
     let postgres: PostgresManager?
     var localStatus: LocalPostgresStatus
+    /// When the PostgreSQL thread last published `localStatus` (see `noticeStalePostgres`).
+    var localStatusAt = ContinuousClock.now
+    var staleLogged = false
     /// The latest report of every member (this node's included) and when it arrived.
     var reports: [String: (report: MemberReport, at: ContinuousClock.Instant)] = [:]
     /// The tick at which this node last became leader.
@@ -152,7 +155,7 @@ final class RaftDriver: @unchecked Sendable {
     private func handle(_ event: AgentEvent) {
         switch event {
         case .tick:
-            break
+            noticeStalePostgres()
         case .message(let message):
             guard !isFromAnOlderGeneration(message) else { return }
             lastHeard[message.from] = .now
@@ -177,6 +180,8 @@ final class RaftDriver: @unchecked Sendable {
         case .localPostgres(let status):
             localStatus = status
             reports[local.name] = (status.report, .now)
+            localStatusAt = .now
+            staleLogged = false
         case .movePrimary(let request, let respond):
             startMove(request, respond: respond)
         case .notice(let from, let notice):
@@ -199,6 +204,27 @@ final class RaftDriver: @unchecked Sendable {
             }
             logger.notice("handing leadership over", metadata: ["to": "\(name(of: target))"])
             handOvers.append((respond, ticksDone + Int64(node.options.electionTicks)))
+        }
+    }
+
+    /// A PostgreSQL thread that stops publishing (a health query that never returns on a stalled
+    /// disk, say) must not leave its last "healthy primary" standing: after 2 s without news the
+    /// node's own report says unhealthy (so `/primary` answers 503 and the leader ranks it out),
+    /// and once that lasts `restart_timeout_s` on the primary, its agent hands leadership over
+    /// like for a primary that cannot be restarted (the keeper fences the old PostgreSQL).
+    private func noticeStalePostgres() {
+        guard postgres != nil else { return }
+        let silent = ContinuousClock.now - localStatusAt
+        guard silent > .seconds(2) else { return }
+        let milliseconds = Int64(silent / .milliseconds(1))
+        localStatus.report.healthy = false
+        localStatus.report.lastError = "no news from the PostgreSQL thread for \(milliseconds) ms (a query or the disk stalled?)"
+        localStatus.givenUp = clusterState.primary == local.name
+            && silent >= .milliseconds(Int64(config.postgres.restartTimeoutSeconds * 1_000))
+        reports[local.name] = (localStatus.report, .now)
+        if !staleLogged {
+            staleLogged = true
+            logger.error("the PostgreSQL thread has not reported for 2 s; this node's PostgreSQL counts as unhealthy")
         }
     }
 

@@ -256,6 +256,30 @@ import Glibc
         #expect(entries.map(\.epoch) == [1, 2, 3] && entries.map(\.primary) == [first, target, third], "\(entries)")
     }
 
+    /// A health query that never returns (its backend frozen, as on a stalled disk) must not
+    /// leave the last "healthy primary" report standing (issue 16, race 4): the node answers
+    /// /primary with 503 within seconds, and once restart_timeout_s passes its agent hands over.
+    @Test func aStalledHealthQueryDoesNotHideADeadPrimary() async throws {
+        let cluster = try LocalCluster(nodes: 3, postgres: true, postgresSettings: "  restart_timeout_s: 3\n")
+        defer { cluster.tearDown() }
+        let (stalled, others) = try await Self.settled(cluster)
+        // The agent's own connection: the only client backend on the Unix socket.
+        let probe = try PostgresConnection(cluster.conninfo(of: stalled))
+        let text = try probe.value("""
+            SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND client_addr IS NULL AND pid <> pg_backend_pid() LIMIT 1
+            """)
+        probe.close()
+        let backend = try #require(text.flatMap { Int32($0) }, "no agent connection found")
+        kill(backend, SIGSTOP)
+        defer { kill(backend, SIGCONT) }
+
+        let refused = await Self.nodes(answering: "/primary", in: cluster, among: [stalled], within: 6) { $0.isEmpty }
+        #expect(refused.isEmpty, "\(stalled) still answered /primary with 200 while its health query hung")
+        let successor = await Self.nodes(answering: "/primary", in: cluster, among: others, within: 30) { $0.count == 1 }
+        #expect(successor.count == 1, "no replica took over\n\(cluster.log(of: stalled))")
+        #expect(cluster.log(of: stalled).contains("the PostgreSQL thread has not reported"))
+    }
+
     /// The seed's trigger: the primary's PostgreSQL fails its health check repeatedly and cannot
     /// be restarted within restart_timeout_s (here its postgresql.conf is gone), so its agent
     /// hands leadership to the best replica, which is promoted.
