@@ -191,7 +191,10 @@ public final class AgentService: Service {
                 }
             }
             let handedOver = await withCheckedContinuation { answer in
-                continuation.yield(.handOverLeadership(to: nil) { answer.resume(returning: $0) })
+                // A Raft task that has ended never answers: do not wait for it.
+                if case .terminated = continuation.yield(.handOverLeadership(to: nil) { answer.resume(returning: $0) }) {
+                    answer.resume(returning: .notLeader(leader: nil))
+                }
             }
             switch handedOver {
             case .done, .notLeader: break

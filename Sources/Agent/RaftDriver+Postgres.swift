@@ -111,9 +111,7 @@ extension RaftDriver {
         guard node.hasLeaderLease, node.term(at: node.commitIndex) == node.term, node.appliedIndex >= node.commitIndex,
               node.transferTarget == nil, handOvers.isEmpty else { return }
         let fresh = freshReports
-        let members = config.nodes.filter { node.configuration.voters.contains($0.id) }.map {
-            PrimaryDuty.Member(name: $0.name, isWitness: $0.isWitness, priority: $0.priority, location: $0.location, noFailover: $0.noFailover)
-        }
+        let members = config.nodes.filter { node.configuration.voters.contains($0.id) }.map(dutyMember)
         let duty = PrimaryDuty.decide(
             me: local.name, term: node.term, state: clusterState, members: members, reports: fresh,
             reportsSettled: ticksDone - leaderSinceTick >= 3, maximumLagBytes: config.postgres.maximumLagOnFailoverBytes,
@@ -158,6 +156,12 @@ extension RaftDriver {
         }
     }
 
+    /// A configured node as the failover policy sees it.
+    func dutyMember(_ member: NodeConfig) -> PrimaryDuty.Member {
+        PrimaryDuty.Member(name: member.name, isWitness: member.isWitness, priority: member.priority, location: member.location,
+                           noFailover: member.noFailover)
+    }
+
     /// Milliseconds since this node last heard from each other member (Raft traffic or a pong).
     private func silenceByName() -> [String: UInt64] {
         var silence: [String: UInt64] = [:]
@@ -174,10 +178,7 @@ extension RaftDriver {
         let members = config.nodes.filter { $0.name != local.name && node.configuration.voters.contains($0.id) }
         let candidates = members.compactMap { member -> CandidateReport? in
             guard !member.isWitness, let report = others[member.name] else { return nil }
-            return CandidateReport(node: member.name, healthy: report.healthy && report.systemIdentifier == clusterState.systemIdentifier,
-                                   noFailover: member.noFailover, timeline: report.timeline,
-                                   walPosition: max(report.receivedPosition, report.replayedPosition),
-                                   priority: member.priority, location: member.location)
+            return CandidateReport(member: dutyMember(member), report: report, systemIdentifier: clusterState.systemIdentifier)
         }
         guard let best = FailoverPolicy.best(candidates, lastPrimaryPosition: clusterState.lastPrimaryPosition,
                                              maximumLagBytes: config.postgres.maximumLagOnFailoverBytes) else {
@@ -230,11 +231,7 @@ extension RaftDriver {
         let candidates = config.nodes.compactMap { member -> CandidateReport? in
             guard !member.isWitness, node.configuration.voters.contains(member.id), let report = fresh[member.name],
                   request.kind == .failover || member.name != local.name else { return nil }
-            return CandidateReport(node: member.name, healthy: report.healthy && report.role != .stopped
-                                       && report.systemIdentifier == clusterState.systemIdentifier,
-                                   noFailover: member.noFailover, timeline: report.timeline,
-                                   walPosition: max(report.receivedPosition, report.replayedPosition),
-                                   priority: member.priority, location: member.location)
+            return CandidateReport(member: dutyMember(member), report: report, systemIdentifier: clusterState.systemIdentifier)
         }
         let judged = FailoverPolicy.evaluate(candidates, lastPrimaryPosition: clusterState.lastPrimaryPosition,
                                              maximumLagBytes: config.postgres.maximumLagOnFailoverBytes)

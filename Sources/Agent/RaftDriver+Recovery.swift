@@ -136,10 +136,12 @@ extension RaftDriver {
         }
         let survivors: Set<NodeID> = [node.id]
         let lost = voters.subtracting(survivors).map(name(of:)).sorted()
-        storeGeneration(generation + 1)
+        // The shrink first: a refused one must not leave a raised generation behind, which other
+        // nodes would take for a recovery that never happened (and move their state aside).
         if case .failure(let error) = node.forceMembership(voters: survivors) {
             return respond(.refused("cannot shrink the membership: \(error)"))
         }
+        storeGeneration(generation + 1)
         logger.critical("forced recovery: the membership shrinks to the survivors without the lost majority's consent", metadata: [
             "survivors": "\(survivors.map(name(of:)).sorted().joined(separator: ","))", "removed": "\(lost.joined(separator: ","))",
             "generation": "\(generation)", "by": "\(request.requestedBy)", "reason": "\(request.reason)",

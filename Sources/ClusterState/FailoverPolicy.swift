@@ -25,6 +25,18 @@ public struct CandidateReport: Sendable, Equatable {
     }
 }
 
+extension CandidateReport {
+    /// The one way a member's report becomes a candidate: healthy only when its PostgreSQL runs
+    /// (not stopped), passed its last check, and holds this cluster's data.
+    public init(member: PrimaryDuty.Member, report: MemberReport, systemIdentifier: UInt64?) {
+        self.init(node: member.name,
+                  healthy: report.healthy && report.role != .stopped && report.systemIdentifier == systemIdentifier,
+                  noFailover: member.noFailover, timeline: report.timeline,
+                  walPosition: max(report.receivedPosition, report.replayedPosition),
+                  priority: member.priority, location: member.location)
+    }
+}
+
 /// Which node should be primary, and why the others may not. Pure: the leader calls it with the
 /// reports it holds; tests and the simulator call it with made-up ones.
 ///

@@ -65,11 +65,7 @@ public enum PrimaryDuty: Sendable, Equatable {
         guard reportsSettled else { return .waitForReports }
         let candidates = members.compactMap { member -> CandidateReport? in
             guard !member.isWitness, let report = reports[member.name] else { return nil }
-            let sameCluster = report.systemIdentifier == state.systemIdentifier
-            return CandidateReport(node: member.name, healthy: report.healthy && sameCluster && report.role != .stopped,
-                                   noFailover: member.noFailover, timeline: report.timeline,
-                                   walPosition: max(report.receivedPosition, report.replayedPosition),
-                                   priority: member.priority, location: member.location)
+            return CandidateReport(member: member, report: report, systemIdentifier: state.systemIdentifier)
         }
         let judged = FailoverPolicy.evaluate(candidates, lastPrimaryPosition: state.lastPrimaryPosition,
                                              maximumLagBytes: maximumLagBytes)

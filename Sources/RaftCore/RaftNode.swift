@@ -299,9 +299,11 @@ public struct RaftNode: Sendable {
     /// the lost majority committed but this node never received are lost, and the removed nodes'
     /// own state still forms a majority of the old membership, so whoever calls this must keep
     /// them from campaigning when they return (pgquorum's agents do it with a cluster generation).
-    /// One entry does it, in a term of its own (the current term + 1, so it cannot share an index
-    /// and a term with any entry the old majority wrote), and takes effect on append, as every
-    /// membership entry does. Its change names the first removed voter; its result — what every
+    /// One entry does it, in the current term + 1, and takes effect on append, as every
+    /// membership entry does. That term is not necessarily unused: pre-vote kept this node's term
+    /// low while the lost majority may have gone further, so the entry may share an index and a
+    /// term with one the old majority wrote. What keeps the histories apart is the caller's
+    /// duty above (returning nodes come back empty and their old traffic is dropped), not the term. Its change names the first removed voter; its result — what every
     /// node adopts — is the survivors alone (old learners are dropped too: their state is as old
     /// as the lost voters'). One entry, not one per removal: a node that returns holding only
     /// part of a removal sequence would see an intermediate membership in which returning nodes
