@@ -126,7 +126,7 @@ extension RaftDriver {
         let reachable = reachableVoters()
         guard reachable.count + 1 < node.configuration.quorum else {
             let names = reachable.union([node.id]).map(name(of:)).sorted().joined(separator: ", ")
-            return respond(.refused("a quorum of voters is reachable (\(names)): wait for the election, or run the failover without --force"))
+            return respond(.refused("a quorum of voters is reachable (\(names)): the quorum is not lost: wait for the election, then use pgquorum failover"))
         }
         // This node alone: another survivor may hold committed entries this one lacks, which the
         // shrunk membership would then overwrite under it. Stopped, it rejoins like the lost ones.

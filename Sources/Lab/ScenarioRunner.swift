@@ -260,7 +260,7 @@ public struct ScenarioRunner: Sendable {
         checks.append("trial \(trial): no automatic promotion without a quorum for 5 s: "
                       + (promoted.map { "\($0) accepted writes without a quorum" } ?? "ok"))
 
-        let command = [binary, "failover", survivor, "--force", "--reason", "same-city disaster drill (trial \(trial))",
+        let command = [binary, "recover-quorum", survivor, "--reason", "same-city disaster drill (trial \(trial))", "--yes",
                        "--config", directory + "/cluster.yaml"]
         progress("$ pgquorum " + command.dropFirst().map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))
         let forcedAt = WorkloadClient.wallClock()
@@ -270,7 +270,7 @@ public struct ScenarioRunner: Sendable {
                       + (forced.status == 0 ? "ok" : "exit \(forced.status): \(forced.output.trimmingCharacters(in: .whitespacesAndNewlines))"))
         try await takeover()
         if let first = client.firstAck(after: forcedAt, notBy: primary) {
-            progress(String(format: "first write acknowledged by %@ %.0f ms after the forced failover command started", first.node, first.ackedAt - forcedAt))
+            progress(String(format: "first write acknowledged by %@ %.0f ms after the recover-quorum command started", first.node, first.ackedAt - forcedAt))
         }
         await rest(1)
         let restarted = WorkloadClient.wallClock()

@@ -21,6 +21,6 @@ struct PGQuorum: AsyncParsableCommand {
             arrive with later milestones; see docs/.
             """,
         version: version,
-        subcommands: [AgentCommand.self, StatusCommand.self, SwitchoverCommand.self, FailoverCommand.self, HistoryCommand.self, LabCommand.self, ConfigCommand.self, CertsCommand.self, StorageCommand.self, DemoCommand.self]
+        subcommands: [AgentCommand.self, StatusCommand.self, SwitchoverCommand.self, FailoverCommand.self, RecoverQuorumCommand.self, HistoryCommand.self, LabCommand.self, ConfigCommand.self, CertsCommand.self, StorageCommand.self, DemoCommand.self]
     )
 }

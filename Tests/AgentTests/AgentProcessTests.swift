@@ -246,9 +246,21 @@ import Glibc
         let status = try cluster.run(["status", "--config", cluster.configPath, "--timeout-ms", "1500"])
         #expect(status.status == 3, "\(status.output)")
 
+        // No quorum: failover --force never turns into a quorum-loss recovery by itself, and
+        // recover-quorum shows the survivor's own view and does nothing unconfirmed.
+        let forced = try cluster.run(["failover", minority[0], "--force", "--reason", "test", "--config", cluster.configPath], includeErrors: true)
+        #expect(forced.status != 0 && forced.output.contains("pgquorum recover-quorum \(minority[0])"), "\(forced.output)")
+        let unconfirmed = try cluster.run(["recover-quorum", minority[0], "--reason", "test", "--config", cluster.configPath], includeErrors: true)
+        #expect(unconfirmed.status != 0 && unconfirmed.output.contains("not confirmed; nothing changed"), "\(unconfirmed.output)")
+        #expect(unconfirmed.output.contains("\(minority[0])'s own view: leader none"), "\(unconfirmed.output)")
+
         // One stopped node returns: three of five, a quorum, elect a leader again.
         try cluster.start(stopped[1])
         let back = try #require(await cluster.agreedLeader(among: minority + [stopped[1]]))
         #expect(back.term > first.term)
+        // With a quorum again, recover-quorum refuses outright.
+        let healthy = try cluster.run(["recover-quorum", minority[0], "--reason", "test", "--yes", "--config", cluster.configPath],
+                                      includeErrors: true)
+        #expect(healthy.status != 0 && healthy.output.contains("the quorum is not lost"), "\(healthy.output)")
     }
 }
