@@ -228,6 +228,9 @@ public struct LocalPostgresView: Sendable, Equatable {
     public var role: String
     public var healthy: Bool
     public var streaming: Bool
+    /// Streaming now, or a moment ago (its upstream just died and a new primary is being chosen):
+    /// the read pool should not empty during a failover.
+    public var streamedRecently: Bool
     public var timeline: UInt32
     /// Replica: bytes between the primary's last reported WAL end and this node's replay.
     public var lagBytes: UInt64

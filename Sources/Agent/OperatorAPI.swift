@@ -77,7 +77,7 @@ enum OperatorAPI {
                     }
                     limit = bytes
                 }
-                let replica = postgres.role == "replica" && postgres.healthy && postgres.streaming
+                let replica = postgres.role == "replica" && postgres.healthy && postgres.streamedRecently
                     && limit.map { postgres.lagBytes <= $0 } != false
                 let primary = snapshot.primaryOfCurrentTerm && snapshot.hasLease && postgres.role == "primary" && postgres.healthy
                 // Patroni: /read-only is /replica that also accepts the primary.

@@ -453,9 +453,13 @@ final class RaftDriver: @unchecked Sendable {
         if !local.isWitness {
             let report = localStatus.report
             let behind = report.upstreamPosition > report.replayedPosition ? report.upstreamPosition - report.replayedPosition : 0
+            // A replica whose upstream died keeps serving reads through the failover: three
+            // election timeouts, enough for a new primary and the re-pointing (a reload).
+            let grace = Duration.milliseconds(3 * config.timing.electionTimeoutMilliseconds)
+            let streamedRecently = report.streaming || localStatus.lastStreamedAt.map { now - $0 < grace } == true
             snapshot.localPostgres = LocalPostgresView(
-                role: roleName(report.role), healthy: report.healthy, streaming: report.streaming, timeline: report.timeline,
-                lagBytes: behind, lagMilliseconds: report.lagMilliseconds)
+                role: roleName(report.role), healthy: report.healthy, streaming: report.streaming, streamedRecently: streamedRecently,
+                timeline: report.timeline, lagBytes: behind, lagMilliseconds: report.lagMilliseconds)
         }
         snapshot.history = clusterState.history.map { entry in
             HistoryView(epoch: entry.epoch, primary: entry.primary, timeline: entry.timeline,

@@ -98,7 +98,23 @@ import Glibc
             (try? PostgresConnection(cluster.conninfo(of: first))) == nil ? true : nil
         }
         #expect(gone == true, "the killed agent's PostgreSQL still accepts connections")
-        let successors = await Self.nodes(answering: "/primary", in: cluster, among: replicas, within: 30) { $0.count == 1 }
+        // Meanwhile the read pool never empties: until one of them is promoted, both replicas
+        // keep answering /replica, although their upstream is gone (Patroni-style load
+        // balancers send reads there during the failover).
+        var emptyReadPool = 0
+        var successors: [String] = []
+        let failoverDeadline = ContinuousClock.now + .seconds(30)
+        while successors.count != 1, ContinuousClock.now < failoverDeadline {
+            successors = []
+            var readable: [String] = []
+            for replica in replicas {
+                if await cluster.status(of: replica, path: "/primary") == 200 { successors.append(replica) }
+                if await cluster.status(of: replica, path: "/replica?lag=16MB") == 200 { readable.append(replica) }
+            }
+            if readable.isEmpty, successors.isEmpty { emptyReadPool += 1 }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(emptyReadPool == 0, "no replica answered /replica in \(emptyReadPool) polls during the failover")
         try #require(successors.count == 1, "no new primary: \(successors)\n\(cluster.log(of: replicas[0]))\n\(cluster.log(of: replicas[1]))")
         let second = successors[0]
         let newWriter = try #require(await Self.eventually(within: 10) { try PostgresConnection(cluster.conninfo(of: second)) })

@@ -54,6 +54,8 @@ struct LocalPostgresStatus: Sendable, Equatable {
     var givenUp = false
     /// Final WAL position after a clean stop (switchover), if any.
     var stoppedAtPosition: UInt64?
+    /// When this replica was last seen streaming.
+    var lastStreamedAt: ContinuousClock.Instant?
 
     static let witness = LocalPostgresStatus(report: .witness)
     static let starting = LocalPostgresStatus(report: MemberReport(role: .stopped, healthy: false, lastError: "starting"))

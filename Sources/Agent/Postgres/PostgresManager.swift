@@ -45,6 +45,7 @@ final class PostgresManager: @unchecked Sendable {
     private var failingSince: ContinuousClock.Instant?
     private var lastError = ""
     private var notStreamingSince: ContinuousClock.Instant?
+    private var lastStreamedAt: ContinuousClock.Instant?
     private var lastRewind: ContinuousClock.Instant?
     private var lastCloneAttempt: ContinuousClock.Instant?
     private var lastFailedStart: ContinuousClock.Instant?
@@ -528,7 +529,8 @@ final class PostgresManager: @unchecked Sendable {
         }
         let givenUp = intent.primary == local.name && failedChecks >= UInt32(settings.healthCheckFailures)
             && (failingSince.map { ContinuousClock.now - $0 >= .milliseconds(Int64(settings.restartTimeoutSeconds * 1_000)) } ?? false)
-        publish(LocalPostgresStatus(report: report, givenUp: givenUp, stoppedAtPosition: stoppedAtPosition))
+        if report.role == .replica, report.streaming { lastStreamedAt = .now } else if report.role != .replica { lastStreamedAt = nil }
+        publish(LocalPostgresStatus(report: report, givenUp: givenUp, stoppedAtPosition: stoppedAtPosition, lastStreamedAt: lastStreamedAt))
     }
 
     private func measure(_ connection: PostgresConnection, epoch: UInt64) throws -> MemberReport {
