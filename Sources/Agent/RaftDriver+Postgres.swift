@@ -143,12 +143,20 @@ extension RaftDriver {
                 propose(.bootstrap(systemIdentifier: mine.systemIdentifier, primary: local.name, unixMilliseconds: now,
                                    timeline: max(1, mine.timeline)))
             }
-        case .promoteSelf(let reason):
+        case .promoteSelf(var reason):
             let mine = fresh[local.name]
+            let position = max(mine?.receivedPosition ?? 0, mine?.replayedPosition ?? 0)
+            let discarded = discardedWAL(promoting: local.name, at: position, reports: fresh,
+                                         lastPrimary: clusterState.primary, lastPrimaryPosition: clusterState.lastPrimaryPosition)
+            if !discarded.isEmpty {
+                let lost = discarded.sorted { $0.key < $1.key }.map { "\($0.key) had \(lsnText($0.value))" }.joined(separator: ", ")
+                logger.error("this promotion discards WAL other members had: writes they acknowledged are lost",
+                             metadata: ["promoted_at": "\(lsnText(position))", "beyond": "\(lost)"])
+                reason += "; discards WAL: \(lost), promoted at \(lsnText(position))"
+            }
             // The timeline the promotion starts (PostgreSQL takes the next one).
             propose(.promote(node: local.name, epoch: clusterState.epoch + 1, timeline: (mine?.timeline ?? 0) + 1,
-                             walPosition: max(mine?.receivedPosition ?? 0, mine?.replayedPosition ?? 0),
-                             reason: reason, unixMilliseconds: now))
+                             walPosition: position, reason: reason, unixMilliseconds: now))
         case .handOver(let target, let reason):
             handOver(to: target, reason: reason)
         case .waitForReports, .noCandidate:

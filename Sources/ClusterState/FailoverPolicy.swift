@@ -25,6 +25,23 @@ public struct CandidateReport: Sendable, Equatable {
     }
 }
 
+/// What a promotion at `position` throws away: every member that reported WAL beyond it, and
+/// the last primary's recorded position when that is beyond it (the old primary may be down
+/// and unable to report). Said loudly: those writes are gone once the others follow the new
+/// primary (pg_rewind discards them).
+public func discardedWAL(promoting node: String, at position: UInt64, reports: [String: MemberReport],
+                         lastPrimary: String?, lastPrimaryPosition: UInt64) -> [String: UInt64] {
+    var beyond: [String: UInt64] = [:]
+    for (name, report) in reports where name != node {
+        let held = max(report.receivedPosition, report.replayedPosition)
+        if held > position { beyond[name] = held }
+    }
+    if let lastPrimary, lastPrimary != node, lastPrimaryPosition > position {
+        beyond[lastPrimary] = max(beyond[lastPrimary] ?? 0, lastPrimaryPosition)
+    }
+    return beyond
+}
+
 extension CandidateReport {
     /// The one way a member's report becomes a candidate: healthy only when its PostgreSQL runs
     /// (not stopped), passed its last check, and holds this cluster's data.

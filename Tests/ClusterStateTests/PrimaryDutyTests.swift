@@ -172,3 +172,16 @@ private func bootstrapped(primary: String = "primary", term: UInt64 = 1) -> Clus
         #expect(try CommandCodec.decode(CommandCodec.encode(cancel)) == cancel)
     }
 }
+
+@Suite struct DiscardedWALTests {
+    /// A promotion that leaves WAL behind on another member, or behind the last primary's
+    /// recorded position, names each of them (issue 17: say it loudly).
+    @Test func everyPositionBeyondThePromotionIsNamed() {
+        let reports = ["secondary1": replica(at: 500), "secondary2": replica(at: 400), "primary": MemberReport(role: .stopped, healthy: false)]
+        #expect(discardedWAL(promoting: "secondary1", at: 500, reports: reports, lastPrimary: "primary", lastPrimaryPosition: 450).isEmpty)
+        #expect(discardedWAL(promoting: "secondary2", at: 400, reports: reports, lastPrimary: "primary", lastPrimaryPosition: 450)
+            == ["secondary1": 500, "primary": 450])
+        #expect(discardedWAL(promoting: "secondary1", at: 500, reports: reports, lastPrimary: "primary", lastPrimaryPosition: 620)
+            == ["primary": 620])
+    }
+}
