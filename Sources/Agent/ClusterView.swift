@@ -165,6 +165,9 @@ public struct AgentSnapshot: Sendable, Equatable {
     /// This node's PostgreSQL as its agent last found it (nil on a witness).
     public var localPostgres: LocalPostgresView?
     public var history: [HistoryView] = []
+    /// The Raft task's worst tick delay of the last 10–20 s, and ticks it caught up late.
+    public var tickLatenessSeconds: Double = 0
+    public var ticksLate: UInt64 = 0
 
     /// Whether the lease still holds now: checked against the clock, not against the last tick,
     /// so a snapshot published just before the lease ran out does not outlive it.
@@ -202,6 +205,9 @@ public struct AgentSnapshot: Sendable, Equatable {
         metric("raft_last_index", "gauge", "Last index in this node's log.", [(node, "\(lastIndex)")])
         metric("raft_elections_started_total", "counter", "Elections this node started (as candidate).", [(node, "\(electionsStarted)")])
         metric("raft_leader_changes_total", "counter", "Times this node saw the leader change.", [(node, "\(leaderChanges)")])
+        metric("raft_tick_lateness_seconds", "gauge", "Worst delay of the Raft task's ticks in the last 10-20 s (a late tick renews the lease late).",
+               [(node, String(format: "%.6f", tickLatenessSeconds))])
+        metric("raft_ticks_late_total", "counter", "Ticks the Raft task processed more than one interval late.", [(node, "\(ticksLate)")])
         metric("epoch", "gauge", "Primary epoch (promotions so far).", [(node, "\(view.epoch)")])
         if let local = localPostgres {
             metric("postgres_running", "gauge", "1 while this node's PostgreSQL answers its health check.", [(node, local.healthy ? "1" : "0")])

@@ -76,6 +76,8 @@ final class RaftDriver: @unchecked Sendable {
     /// When the PostgreSQL thread last published `localStatus` (see `noticeStalePostgres`).
     var localStatusAt = ContinuousClock.now
     var staleLogged = false
+    /// How late the Raft task gets to its ticks (a busy or starved task renews the lease late).
+    var tickLateness = TickLateness()
     /// The latest report of every member (this node's included) and when it arrived.
     var reports: [String: (report: MemberReport, at: ContinuousClock.Instant)] = [:]
     /// The tick at which this node last became leader.
@@ -231,9 +233,11 @@ final class RaftDriver: @unchecked Sendable {
     /// Ticks the node once per heartbeat interval elapsed on the monotonic clock since start,
     /// so a late timer (or a process that was stopped) catches up instead of drifting.
     private func catchUpTicks() {
-        let due = Int64((ContinuousClock.now - started) / tickInterval)
+        let now = ContinuousClock.now
+        let due = Int64((now - started) / tickInterval)
         guard due > ticksDone else { return }
         let count = min(due - ticksDone, maximumCatchUp)
+        tickLateness.record(now - (started + tickInterval * (ticksDone + 1)), ticks: due - ticksDone, at: now)
         ticksDone = due
         for _ in 0..<count { node.tick() }
         // This node's PostgreSQL state goes to the leader on every heartbeat.
@@ -449,6 +453,8 @@ final class RaftDriver: @unchecked Sendable {
                                      appliedIndex: node.appliedIndex, lastIndex: node.lastIndex,
                                      electionsStarted: electionsStarted, leaderChanges: leaderChanges,
                                      uptimeSeconds: max(0, (now - started).seconds))
+        snapshot.tickLatenessSeconds = tickLateness.worst(at: now).seconds
+        snapshot.ticksLate = tickLateness.lateTicks
         snapshot.primaryOfCurrentTerm = isPrimaryOfCurrentTerm
         if !local.isWitness {
             let report = localStatus.report
