@@ -115,7 +115,7 @@ extension RaftDriver {
         let duty = PrimaryDuty.decide(
             me: local.name, term: node.term, state: clusterState, members: members, reports: fresh,
             reportsSettled: ticksDone - leaderSinceTick >= 3, maximumLagBytes: config.postgres.maximumLagOnFailoverBytes,
-            preferred: electedByTransfer ? local.name : nil, silence: silenceByName())
+            preferred: transferredBy != nil ? local.name : nil, handedOverBy: transferredBy.map(name(of:)), silence: silenceByName())
         if duty != lastDuty || (ticksDone - lastDutyLog >= 50 && duty != .none && duty != .waitForReports) {
             switch duty {
             case .none, .waitForReports: break

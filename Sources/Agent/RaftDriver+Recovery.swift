@@ -103,7 +103,7 @@ extension RaftDriver {
         pendingProposal = nil
         lastDuty = nil
         mayBootstrap = false
-        electedByTransfer = false
+        transferredBy = nil
         lastSoftState = node.softState
         reports = reports.filter { $0.key == local.name }
         notices.store(currentNotice)

@@ -91,9 +91,9 @@ final class RaftDriver: @unchecked Sendable {
     var mayBootstrap = false
     var wasWritable = false
     var renewedExpiry: ContinuousClock.Instant?
-    /// This node's leadership came from a TimeoutNow (a planned hand-over to it): it prefers
-    /// itself as primary when it is eligible.
-    var electedByTransfer = false
+    /// The leader whose TimeoutNow made this node a candidate (a planned hand-over to it), if
+    /// any: it prefers itself as primary when it is eligible, and the history names who handed over.
+    var transferredBy: NodeID?
     var move: PrimaryMove?
     /// Latched once this node has caught up with a leader's commit index (see PostgresIntent).
     var caughtUp = false
@@ -161,7 +161,7 @@ final class RaftDriver: @unchecked Sendable {
         case .message(let message):
             guard !isFromAnOlderGeneration(message) else { return }
             lastHeard[message.from] = .now
-            if case .timeoutNow = message.kind { electedByTransfer = true }
+            if case .timeoutNow = message.kind { transferredBy = message.from }
             node.step(message)
         case .confirmLeadership(let respond):
             let id = nextReadID
@@ -365,7 +365,7 @@ final class RaftDriver: @unchecked Sendable {
         if soft.role == .candidate, lastSoftState.role != .candidate || soft.term != lastSoftState.term {
             electionsStarted += 1
         }
-        if soft.role != .leader, soft.role != .candidate { electedByTransfer = false }
+        if soft.role != .leader, soft.role != .candidate { transferredBy = nil }
         if soft.role == .leader, lastSoftState.role != .leader || soft.term != lastSoftState.term {
             leaderSinceTick = ticksDone
             pendingProposal = nil

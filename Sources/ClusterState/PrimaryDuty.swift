@@ -44,12 +44,13 @@ public enum PrimaryDuty: Sendable, Equatable {
     ///     election (the agent waits a few heartbeats).
     ///   - preferred: a node to prefer when it is eligible (the target of a planned leadership
     ///     hand-over). An operator's plan in `state.plannedPrimary` comes first.
+    ///   - handedOverBy: the leader that handed its leadership to this node, if it did.
     ///   - silence: milliseconds since this node last heard from each member (for the history's
     ///     reason when the primary was lost).
     public static func decide(me: String, term: UInt64, state: ClusterState, members: [Member],
                               reports: [String: MemberReport], reportsSettled: Bool,
                               maximumLagBytes: UInt64 = FailoverPolicy.defaultMaximumLagBytes,
-                              preferred: String? = nil, silence: [String: UInt64] = [:]) -> PrimaryDuty {
+                              preferred: String? = nil, handedOverBy: String? = nil, silence: [String: UInt64] = [:]) -> PrimaryDuty {
         let mine = members.first { $0.name == me }
         guard state.systemIdentifier != nil else {
             // A new cluster: the most preferred PostgreSQL node in reach initialises it (the
@@ -90,7 +91,8 @@ public enum PrimaryDuty: Sendable, Equatable {
         }
         if let preferred, eligible.contains(preferred) {
             return preferred == me
-                ? .promoteSelf(reason: promotedAfterLoss ?? "leadership handed over to \(me) in term \(term)\(previous)")
+                ? .promoteSelf(reason: promotedAfterLoss
+                    ?? "leadership handed over to \(me)\(handedOverBy.map { " by \($0)" } ?? "") in term \(term)\(previous)")
                 : .handOver(to: preferred, reason: "leadership handed over")
         }
         // The current primary keeps its place if it is eligible: a new election alone (a blip, a

@@ -62,8 +62,9 @@ private func bootstrapped(primary: String = "primary", term: UInt64 = 1) -> Clus
             == .promoteSelf(reason: "failover: primary primary lost (PostgreSQL is down or fails its health check); secondary1 is the best candidate, term 3, epoch 2"))
         // A hand-over while the primary could still serve stays a hand-over.
         let alive = reports.merging(["primary": replica(at: 500)]) { $1 }
-        #expect(PrimaryDuty.decide(me: "secondary1", term: 3, state: state, members: members, reports: alive, reportsSettled: true, preferred: "secondary1")
-            == .promoteSelf(reason: "leadership handed over to secondary1 in term 3 (previous primary primary, epoch 1)"))
+        #expect(PrimaryDuty.decide(me: "secondary1", term: 3, state: state, members: members, reports: alive, reportsSettled: true,
+                                   preferred: "secondary1", handedOverBy: "secondary2")
+            == .promoteSelf(reason: "leadership handed over to secondary1 by secondary2 in term 3 (previous primary primary, epoch 1)"))
     }
 
     @Test func theBestCandidateWinsNotTheFirstLeader() {
