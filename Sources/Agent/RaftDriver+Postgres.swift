@@ -146,8 +146,7 @@ extension RaftDriver {
         case .promoteSelf(var reason):
             let mine = fresh[local.name]
             let position = max(mine?.receivedPosition ?? 0, mine?.replayedPosition ?? 0)
-            let discarded = discardedWAL(promoting: local.name, at: position, reports: fresh,
-                                         lastPrimary: clusterState.primary, lastPrimaryPosition: clusterState.lastPrimaryPosition)
+            let discarded = discardedWAL(promoting: local.name, at: position, reports: fresh)
             if !discarded.isEmpty {
                 let lost = discarded.sorted { $0.key < $1.key }.map { "\($0.key) had \(lsnText($0.value))" }.joined(separator: ", ")
                 logger.error("this promotion discards WAL other members had: writes they acknowledged are lost",

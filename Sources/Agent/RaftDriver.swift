@@ -210,14 +210,16 @@ final class RaftDriver: @unchecked Sendable {
     }
 
     /// A PostgreSQL thread that stops publishing (a health query that never returns on a stalled
-    /// disk, say) must not leave its last "healthy primary" standing: after 2 s without news the
+    /// disk, say) must not leave its last "healthy primary" standing: after 6 s without news the
     /// node's own report says unhealthy (so `/primary` answers 503 and the leader ranks it out),
     /// and once that lasts `restart_timeout_s` on the primary, its agent hands leadership over
     /// like for a primary that cannot be restarted (the keeper fences the old PostgreSQL).
     private func noticeStalePostgres() {
         guard postgres != nil else { return }
         let silent = ContinuousClock.now - localStatusAt
-        guard silent > .seconds(2) else { return }
+        // Above the 5 s connect timeout of the thread's own probes, so one slow round (a
+        // primary that drops packets) never marks a healthy replica down.
+        guard silent > .seconds(6) else { return }
         let milliseconds = Int64(silent / .milliseconds(1))
         localStatus.report.healthy = false
         localStatus.report.lastError = "no news from the PostgreSQL thread for \(milliseconds) ms (a query or the disk stalled?)"
@@ -226,7 +228,7 @@ final class RaftDriver: @unchecked Sendable {
         reports[local.name] = (localStatus.report, .now)
         if !staleLogged {
             staleLogged = true
-            logger.error("the PostgreSQL thread has not reported for 2 s; this node's PostgreSQL counts as unhealthy")
+            logger.error("the PostgreSQL thread has not reported for 6 s; this node's PostgreSQL counts as unhealthy")
         }
     }
 

@@ -25,19 +25,18 @@ public struct CandidateReport: Sendable, Equatable {
     }
 }
 
-/// What a promotion at `position` throws away: every member that reported WAL beyond it, and
-/// the last primary's recorded position when that is beyond it (the old primary may be down
-/// and unable to report). Said loudly: those writes are gone once the others follow the new
-/// primary (pg_rewind discards them).
-public func discardedWAL(promoting node: String, at position: UInt64, reports: [String: MemberReport],
-                         lastPrimary: String?, lastPrimaryPosition: UInt64) -> [String: UInt64] {
+/// What a promotion of `node` at `position` throws away: every member of the same cluster, on
+/// the promoted node's timeline or an older one, that reported WAL beyond it. Said loudly: those
+/// writes are gone once the others follow the new primary (pg_rewind discards them). Members on
+/// a newer timeline are not compared (their positions belong to another history), nor is the
+/// cluster's recorded primary position (it can outlive the history it was measured on).
+public func discardedWAL(promoting node: String, at position: UInt64, reports: [String: MemberReport]) -> [String: UInt64] {
+    guard let promoted = reports[node] else { return [:] }
     var beyond: [String: UInt64] = [:]
-    for (name, report) in reports where name != node {
+    for (name, report) in reports where name != node && report.systemIdentifier == promoted.systemIdentifier
+        && report.timeline <= promoted.timeline {
         let held = max(report.receivedPosition, report.replayedPosition)
         if held > position { beyond[name] = held }
-    }
-    if let lastPrimary, lastPrimary != node, lastPrimaryPosition > position {
-        beyond[lastPrimary] = max(beyond[lastPrimary] ?? 0, lastPrimaryPosition)
     }
     return beyond
 }

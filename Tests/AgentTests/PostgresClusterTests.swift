@@ -289,7 +289,7 @@ import Glibc
         kill(backend, SIGSTOP)
         defer { kill(backend, SIGCONT) }
 
-        let refused = await Self.nodes(answering: "/primary", in: cluster, among: [stalled], within: 6) { $0.isEmpty }
+        let refused = await Self.nodes(answering: "/primary", in: cluster, among: [stalled], within: 10) { $0.isEmpty }
         #expect(refused.isEmpty, "\(stalled) still answered /primary with 200 while its health query hung")
         let successor = await Self.nodes(answering: "/primary", in: cluster, among: others, within: 30) { $0.count == 1 }
         #expect(successor.count == 1, "no replica took over\n\(cluster.log(of: stalled))")

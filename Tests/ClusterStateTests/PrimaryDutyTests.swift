@@ -175,14 +175,14 @@ private func bootstrapped(primary: String = "primary", term: UInt64 = 1) -> Clus
 }
 
 @Suite struct DiscardedWALTests {
-    /// A promotion that leaves WAL behind on another member, or behind the last primary's
-    /// recorded position, names each of them (issue 17: say it loudly).
+    /// A promotion that leaves WAL behind on another member of the same history names it
+    /// (issue 17: say it loudly); members on a newer timeline or another cluster are not compared.
     @Test func everyPositionBeyondThePromotionIsNamed() {
         let reports = ["secondary1": replica(at: 500), "secondary2": replica(at: 400), "primary": MemberReport(role: .stopped, healthy: false)]
-        #expect(discardedWAL(promoting: "secondary1", at: 500, reports: reports, lastPrimary: "primary", lastPrimaryPosition: 450).isEmpty)
-        #expect(discardedWAL(promoting: "secondary2", at: 400, reports: reports, lastPrimary: "primary", lastPrimaryPosition: 450)
-            == ["secondary1": 500, "primary": 450])
-        #expect(discardedWAL(promoting: "secondary1", at: 500, reports: reports, lastPrimary: "primary", lastPrimaryPosition: 620)
-            == ["primary": 620])
+        #expect(discardedWAL(promoting: "secondary1", at: 500, reports: reports).isEmpty)
+        #expect(discardedWAL(promoting: "secondary2", at: 400, reports: reports) == ["secondary1": 500])
+        let mixed = ["secondary1": replica(at: 500, timeline: 3), "secondary2": replica(at: 400, timeline: 2),
+                     "primary": replica(at: 900, system: 7)]
+        #expect(discardedWAL(promoting: "secondary2", at: 400, reports: mixed).isEmpty)
     }
 }

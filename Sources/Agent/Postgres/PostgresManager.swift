@@ -368,8 +368,10 @@ final class PostgresManager: @unchecked Sendable {
         if let connection, let text = try? connection.value("SELECT pg_current_wal_lsn()"), let lsn = LSN(text) { position = lsn.value }
         connection = nil
         logger.notice("stopping PostgreSQL cleanly for a switchover")
-        permission.attach(nil)
+        // The keeper stays attached while the server shuts down: the Raft task keeps renewing
+        // it while this node still holds the lease, and a revoke still reaches it.
         postmaster.stopFast()
+        permission.attach(nil)
         self.postmaster = nil
         upstream = nil
         // The shutdown checkpoint comes after the last position seen: read the final one from
@@ -379,7 +381,7 @@ final class PostgresManager: @unchecked Sendable {
         // move waits out its deadline, the rewind marker stays, and this node stays primary.
         guard let clean = server?.cleanShutdownCheckpoint() else {
             stoppedAtPosition = nil
-            logger.error("PostgreSQL did not shut down cleanly for the switchover (immediate stop after the fast one timed out); the primary stays here",
+            logger.error("PostgreSQL did not shut down cleanly for the switchover (the fast shutdown ran past 30 s, or the lease ended and the fence keeper stopped it); the primary stays here",
                          metadata: ["last_seen": "\(position.map { "\(LSN($0))" } ?? "unknown")"])
             return
         }
