@@ -19,27 +19,14 @@ struct FailoverCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The node to promote.")
-    var node: String
-
-    @Option(help: "Why (required; recorded in the cluster history).")
-    var reason: String
+    @OptionGroup var options: PrimaryChangeOptions
 
     @Flag(help: "Promote NODE even if it is not a safe candidate (writes it lacks are lost).")
     var force = false
 
-    @Option(help: "The cluster config file.")
-    var config: String
-
-    @Option(name: .customLong("as"), help: "Present this node's certificate from tls.dir (default: the first node whose key is there).")
-    var identity: String?
-
-    func validate() throws {
-        if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why; it is recorded in the cluster history") }
-    }
-
     func run() async throws {
-        let operatorClient = try OperatorClient(configPath: config, identity: identity)
+        let node = options.node, reason = options.reason
+        let operatorClient = try options.client()
         _ = try operatorClient.requireNode(node)
         let view: ClusterView
         do {

@@ -24,27 +24,16 @@ struct RecoverQuorumCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The survivor to recover on.")
-    var node: String
-
-    @Option(help: "Why (required; recorded in the cluster history).")
-    var reason: String
+    @OptionGroup var options: PrimaryChangeOptions
 
     @Flag(help: "Confirm without asking (for scripts).")
     var yes = false
 
-    @Option(help: "The cluster config file.")
-    var config: String
-
-    @Option(name: .customLong("as"), help: "Present this node's certificate from tls.dir (default: the first node whose key is there).")
-    var identity: String?
-
-    func validate() throws {
-        if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why; it is recorded in the cluster history") }
-    }
+    var node: String { options.node }
 
     func run() async throws {
-        let operatorClient = try OperatorClient(configPath: config, identity: identity)
+        let reason = options.reason
+        let operatorClient = try options.client()
         let target = try operatorClient.requireNode(node)
         if let view = try? await operatorClient.confirmedView(), let leader = view.leader {
             throw CommandFailure("\(leader) leads in term \(view.term), confirmed by a quorum: the quorum is not lost; move the primary with pgquorum failover \(node) --reason TEXT")
