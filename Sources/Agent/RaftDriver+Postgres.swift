@@ -173,7 +173,7 @@ extension RaftDriver {
     private func silenceByName() -> [String: UInt64] {
         var silence: [String: UInt64] = [:]
         for member in config.nodes where member.id != node.id {
-            guard let contact = [lastHeard[member.id], transport.lastPong(from: member.id)].compactMap({ $0 }).max() else { continue }
+            guard let contact = lastContact(with: member.id) else { continue }
             silence[member.name] = UInt64(max(0, (ContinuousClock.now - contact) / .milliseconds(1)))
         }
         return silence

@@ -391,7 +391,7 @@ final class RaftDriver: @unchecked Sendable {
         let now = ContinuousClock.now
         let recent = tickInterval * 5
         return node.configuration.voters.filter { id in
-            guard id != node.id, let contact = [lastHeard[id], transport.lastPong(from: id)].compactMap({ $0 }).max() else { return false }
+            guard id != node.id, let contact = lastContact(with: id) else { return false }
             return now - contact < recent
         }
     }
@@ -408,6 +408,12 @@ final class RaftDriver: @unchecked Sendable {
 
     func name(of id: NodeID) -> String { config.node(withID: id)?.name ?? id.description }
 
+    /// When this node last heard from `id`: Raft traffic, or a pong on the peer link (followers
+    /// exchange only pings).
+    func lastContact(with id: NodeID) -> ContinuousClock.Instant? {
+        [lastHeard[id], transport.lastPong(from: id)].compactMap { $0 }.max()
+    }
+
     // MARK: - The published view
 
     private func snapshot() -> AgentSnapshot {
@@ -418,8 +424,7 @@ final class RaftDriver: @unchecked Sendable {
         for member in config.nodes { ids.insert(member.id) }
         let members = ids.map { id -> MemberView in
             let member = config.node(withID: id)
-            // Raft traffic, or a pong on the peer link (followers exchange only pings).
-            let contact = [lastHeard[id], transport.lastPong(from: id)].compactMap { $0 }.max()
+            let contact = lastContact(with: id)
             let heard = contact.map { now - $0 }
             let role: String
             if id == node.leader {

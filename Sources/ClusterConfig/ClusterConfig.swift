@@ -55,6 +55,11 @@ public struct NodeConfig: Sendable, Equatable {
     public var isWitness: Bool { postgresPort == nil }
     /// PostgreSQL's data directory on this node (managed by the agent).
     public var postgresDataDirectory: String { dataDirectory + "/postgres" }
+
+    /// PostgreSQL's Unix socket for a node with this data directory (it lives in
+    /// `<data_dir>/run`); socket paths are limited to `maximumSocketPathBytes`.
+    public static func postgresSocketPath(dataDirectory: String, port: Int) -> String { dataDirectory + "/run/.s.PGSQL.\(port)" }
+    public static let maximumSocketPathBytes = 107
     /// The Raft identity, derived from the name so that reordering the file changes nothing.
     public var id: NodeID { NodeConfig.id(forName: name) }
 

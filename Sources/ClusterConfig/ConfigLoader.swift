@@ -291,9 +291,9 @@ private struct ConfigReader {
                 problem(nil, "node \(node.name): data directory \(node.dataDirectory) is also node \(owner)'s")
             }
             directories[node.dataDirectory] = node.name
-            // PostgreSQL's Unix socket lives in <data_dir>/run; socket paths are limited to 107 bytes.
-            if let port = node.postgresPort, (node.dataDirectory + "/run/.s.PGSQL.\(port)").utf8.count > 107 {
-                problem(nil, "node \(node.name): data directory \(node.dataDirectory) is too long for PostgreSQL's socket path (at most 107 bytes with /run/.s.PGSQL.\(port)); choose a shorter data_dir")
+            if let port = node.postgresPort,
+               NodeConfig.postgresSocketPath(dataDirectory: node.dataDirectory, port: port).utf8.count > NodeConfig.maximumSocketPathBytes {
+                problem(nil, "node \(node.name): data directory \(node.dataDirectory) is too long for PostgreSQL's socket path (at most \(NodeConfig.maximumSocketPathBytes) bytes with /run/.s.PGSQL.\(port)); choose a shorter data_dir")
             }
             if let source = node.replicateFrom {
                 if source == node.name {

@@ -92,7 +92,7 @@ public enum Lab {
                               address: "10.213.\(subnet).\(index + 11)", agentPID: nil, paused: false)
             },
             cuts: [], delays: [], binary: URL(fileURLWithPath: options.binary).standardizedFileURL.path,
-            dataDirectory: options.postgres ? privateDataDirectory(for: directory, id: id, nodes: options.nodes) : nil
+            dataDirectory: options.postgres ? outsideDataDirectoryIfNeeded(for: directory, id: id, nodes: options.nodes) : nil
         )
         do {
             // Recorded first: `lab down` cleans up whatever exists of these names.
@@ -565,11 +565,12 @@ public enum Lab {
     /// `<dir>/data` serves when PostgreSQL's OS user can enter the lab directory and the socket
     /// paths fit; a private clone (mode 0700, as under /root or from `mktemp -d`) or a deep path
     /// gets the outside directory instead. Nil: `<dir>/data`.
-    static func privateDataDirectory(for directory: String, id: String, nodes: [NodeConfig]) -> String? {
-        let longest = nodes.map(\.name.utf8.count).max() ?? 0
-        let socketPath = directory.utf8.count + "/data/".utf8.count + longest + "/run/.s.PGSQL.5432".utf8.count
+    static func outsideDataDirectoryIfNeeded(for directory: String, id: String, nodes: [NodeConfig]) -> String? {
+        let socketsFit = nodes.allSatisfy { node in
+            NodeConfig.postgresSocketPath(dataDirectory: directory + "/data/" + node.name, port: 5432).utf8.count <= NodeConfig.maximumSocketPathBytes
+        }
         let blocked = OSUser.named(PostgresSettings().osUser).flatMap { $0.firstBlockedDirectory(on: directory) }
-        return blocked == nil && socketPath <= 107 ? nil : outsideDataDirectory(id: id)
+        return blocked == nil && socketsFit ? nil : outsideDataDirectory(id: id)
     }
 
     /// Makes the data root, mode 0755 so that PostgreSQL's OS user reaches `<root>/<node>/postgres`

@@ -113,8 +113,7 @@ public struct RaftNode: Sendable {
 
     /// Whether a candidate's log is at least as up to date as this node's, and as its vote floor.
     private func vouchesFor(lastIndex: LogIndex, lastTerm: Term) -> Bool {
-        log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm)
-            && (lastTerm > voteFloor.term || (lastTerm == voteFloor.term && lastIndex >= voteFloor.index))
+        log.isUpToDate(lastIndex: lastIndex, lastTerm: lastTerm) && (lastTerm, lastIndex) >= (voteFloor.term, voteFloor.index)
     }
 
     /// The term of the entry at `index`, if this node still holds it (or its snapshot ends there).
@@ -303,8 +302,9 @@ public struct RaftNode: Sendable {
     /// membership entry does. That term is not necessarily unused: pre-vote kept this node's term
     /// low while the lost majority may have gone further, so the entry may share an index and a
     /// term with one the old majority wrote. What keeps the histories apart is the caller's
-    /// duty above (returning nodes come back empty and their old traffic is dropped), not the term. Its change names the first removed voter; its result — what every
-    /// node adopts — is the survivors alone (old learners are dropped too: their state is as old
+    /// duty above (returning nodes come back empty and their old traffic is dropped), not the
+    /// term. Its change names the first removed voter; its result — what every node adopts — is
+    /// the survivors alone (old learners are dropped too: their state is as old
     /// as the lost voters'). One entry, not one per removal: a node that returns holding only
     /// part of a removal sequence would see an intermediate membership in which returning nodes
     /// form a quorum without the survivor. With this node the only survivor it leads (with a

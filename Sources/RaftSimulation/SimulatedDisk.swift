@@ -35,8 +35,6 @@ struct SimulatedDisk {
         snapshot = newSnapshot
     }
 
-    var lastIndex: LogIndex { snapshot.metadata.index + LogIndex(entries.count) }
-
     /// Whether the entry `index`@`term` is on this disk (in the log, or covered by the snapshot).
     func holds(index: LogIndex, term: Term) -> Bool {
         if index <= snapshot.metadata.index { return true }

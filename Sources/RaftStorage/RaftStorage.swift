@@ -281,8 +281,8 @@ public final class RaftStorage {
         // whole write), so it resumes in that term with no vote.
         let seenTerm = max(entries.last?.term ?? 0, snapshot.metadata.term)
         if seenTerm > hardState.term {
-            hardState = HardState(term: seenTerm, vote: nil, commit: hardState.commit,
-                                  voteFloorIndex: hardState.voteFloorIndex, voteFloorTerm: hardState.voteFloorTerm)
+            hardState.term = seenTerm
+            hardState.vote = nil
         }
         snapshotIndex = snapshot.metadata.index
         recovered = DurableState(hardState: hardState, snapshot: snapshot, entries: entries)
