@@ -25,8 +25,8 @@ extension PostgresServer {
 
     /// The leading fields of `ControlFileData` (PostgreSQL 15, 64-bit little-endian layout):
     /// system_identifier at 0, state at 16 (DBState: 1 shut down, 2 shut down in recovery,
-    /// 6 in production), checkPoint at 32, checkPointCopy.ThisTimeLineID at 48.
-    func controlFile() -> (systemIdentifier: UInt64, state: UInt32, checkpoint: UInt64, timeline: UInt32)? {
+    /// 6 in production), checkPoint at 32, checkPointCopy.redo at 40 and .ThisTimeLineID at 48.
+    func controlFile() -> (systemIdentifier: UInt64, state: UInt32, checkpoint: UInt64, redo: UInt64, timeline: UInt32)? {
         guard let handle = FileHandle(forReadingAtPath: dataDirectory + "/global/pg_control"),
               let data = try? handle.read(upToCount: 52), data.count == 52 else { return nil }
         try? handle.close()
@@ -34,7 +34,7 @@ extension PostgresServer {
         func integer(_ offset: Int, _ width: Int) -> UInt64 {
             bytes[offset..<(offset + width)].reversed().reduce(0) { $0 << 8 | UInt64($1) }
         }
-        return (integer(0, 8), UInt32(integer(16, 4)), integer(32, 8), UInt32(integer(48, 4)))
+        return (integer(0, 8), UInt32(integer(16, 4)), integer(32, 8), integer(40, 8), UInt32(integer(48, 4)))
     }
 
     /// Clones `source` (a libpq connection string to the primary, as the replication user) into

@@ -109,16 +109,26 @@ public final class PostgresServer: Sendable {
     /// line is the error.
     @discardableResult
     func run(_ program: String, _ arguments: [String]) throws(PostgresError) -> String {
-        let path = binDirectory + "/" + program
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw PostgresError("\(path) does not exist; install PostgreSQL 15 (apt-get install postgresql-15) or set the bin directory")
-        }
-        let (status, output) = try ChildProcess.run(path, arguments, user: user)
+        let (status, output) = try execute(program, arguments)
         guard status == 0 else {
             let last = output.split(whereSeparator: \.isNewline).last.map(String.init) ?? "no output"
             throw PostgresError("\(program) failed (exit \(status)): \(last)")
         }
         return output
+    }
+
+    /// The output whatever the exit status, for programs that end in an error by design
+    /// (`pg_waldump` stops at the first invalid record and says where).
+    func runAllowingFailure(_ program: String, _ arguments: [String]) throws(PostgresError) -> String {
+        try execute(program, arguments).output
+    }
+
+    private func execute(_ program: String, _ arguments: [String]) throws(PostgresError) -> (status: Int32, output: String) {
+        let path = binDirectory + "/" + program
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw PostgresError("\(path) does not exist; install PostgreSQL 15 (apt-get install postgresql-15) or set the bin directory")
+        }
+        return try ChildProcess.run(path, arguments, user: user)
     }
 
     /// Creates `path` (and parents) owned by `user` with `mode`.

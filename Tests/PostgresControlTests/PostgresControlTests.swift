@@ -1,5 +1,5 @@
 import Foundation
-import PostgresControl
+@testable import PostgresControl
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -107,6 +107,41 @@ import Glibc
         try server.stop()
     }
 
+    /// A crashed primary's acknowledged commits lie past its last checkpoint: the end of the
+    /// WAL on disk is where they end, on the timeline they were written on.
+    @Test func theEndOfTheWALOnDiskIsReadWhileStopped() throws {
+        let temp = try TempServer()
+        let server = temp.server
+        #expect(server.walEndOnDisk() == nil, "no data directory yet")
+        try server.initdb()
+        try server.start()
+        var connection = try server.connect()
+        try connection.query("CREATE TABLE writes (id bigint)")
+        try connection.query("INSERT INTO writes SELECT generate_series(1, 5000)")
+        let flushed = try #require(LSN(try connection.value("SELECT pg_current_wal_flush_lsn()") ?? ""))
+        connection.close()
+        try server.stop(.immediate)
+        let end = try #require(server.walEndOnDisk())
+        #expect(end.timeline == 1)
+        // Equal unless a background record (a running-transactions snapshot) came after the
+        // read; never short of what was flushed.
+        #expect(end.position >= flushed.value && end.position - flushed.value < 8_192, "WAL end \(end), flushed \(flushed)")
+
+        // A promotion with no checkpoint since: the WAL continues on timeline 2, past the
+        // checkpoint's timeline.
+        try server.writeFile("standby.signal", "")
+        try server.start()
+        connection = try server.connect()
+        #expect(try connection.value("SELECT pg_promote(true, 60)") == "t")
+        try connection.query("INSERT INTO writes SELECT generate_series(1, 5000)")
+        let promoted = try #require(LSN(try connection.value("SELECT pg_current_wal_flush_lsn()") ?? ""))
+        connection.close()
+        try server.stop(.immediate)
+        let after = try #require(server.walEndOnDisk())
+        #expect(after.timeline == 2)
+        #expect(after.position >= promoted.value && after.position - promoted.value < 8_192, "WAL end \(after), flushed \(promoted)")
+    }
+
     @Test func rootWithoutAnUnprivilegedUserIsRefused() throws {
         guard geteuid() == 0 else {
             // Not root: the guard does not apply; assert the opposite holds instead.
@@ -114,5 +149,43 @@ import Glibc
             return
         }
         #expect(throws: PostgresError.self) { _ = try PostgresServer(dataDirectory: "/tmp/x", port: 5, socketDirectory: "/tmp/y") }
+    }
+}
+
+/// pg_waldump's last line, for each way a WAL can end.
+@Suite struct WALDumpEndTests {
+    let segment: UInt64 = 16 << 20
+
+    @Test func zeroesAfterTheLastRecord() {
+        let output = "pg_waldump: error: error in WAL record at 0/1526230: invalid record length at 0/1526258: wanted 24, got 0"
+        #expect(WALDumpEnd.parse(output, start: 0x150_0718, segmentBytes: segment) == 0x152_6258)
+    }
+
+    @Test func aRecycledPageEndsItWherePageBegins() {
+        let old = "pg_waldump: error: error in WAL record at 0/4FFFF80: unexpected pageaddr 0/2000000 in log segment 000000010000000000000005, offset 0"
+        #expect(WALDumpEnd.parse(old, start: 0x400_0000, segmentBytes: segment) == 0x500_0000)
+        let newer = "pg_waldump: error: error in WAL record at 0/1527FD0: invalid magic number 0000 in WAL segment 000000010000000000000001, LSN 0/1528000, offset 5406720"
+        #expect(WALDumpEnd.parse(newer, start: 0x100_0000, segmentBytes: segment) == 0x152_8000)
+    }
+
+    @Test func aMissingNextSegmentEndsItAtTheSegmentBoundary() {
+        let output = "pg_waldump: error: could not find file \"000000010000000000000006\": No such file or directory"
+        #expect(WALDumpEnd.parse(output, start: 0x500_0028, segmentBytes: segment) == 0x600_0000)
+        // The start's own segment is missing: nothing was read on this timeline.
+        let none = "pg_waldump: error: could not find file \"000000020000000000000001\": No such file or directory"
+        #expect(WALDumpEnd.parse(none, start: 0x150_0718, segmentBytes: segment) == nil)
+    }
+
+    @Test func otherRecordErrorsNameTheNextRecord() {
+        let output = "pg_waldump: error: error in WAL record at 0/3000060: record with incorrect prev-link 0/2FFFFA0 at 0/3000098"
+        #expect(WALDumpEnd.parse(output, start: 0x300_0028, segmentBytes: segment) == 0x300_0098)
+        #expect(WALDumpEnd.parse("pg_waldump: error: could not find a valid record after 0/3000028", start: 0x300_0028, segmentBytes: segment) == nil)
+    }
+
+    @Test func segmentNamesAndHistoryFiles() {
+        #expect(WALDumpEnd.segmentStart("0000000300000001000000FF", segmentBytes: segment) == (1 << 32) + 0xFF * segment)
+        #expect(WALDumpEnd.segmentStart("not a segment", segmentBytes: segment) == nil)
+        #expect(WALHistory.switchPoint(history: "1\t0/3000060\tno recovery target specified\n\n2\t0/5000A0\tno recovery target specified\n") == 0x50_00A0)
+        #expect(WALHistory.switchPoint(history: "") == nil)
     }
 }

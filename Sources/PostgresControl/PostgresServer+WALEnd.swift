@@ -1,0 +1,141 @@
+import Foundation
+
+/// Where the WAL in a data directory's `pg_wal` ends: the position after its last valid record,
+/// on the newest timeline that has one.
+public struct WALEnd: Sendable, Equatable, CustomStringConvertible {
+    public var position: UInt64
+    public var timeline: UInt32
+
+    public init(position: UInt64, timeline: UInt32) {
+        self.position = position
+        self.timeline = timeline
+    }
+
+    public var description: String { "\(LSN(position)) on timeline \(timeline)" }
+}
+
+extension PostgresServer {
+    /// The end of the WAL on disk, read the way `pg_rewind` reads a target: from the last
+    /// checkpoint's redo point forward until no valid record follows. For a server that is
+    /// stopped or still in crash recovery — a crashed primary's acknowledged commits lie past
+    /// its last checkpoint, and this is the only way to know how far before it runs again.
+    /// Nil when there is no data directory or the WAL cannot be read.
+    public func walEndOnDisk() -> WALEnd? {
+        guard let control = controlFile() else { return nil }
+        let directory = dataDirectory + "/pg_wal"
+        // A newer timeline than the checkpoint's (a promotion with no checkpoint since, or a
+        // standby that followed one) starts at its switch point; WAL beyond that is only there.
+        var attempts: [(timeline: UInt32, start: UInt64)] = []
+        if let newest = WALHistory.newestTimeline(in: directory), newest.timeline > control.timeline {
+            attempts.append((newest.timeline, max(control.redo, newest.begins)))
+        }
+        attempts.append((control.timeline, control.redo))
+        for attempt in attempts {
+            let output: String
+            do {
+                output = try runAllowingFailure("pg_waldump", ["--quiet", "--path", directory, "--timeline", "\(attempt.timeline)",
+                                                               "--start", "\(LSN(attempt.start))"])
+            } catch {
+                return nil
+            }
+            let segmentBytes = WALHistory.segmentBytes(in: directory) ?? 16 << 20
+            if let end = WALDumpEnd.parse(output, start: attempt.start, segmentBytes: segmentBytes) {
+                return WALEnd(position: end, timeline: attempt.timeline)
+            }
+        }
+        return nil
+    }
+}
+
+/// Reading `pg_waldump`'s last words: it reads records until one is missing or invalid and then
+/// says where. Pure, so each of PostgreSQL's messages is tested.
+enum WALDumpEnd {
+    /// The position after the last valid record, or nil when no record was read after `start`.
+    static func parse(_ output: String, start: UInt64, segmentBytes: UInt64) -> UInt64? {
+        for line in output.split(whereSeparator: \.isNewline).reversed() {
+            let text = String(line)
+            if let range = text.range(of: "error in WAL record at ") {
+                // "error in WAL record at <last valid record>: <why the next one is not>"
+                let rest = text[range.upperBound...]
+                guard let colon = rest.firstIndex(of: ":") else { continue }
+                let lastRecord = LSN(String(rest[..<colon]))
+                let reason = String(rest[rest.index(after: colon)...])
+                // Page-level problems name the page: the WAL ends where that page begins.
+                if let page = pagePosition(in: reason, segmentBytes: segmentBytes) { return page }
+                // Record-level problems name where the next record should have been.
+                if let next = lsns(in: reason).last { return next.value }
+                return lastRecord?.value
+            }
+            if let range = text.range(of: "could not find file \""), let name = text[range.upperBound...].split(separator: "\"").first,
+               let segment = segmentStart(String(name), segmentBytes: segmentBytes) {
+                // The WAL ran to the end of the previous segment (the next was never created);
+                // a missing first segment means nothing was read.
+                return segment > start ? segment : nil
+            }
+        }
+        return nil
+    }
+
+    /// "in log segment NAME, offset N" (PostgreSQL 15) or "in WAL segment NAME, LSN X/Y, offset N".
+    static func pagePosition(in reason: String, segmentBytes: UInt64) -> UInt64? {
+        for marker in ["in log segment ", "in WAL segment "] {
+            guard let range = reason.range(of: marker) else { continue }
+            let rest = reason[range.upperBound...]
+            let name = String(rest.prefix { $0.isHexDigit })
+            guard let segment = segmentStart(name, segmentBytes: segmentBytes),
+                  let offsetRange = rest.range(of: "offset ") else { continue }
+            let digits = rest[offsetRange.upperBound...].prefix { $0.isNumber }
+            guard let offset = UInt64(digits) else { continue }
+            return segment + offset
+        }
+        return nil
+    }
+
+    /// The first position of a WAL segment file (`TTTTTTTTXXXXXXXXYYYYYYYY`).
+    static func segmentStart(_ name: String, segmentBytes: UInt64) -> UInt64? {
+        guard name.count == 24, segmentBytes > 0, let high = UInt64(name.dropFirst(8).prefix(8), radix: 16),
+              let low = UInt64(name.suffix(8), radix: 16) else { return nil }
+        let segmentsPerId = 0x1_0000_0000 / segmentBytes
+        return (high * segmentsPerId + low) * segmentBytes
+    }
+
+    static func lsns(in text: String) -> [LSN] {
+        text.split(whereSeparator: { $0 == " " || $0 == "," || $0 == ":" || $0 == "(" || $0 == ")" }).compactMap { word in
+            word.contains("/") ? LSN(String(word)) : nil
+        }
+    }
+}
+
+/// Timeline history files (`NNNNNNNN.history`) and segment files in `pg_wal`.
+enum WALHistory {
+    /// The newest timeline with a history file, and the position where it branched off.
+    static func newestTimeline(in directory: String) -> (timeline: UInt32, begins: UInt64)? {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
+        let timelines = names.compactMap { name -> UInt32? in
+            guard name.hasSuffix(".history"), name.count == 16 else { return nil }
+            return UInt32(name.prefix(8), radix: 16)
+        }
+        guard let newest = timelines.max() else { return nil }
+        let file = directory + "/" + String(format: "%08X", newest) + ".history"
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+        return (newest, switchPoint(history: text) ?? 0)
+    }
+
+    /// The last line of a history file: "<parent timeline> <switch point> <reason>".
+    static func switchPoint(history text: String) -> UInt64? {
+        let lines = text.split(whereSeparator: \.isNewline).filter { !$0.hasPrefix("#") && !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        guard let last = lines.last else { return nil }
+        let fields = last.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard fields.count >= 2 else { return nil }
+        return LSN(String(fields[1]))?.value
+    }
+
+    /// The size of the segment files (every one is full size).
+    static func segmentBytes(in directory: String) -> UInt64? {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory),
+              let segment = names.first(where: { $0.count == 24 && $0.allSatisfy(\.isHexDigit) }),
+              let attributes = try? FileManager.default.attributesOfItem(atPath: directory + "/" + segment),
+              let size = attributes[.size] as? NSNumber, size.uint64Value > 0 else { return nil }
+        return size.uint64Value
+    }
+}
