@@ -16,11 +16,15 @@ public struct ClusterView: Codable, Sendable, Equatable {
     public var primary: String?
     public var commitIndex: UInt64
     public var members: [MemberView]
+    /// The leader's answer while no primary of its term is in place: what it waits for, or why
+    /// no node may be promoted. Nil otherwise (and from followers).
+    public var primaryPending: String?
 
     enum CodingKeys: String, CodingKey {
         case cluster, leader, term, epoch, primary, members, linearizable
         case answeredBy = "answered_by"
         case commitIndex = "commit_index"
+        case primaryPending = "primary_pending"
     }
 
     public init(cluster: String, answeredBy: String, linearizable: Bool, leader: String?, term: UInt64,

@@ -112,14 +112,24 @@ extension RaftDriver {
               node.transferTarget == nil, handOvers.isEmpty else { return }
         let fresh = freshReports
         let members = config.nodes.filter { node.configuration.voters.contains($0.id) }.map(dutyMember)
+        if let start = reportWaitStart, start.term != node.term { reportWaitStart = nil }
+        let waited = reportWaitStart.map { UInt64(max(0, ticksDone - $0.tick)) * UInt64(config.timing.heartbeatMilliseconds) } ?? 0
         let duty = PrimaryDuty.decide(
             me: local.name, term: node.term, state: clusterState, members: members, reports: fresh,
             reportsSettled: ticksDone - leaderSinceTick >= 3, maximumLagBytes: config.postgres.maximumLagOnFailoverBytes,
-            preferred: transferredBy != nil ? local.name : nil, handedOverBy: transferredBy.map(name(of:)), silence: silenceByName())
+            preferred: transferredBy != nil ? local.name : nil, handedOverBy: transferredBy.map(name(of:)), silence: silenceByName(),
+            reachable: Set(reachableVoters().map(name(of:))),
+            reportWait: (waited, UInt64(config.failover.reportWaitMilliseconds)))
+        switch duty {
+        case .waitForMembers: if reportWaitStart == nil { reportWaitStart = (node.term, ticksDone) }
+        case .none: reportWaitStart = nil
+        default: break
+        }
         if duty != lastDuty || (ticksDone - lastDutyLog >= 50 && duty != .none && duty != .waitForReports) {
             switch duty {
             case .none, .waitForReports: break
             case .noCandidate(let why): logger.warning("no node can be promoted now", metadata: ["reasons": "\(why)"])
+            case .waitForMembers(let why): logger.notice("waiting before choosing a primary", metadata: ["for": "\(why)"])
             default: logger.notice("primary duty", metadata: ["duty": "\(duty)"])
             }
             lastDuty = duty
@@ -158,7 +168,7 @@ extension RaftDriver {
                              walPosition: position, reason: reason, unixMilliseconds: now))
         case .handOver(let target, let reason):
             handOver(to: target, reason: reason)
-        case .waitForReports, .noCandidate:
+        case .waitForReports, .waitForMembers, .noCandidate:
             break
         }
     }
@@ -369,10 +379,6 @@ func roleName(_ role: MemberReport.Role) -> String {
     case .replica: "replica"
     case .none: "none"
     }
-}
-
-func lsnText(_ position: UInt64) -> String {
-    String(position >> 32, radix: 16, uppercase: true) + "/" + String(position & 0xFFFF_FFFF, radix: 16, uppercase: true)
 }
 
 func isoTime(_ unixMilliseconds: UInt64) -> String {

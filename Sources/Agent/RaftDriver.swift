@@ -86,6 +86,9 @@ final class RaftDriver: @unchecked Sendable {
     var pendingProposal: (index: LogIndex, deadline: Int64)?
     var lastDuty: PrimaryDuty?
     var lastDutyLog: Int64 = -1_000
+    /// When this leader began waiting for a member that may hold more WAL (term, tick): the
+    /// wait is bounded by `failover.report_wait_ms` from there.
+    var reportWaitStart: (term: UInt64, tick: Int64)?
     var lastHandOverTick: Int64 = -1_000
     var lastPositionRecordTick: Int64 = 0
     var mayBootstrap = false
@@ -448,12 +451,20 @@ final class RaftDriver: @unchecked Sendable {
             )
         }
         let order = Dictionary(uniqueKeysWithValues: config.nodes.enumerated().map { ($1.name, $0) })
-        let view = ClusterView(
+        var view = ClusterView(
             cluster: config.cluster, answeredBy: local.name, linearizable: false,
             leader: node.leader.map(name(of:)), term: node.term, epoch: clusterState.epoch, primary: clusterState.primary,
             commitIndex: node.commitIndex,
             members: members.sorted { (order[$0.name] ?? .max, $0.name) < (order[$1.name] ?? .max, $1.name) }
         )
+        if node.role == .leader {
+            switch lastDuty {
+            case .waitForReports: view.primaryPending = "waiting for the members' reports after the election"
+            case .waitForMembers(let why): view.primaryPending = "waiting for \(why)"
+            case .noCandidate(let why): view.primaryPending = "no node can be promoted: \(why)"
+            default: break
+            }
+        }
         // The lease as a deadline on the monotonic clock: tick k happens at started + k × interval.
         let leaseExpiry = node.leaderLeaseRemainingTicks.map { started + tickInterval * Int(ticksDone + Int64($0)) }
         var snapshot = AgentSnapshot(view: view, role: node.role.rawValue, leaseExpiry: leaseExpiry,

@@ -11,6 +11,7 @@ public struct ClusterConfig: Sendable, Equatable {
     public var timing: Timing
     public var alerts: AlertThresholds
     public var postgres: PostgresSettings
+    public var failover = FailoverSettings()
     /// The file this configuration was read from (absolute), for messages.
     public var path: String
 
@@ -113,6 +114,18 @@ public struct Timing: Sendable, Equatable {
         options.electionTicks = max(1, electionTimeoutMilliseconds / max(1, heartbeatMilliseconds))
         options.leaseTicks = min(max(2, options.electionTicks * 7 / 10), max(2, options.electionTicks - 2))
         return options
+    }
+}
+
+/// How the leader chooses a new primary.
+public struct FailoverSettings: Sendable, Equatable {
+    /// How long the leader waits, before promoting, for a member that may hold more WAL than the
+    /// best candidate but cannot serve yet (PostgreSQL stopped or in crash recovery) or has not
+    /// reported. 0: never wait.
+    public var reportWaitMilliseconds = 5_000
+
+    public init(reportWaitMilliseconds: Int = 5_000) {
+        self.reportWaitMilliseconds = reportWaitMilliseconds
     }
 }
 

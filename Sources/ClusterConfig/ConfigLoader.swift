@@ -98,7 +98,7 @@ private struct ConfigReader {
     // MARK: Document
 
     mutating func cluster(_ root: Node, path: String) -> ClusterConfig? {
-        guard let top = mapping(root, "the top level", keys: ["cluster", "tls", "data_dir", "timing", "alerts", "postgresql", "nodes"]) else { return nil }
+        guard let top = mapping(root, "the top level", keys: ["cluster", "tls", "data_dir", "timing", "failover", "alerts", "postgresql", "nodes"]) else { return nil }
         let name = string(top["cluster"], "cluster", required: true) ?? ""
         if !name.isEmpty, !ConfigReader.isIdentifier(name) {
             problem(top["cluster"], "cluster: \"\(name)\" may only hold lower-case letters, digits, '-' and '_'")
@@ -112,6 +112,15 @@ private struct ConfigReader {
         if let section = mapping(top["timing"], "timing", keys: ["heartbeat_ms", "election_timeout_ms"]) {
             timing.heartbeatMilliseconds = int(section["heartbeat_ms"], "timing.heartbeat_ms") ?? timing.heartbeatMilliseconds
             timing.electionTimeoutMilliseconds = int(section["election_timeout_ms"], "timing.election_timeout_ms") ?? timing.electionTimeoutMilliseconds
+        }
+        var failover = FailoverSettings()
+        if let section = mapping(top["failover"], "failover", keys: ["report_wait_ms"]),
+           let wait = int(section["report_wait_ms"], "failover.report_wait_ms") {
+            if wait < 0 || wait > 600_000 {
+                problem(section["report_wait_ms"], "failover.report_wait_ms: \(wait) is outside 0...600000 (milliseconds; 0 never waits)")
+            } else {
+                failover.reportWaitMilliseconds = wait
+            }
         }
         var alerts = AlertThresholds()
         if let section = mapping(top["alerts"], "alerts", keys: ["replication_lag_warning_s", "replication_lag_critical_s",
@@ -135,7 +144,9 @@ private struct ConfigReader {
         } else {
             problem(root, "nodes: missing; describe every node of the cluster")
         }
-        return ClusterConfig(cluster: name, nodes: nodes, tlsDirectory: tlsDirectory, timing: timing, alerts: alerts, postgres: postgres, path: path)
+        var config = ClusterConfig(cluster: name, nodes: nodes, tlsDirectory: tlsDirectory, timing: timing, alerts: alerts, postgres: postgres, path: path)
+        config.failover = failover
+        return config
     }
 
     mutating func postgres(_ node: Node?) -> PostgresSettings {

@@ -19,7 +19,8 @@ public struct MemberReport: Sendable, Equatable {
     public var failedChecks: UInt32
     public var systemIdentifier: UInt64
     public var timeline: UInt32
-    /// Primary: the current write position. Replica: the last position received.
+    /// Primary: the current write position. Replica: the last position received. Stopped (or
+    /// in crash recovery): the end of the WAL on disk, 0 when unknown.
     public var receivedPosition: UInt64
     /// Replica: the last position replayed.
     public var replayedPosition: UInt64
@@ -51,6 +52,11 @@ public struct MemberReport: Sendable, Equatable {
     }
 
     public static let witness = MemberReport(role: .none, healthy: false)
+}
+
+/// A WAL position as PostgreSQL prints it (`16/B374D848`).
+public func lsnText(_ position: UInt64) -> String {
+    String(position >> 32, radix: 16, uppercase: true) + "/" + String(position & 0xFFFF_FFFF, radix: 16, uppercase: true)
 }
 
 /// The bytes of a `MemberReport`: a version byte, then the fields. Newer agents may append

@@ -16,6 +16,10 @@ public enum PrimaryDuty: Sendable, Equatable {
     case handOver(to: String, reason: String)
     /// Reports are still coming in after the election: decide a little later.
     case waitForReports
+    /// A member that may hold more WAL than the best candidate cannot serve yet (its PostgreSQL
+    /// is stopped or in crash recovery) or has not said how much it holds: wait for it, at most
+    /// `failover.report_wait_ms` (what is waited for, one clause per member).
+    case waitForMembers(String)
     /// No node may be promoted now (the reasons, one per node).
     case noCandidate(String)
 
@@ -47,10 +51,15 @@ public enum PrimaryDuty: Sendable, Equatable {
     ///   - handedOverBy: the leader that handed its leadership to this node, if it did.
     ///   - silence: milliseconds since this node last heard from each member (for the history's
     ///     reason when the primary was lost).
+    ///   - reachable: the members this node hears from (a reachable member without a report
+    ///     has not said how much WAL it holds).
+    ///   - reportWait: how long this leader has waited for such members, and the limit
+    ///     (`failover.report_wait_ms`); no wait once it is reached.
     public static func decide(me: String, term: UInt64, state: ClusterState, members: [Member],
                               reports: [String: MemberReport], reportsSettled: Bool,
                               maximumLagBytes: UInt64 = FailoverPolicy.defaultMaximumLagBytes,
-                              preferred: String? = nil, handedOverBy: String? = nil, silence: [String: UInt64] = [:]) -> PrimaryDuty {
+                              preferred: String? = nil, handedOverBy: String? = nil, silence: [String: UInt64] = [:],
+                              reachable: Set<String> = [], reportWait: (waited: UInt64, limit: UInt64) = (0, 0)) -> PrimaryDuty {
         let mine = members.first { $0.name == me }
         guard state.systemIdentifier != nil else {
             // A new cluster: the most preferred PostgreSQL node in reach initialises it (the
@@ -95,6 +104,17 @@ public enum PrimaryDuty: Sendable, Equatable {
                     ?? "leadership handed over to \(me)\(handedOverBy.map { " by \($0)" } ?? "") in term \(term)\(previous)")
                 : .handOver(to: preferred, reason: "leadership handed over")
         }
+        // Before choosing by rank: a member that would come first if it could serve (more WAL,
+        // or as much and preferred), or that has not said how much it holds, is waited for — a
+        // crashed primary in crash recovery holds commits no replica received (issue 17). A
+        // leader that was handed the choice (`preferred`) does not wait again.
+        if reportWait.waited < reportWait.limit {
+            let awaited = awaitedMembers(state: state, members: members, reports: reports, candidates: candidates,
+                                         reachable: reachable, maximumLagBytes: maximumLagBytes)
+            if !awaited.isEmpty {
+                return .waitForMembers(awaited.joined(separator: "; ") + " (waiting up to \(reportWait.limit) ms)")
+            }
+        }
         // The current primary keeps its place if it is eligible: a new election alone (a blip, a
         // hand-over of leadership for another reason) should not move the primary elsewhere.
         if let current = state.primary, eligible.contains(current), current == me {
@@ -106,5 +126,33 @@ public enum PrimaryDuty: Sendable, Equatable {
         }
         if best == me { return .promoteSelf(reason: promotedAfterLoss ?? "best candidate after leader election in term \(term)\(previous)") }
         return .handOver(to: best, reason: "\(best) is the best candidate")
+    }
+
+    /// The members worth waiting for, one clause each: those with this cluster's data that
+    /// would be chosen if their PostgreSQL could serve, those that cannot say how far their
+    /// WAL reaches, and reachable ones that sent no report. Never a `nofailover` member:
+    /// waiting for it changes no choice.
+    static func awaitedMembers(state: ClusterState, members: [Member], reports: [String: MemberReport],
+                               candidates: [CandidateReport], reachable: Set<String>, maximumLagBytes: UInt64) -> [String] {
+        var awaited: [String] = []
+        for member in members where !member.isWitness && !member.noFailover {
+            guard let report = reports[member.name] else {
+                if reachable.contains(member.name) { awaited.append("\(member.name) is reachable but has not reported its WAL position") }
+                continue
+            }
+            guard let index = candidates.firstIndex(where: { $0.node == member.name }), !candidates[index].healthy,
+                  report.systemIdentifier == state.systemIdentifier else { continue }
+            let why = report.lastError.isEmpty ? "PostgreSQL is not running" : report.lastError
+            if candidates[index].walPosition == 0 {
+                awaited.append("\(member.name) has not said how far its WAL reaches (\(why))")
+                continue
+            }
+            var asIfServing = candidates
+            asIfServing[index].healthy = true
+            if FailoverPolicy.best(asIfServing, lastPrimaryPosition: state.lastPrimaryPosition, maximumLagBytes: maximumLagBytes) == member.name {
+                awaited.append("\(member.name) holds WAL to \(lsnText(candidates[index].walPosition)) on timeline \(report.timeline), more than (or as much as and preferred to) any other node, but cannot serve yet: \(why)")
+            }
+        }
+        return awaited
     }
 }

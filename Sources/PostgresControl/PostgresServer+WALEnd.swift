@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where the WAL in a data directory's `pg_wal` ends: the position after its last valid record,
 /// on the newest timeline that has one.
@@ -44,6 +47,17 @@ extension PostgresServer {
             }
         }
         return nil
+    }
+
+    /// Changes whenever the WAL on disk may have: a start or a checkpoint rewrites `pg_control`,
+    /// a rewind rewrites it too, a clone or a move aside makes another directory. A caller
+    /// keeps `walEndOnDisk()` until this changes (reading the WAL costs a pass over it).
+    public func walFingerprint() -> [Int] {
+        [dataDirectory, dataDirectory + "/global/pg_control", dataDirectory + "/pg_wal"].flatMap { path -> [Int] in
+            var info = stat()
+            guard stat(path, &info) == 0 else { return [0, 0, 0] }
+            return [Int(info.st_ino), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec)]
+        }
     }
 }
 

@@ -133,6 +133,13 @@ nodes:
         #expect(problems(base + "alerts: {network_latency_warning_ms: .nan}\n").contains { $0.contains("network_latency_warning_ms must be positive") })
     }
 
+    @Test func failoverReportWait() throws {
+        #expect(try parse(minimal).get().failover.reportWaitMilliseconds == 5_000)
+        #expect(try parse(minimal + "\nfailover: {report_wait_ms: 0}\n").get().failover.reportWaitMilliseconds == 0)
+        #expect(problems(minimal + "\nfailover: {report_wait_ms: -1}\n").contains { $0.contains("failover.report_wait_ms: -1 is outside 0...600000") })
+        #expect(problems(minimal + "\nfailover: {report_wait: 10}\n").contains { $0.contains("report_wait") })
+    }
+
     @Test func postgresqlSectionDefaultsAndOverrides() throws {
         let defaults = try parse(minimal).get().postgres
         #expect(defaults == PostgresSettings())

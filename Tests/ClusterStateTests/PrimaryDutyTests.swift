@@ -87,6 +87,51 @@ private func bootstrapped(primary: String = "primary", term: UInt64 = 1) -> Clus
         }
     }
 
+    /// After a whole-cluster crash the old primary is still in crash recovery when the first
+    /// leader decides; its WAL on disk says it holds commits no replica received (issue 17).
+    @Test func aMemberThatMayHoldMoreWALIsWaitedForBoundedly() {
+        let state = bootstrapped()
+        let wait = (waited: UInt64(0), limit: UInt64(5_000))
+        let recovering = MemberReport(role: .stopped, healthy: false, systemIdentifier: 42, timeline: 1, receivedPosition: 600,
+                                      lastError: "starting (crash recovery or replay of local WAL)")
+        let replicas = ["secondary1": replica(at: 500), "secondary2": replica(at: 400)]
+        let reports = replicas.merging(["primary": recovering]) { $1 }
+        func decide(_ reports: [String: MemberReport], me: String = "secondary2", reachable: Set<String> = [],
+                    waited: UInt64 = 0, preferred: String? = nil) -> PrimaryDuty {
+            PrimaryDuty.decide(me: me, term: 2, state: state, members: members, reports: reports, reportsSettled: true,
+                               preferred: preferred, reachable: reachable, reportWait: (waited, wait.limit))
+        }
+        // More WAL on disk than any replica: wait, and say for what.
+        guard case .waitForMembers(let why) = decide(reports) else { Issue.record("the recovering primary must be waited for"); return }
+        #expect(why == "primary holds WAL to 0/258 on timeline 1, more than (or as much as and preferred to) any other node, but cannot serve yet: starting (crash recovery or replay of local WAL) (waiting up to 5000 ms)")
+        // As much WAL and preferred (priority 0): still worth the wait.
+        let tied = reports.merging(["primary": MemberReport(role: .stopped, healthy: false, systemIdentifier: 42, timeline: 1, receivedPosition: 500)]) { $1 }
+        if case .waitForMembers = decide(tied) {} else { Issue.record("a preferred node with as much WAL must be waited for") }
+        // Once it serves, it is the best candidate.
+        #expect(decide(reports.merging(["primary": replica(at: 600)]) { $1 }) == .handOver(to: "primary", reason: "primary is the best candidate"))
+        // The wait is bounded: then the best that can serve, and the promotion says what it discards.
+        #expect(decide(reports, waited: 5_000) == .handOver(to: "secondary1", reason: "secondary1 is the best candidate"))
+        // Less WAL, another cluster's data, no data at all, or nofailover: no reason to wait.
+        let behind = replicas.merging(["primary": MemberReport(role: .stopped, healthy: false, systemIdentifier: 42, timeline: 1, receivedPosition: 450)]) { $1 }
+        #expect(decide(behind) == .handOver(to: "secondary1", reason: "secondary1 is the best candidate"))
+        let foreign = replicas.merging(["primary": MemberReport(role: .stopped, healthy: false, systemIdentifier: 7, receivedPosition: 900)]) { $1 }
+        #expect(decide(foreign) == .handOver(to: "secondary1", reason: "secondary1 is the best candidate"))
+        let empty = replicas.merging(["primary": MemberReport(role: .stopped, healthy: false)]) { $1 }
+        #expect(decide(empty) == .handOver(to: "secondary1", reason: "secondary1 is the best candidate"))
+        let tagged = members.map { PrimaryDuty.Member(name: $0.name, priority: $0.priority, location: $0.location, noFailover: $0.name == "primary") }
+        #expect(PrimaryDuty.decide(me: "secondary2", term: 2, state: state, members: tagged, reports: reports, reportsSettled: true,
+                                   reportWait: wait) == .handOver(to: "secondary1", reason: "secondary1 is the best candidate"))
+        // The cluster's data but an unreadable WAL, or reachable without a report: it may hold more.
+        let unknown = replicas.merging(["primary": MemberReport(role: .stopped, healthy: false, systemIdentifier: 42)]) { $1 }
+        guard case .waitForMembers(let unread) = decide(unknown) else { Issue.record("an unknown WAL end must be waited for"); return }
+        #expect(unread.hasPrefix("primary has not said how far its WAL reaches (PostgreSQL is not running)"))
+        guard case .waitForMembers(let silent) = decide(replicas, reachable: ["primary"]) else { Issue.record("a silent reachable member must be waited for"); return }
+        #expect(silent.hasPrefix("primary is reachable but has not reported its WAL position"))
+        #expect(decide(replicas) == .handOver(to: "secondary1", reason: "secondary1 is the best candidate"), "an unreachable member is not waited for")
+        // A leader that was handed the choice does not wait again.
+        if case .promoteSelf = decide(reports, me: "secondary1", preferred: "secondary1") {} else { Issue.record("a hand-over target must not wait again") }
+    }
+
     @Test func unhealthyForeignAndLaggingNodesAreNeverPromoted() {
         let state = bootstrapped()
         let reports = [

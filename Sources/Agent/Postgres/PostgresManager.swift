@@ -54,6 +54,10 @@ final class PostgresManager: @unchecked Sendable {
     private var lastSlotCheck: ContinuousClock.Instant?
     private var stoppedAtPosition: UInt64?
     private var lastLoggedError = ""
+    /// The epoch of the intent being carried out (for reports published mid-round).
+    private var epoch: UInt64 = 0
+    /// The end of the WAL on disk, kept while the data directory's fingerprint holds.
+    private var diskWAL: (fingerprint: [Int], end: WALEnd?)?
 
     init(config: ClusterConfig, local: NodeConfig, logger: Logger, onStatus: @escaping @Sendable (LocalPostgresStatus) -> Void) {
         self.config = config
@@ -147,6 +151,7 @@ final class PostgresManager: @unchecked Sendable {
     private func run() {
         while !stopping.load(ordering: .sequentiallyConsistent) {
             let intent = intentBox.withLock { $0 }
+            epoch = intent.epoch
             reconcile(intent)
             check(intent)
             _ = wake.wait(timeout: .now() + .milliseconds(Int(interval.milliseconds)))
@@ -421,7 +426,13 @@ final class PostgresManager: @unchecked Sendable {
             permission.attach(started.fence)
             logger.info("started PostgreSQL", metadata: ["pid": "\(started.pid)", "upstream": "\(source?.name ?? "none")"])
         }
-        // Wait (bounded) until it accepts connections: crash recovery may take a while.
+        // Wait (bounded) until it accepts connections: crash recovery may take a while. Until
+        // then the leader ranks this node by the WAL it has on disk (a crashed primary may hold
+        // acknowledged commits no replica received).
+        if connection == nil {
+            if lastError.isEmpty { lastError = "starting (crash recovery or replay of local WAL)" }
+            publish(LocalPostgresStatus(report: downReport(), stoppedAtPosition: stoppedAtPosition))
+        }
         let deadline = ContinuousClock.now + .seconds(60)
         while connection == nil {
             guard let postmaster, postmaster.isRunning else {
@@ -499,11 +510,7 @@ final class PostgresManager: @unchecked Sendable {
         } else if lastError.isEmpty {
             lastError = "PostgreSQL is not running"
         }
-        if !report.healthy {
-            report.systemIdentifier = server?.systemIdentifierOnDisk() ?? 0
-            report.failedChecks = failedChecks
-            report.lastError = lastError
-        }
+        if !report.healthy { report = downReport() }
         // A replica that cannot stream for a while may have diverged (it had WAL the new primary
         // never received): rewind it. At once (1 s, time for the WAL receiver to try) when the
         // committed promotion proves it: the primary moved to a newer timeline, and this replica
@@ -533,6 +540,25 @@ final class PostgresManager: @unchecked Sendable {
             && (failingSince.map { ContinuousClock.now - $0 >= .milliseconds(Int64(settings.restartTimeoutSeconds * 1_000)) } ?? false)
         if report.role == .replica, report.streaming { lastStreamedAt = .now } else if report.role != .replica { lastStreamedAt = nil }
         publish(LocalPostgresStatus(report: report, givenUp: givenUp, stoppedAtPosition: stoppedAtPosition, lastStreamedAt: lastStreamedAt))
+    }
+
+    /// PostgreSQL does not run or does not answer: what is on disk (its cluster, how far its WAL
+    /// reaches) and what went wrong.
+    private func downReport() -> MemberReport {
+        var report = MemberReport(role: .stopped, healthy: false, failedChecks: failedChecks, epoch: epoch, lastError: lastError)
+        guard let server else { return report }
+        report.systemIdentifier = server.systemIdentifierOnDisk() ?? 0
+        let fingerprint = server.walFingerprint()
+        if diskWAL?.fingerprint != fingerprint {
+            let end = server.walEndOnDisk()
+            diskWAL = (fingerprint, end)
+            if let end { logger.info("the WAL on disk ends at \(end)") }
+        }
+        if let end = diskWAL?.end {
+            report.timeline = end.timeline
+            report.receivedPosition = end.position
+        }
+        return report
     }
 
     private func measure(_ connection: PostgresConnection, epoch: UInt64) throws -> MemberReport {

@@ -72,6 +72,7 @@ struct StatusReport: Encodable {
             let label = members.first { $0.name == leader }?.label ?? ""
             lines.append("\(text.leader): \(leader)" + (label.isEmpty ? "" : " (\(label))"))
             lines.append("\(text.primary): " + (view.primary ?? text.noPrimary))
+            if let pending = view.primaryPending { lines.append("\(text.pending): \(pending)") }
         } else {
             lines.append("\(text.leader): \(text.none)")
         }
@@ -143,7 +144,7 @@ struct StatusReport: Encodable {
         var title, leader, primary, noPrimary, none, health, term, answeredBy, confirmed, stale, servers: String
         var type, priority, location, state, responseTime, rtt, running, unreachable, apiUnreachable: String
         var witness, database, couldNotReach, answeredWithError, apiAnswered, above: String
-        var received, replayed, lag: String
+        var received, replayed, lag, pending: String
         var healthNames: [Health: String]
         var roles: [String: String]
 
@@ -159,7 +160,7 @@ struct StatusReport: Encodable {
             running: "running", unreachable: "unreachable", apiUnreachable: "its API did not answer",
             witness: "witness", database: "database server", couldNotReach: "Could not reach",
             answeredWithError: "Answered without the leader view", apiAnswered: "its API answered", above: "network latency above",
-            received: "received", replayed: "replayed", lag: "Replication lag",
+            received: "received", replayed: "replayed", lag: "Replication lag", pending: "Primary choice",
             healthNames: [.healthy: "healthy", .degraded: "degraded", .noLeader: "no leader (no quorum)", .unreachable: "unreachable"],
             roles: ["leader": "leader", "follower": "follower", "candidate": "candidate", "pre-candidate": "pre-candidate",
                     "primary": "primary", "replica": "replica", "stopped": "stopped", "streaming": "streaming", "failing": "failing"]
@@ -174,7 +175,7 @@ struct StatusReport: Encodable {
             running: "正常", unreachable: "不可达", apiUnreachable: "接口未应答",
             witness: "见证节点", database: "数据库服务器", couldNotReach: "无法连接",
             answeredWithError: "应答但未给出领导者视图", apiAnswered: "接口应答", above: "网络延迟超过",
-            received: "已接收", replayed: "已回放", lag: "复制延迟",
+            received: "已接收", replayed: "已回放", lag: "复制延迟", pending: "主库选择",
             healthNames: [.healthy: "健康", .degraded: "降级", .noLeader: "无领导者（无多数派）", .unreachable: "不可达"],
             roles: ["leader": "领导者", "follower": "跟随者", "candidate": "候选者", "pre-candidate": "预候选者",
                     "primary": "主库", "replica": "备库", "stopped": "已停止", "streaming": "流复制中", "failing": "故障", "running": "正常"]
