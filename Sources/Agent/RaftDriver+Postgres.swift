@@ -67,7 +67,7 @@ extension RaftDriver {
            node.role != .leader || node.term(at: node.commitIndex) == node.term {
             caughtUp = true
         }
-        return PostgresIntent(systemIdentifier: clusterState.systemIdentifier, primary: clusterState.primary, epoch: clusterState.epoch,
+        return PostgresIntent(systemIdentifier: clusterState.systemIdentifier, primary: clusterState.primary, epoch: clusterState.epoch, term: node.term,
                        promotion: clusterState.history.last { $0.epoch == clusterState.epoch }.map { .init(timeline: $0.timeline, walPosition: $0.walPosition) },
                        mayBootstrap: mayBootstrap && node.role == .leader && clusterState.systemIdentifier == nil,
                        writableUntil: wasWritable ? leaseExpiry : nil, holdStopped: move?.holdsPostgresStopped ?? false,

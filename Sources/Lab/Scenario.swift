@@ -14,6 +14,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     case rollingRestart = "rolling-restart"
     case storageWipe = "storage-wipe"
     case coldRestart = "cold-restart"
+    case coldRestartStaggered = "cold-restart-staggered"
 
     /// What one trial does, for the table and `--help`.
     public var summary: String {
@@ -28,6 +29,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
         case .flapping: "the primary's links toggled every 300 ms for 6 s, then heal"
         case .rollingRestart: "every node restarted gracefully (SIGTERM) in turn, replicas first: the primary is handed over cleanly"
         case .coldRestart: "every node (agent and PostgreSQL) killed at once, all restarted after 1 s: a primary again, nothing acknowledged lost"
+        case .coldRestartStaggered: "both replicas killed, the primary acknowledges writes alone for 0.5 s, then killed too; all restarted: the primary's extra WAL kept"
         case .storageWipe: "a replica's Raft log corrupted, the node wiped with storage wipe and restarted: it streams again within 10 s under the same leader"
         }
     }
@@ -36,7 +38,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     public var expectsFailover: Bool {
         switch self {
         case .primaryCrash, .sameCityDisaster, .partitionPrimary, .agentKill, .agentPause, .rollingRestart: true
-        case .partitionHalves, .asymmetricCut, .flapping, .storageWipe, .coldRestart: false
+        case .partitionHalves, .asymmetricCut, .flapping, .storageWipe, .coldRestart, .coldRestartStaggered: false
         }
     }
 
@@ -46,7 +48,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     /// over cleanly, nothing may be lost.
     public var guaranteesNoLoss: Bool {
         switch self {
-        case .partitionHalves, .asymmetricCut, .rollingRestart, .storageWipe, .coldRestart: true
+        case .partitionHalves, .asymmetricCut, .rollingRestart, .storageWipe, .coldRestart, .coldRestartStaggered: true
         case .primaryCrash, .sameCityDisaster, .partitionPrimary, .agentKill, .agentPause, .flapping: false
         }
     }

@@ -145,6 +145,24 @@ public struct ScenarioRunner: Sendable {
             await rest(1)
             for node in all { try Lab.restart(directory: directory, node: node) }
             return "kill all, restart all"
+        case .coldRestartStaggered:
+            // The replicas go first; the primary acknowledges writes alone (asynchronous
+            // replication, until its lease runs out), then goes too. Those writes exist only on
+            // its disk, and PostgreSQL there is in crash recovery when the first leader decides:
+            // the leader must wait for it rather than promote a replica without them.
+            for node in replicas { try Lab.kill(directory: directory, node: node) }
+            for node in replicas { try? Lab.killPostgres(directory: directory, node: node) }
+            let alone = WorkloadClient.wallClock()
+            await rest(0.5)
+            try Lab.kill(directory: directory, node: primary)
+            try? Lab.killPostgres(directory: directory, node: primary)
+            let killed = WorkloadClient.wallClock()
+            let acknowledged = client.writes.filter { $0.node == primary && $0.ackedAt > alone && $0.ackedAt < killed }.count
+            progress("\(primary) acknowledged \(acknowledged) writes alone")
+            checks.append("trial \(trial): \(primary) acknowledged writes alone before it was killed: " + (acknowledged > 0 ? "ok" : "none"))
+            await rest(1)
+            for node in [primary] + replicas { try Lab.restart(directory: directory, node: node) }
+            return "kill \(replicas.joined(separator: ", ")), then \(primary) 0.5 s later, restart all"
         case .storageWipe:
             return try await storageWipe(replica: replicas[1], trial: trial, probe: probe, checks: &checks)
         case .sameCityDisaster:

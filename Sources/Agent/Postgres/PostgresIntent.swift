@@ -8,6 +8,8 @@ struct PostgresIntent: Sendable, Equatable {
     /// The primary of the current epoch (nil before the bootstrap).
     var primary: String?
     var epoch: UInt64 = 0
+    /// This node's Raft term (fences are counted per term, see `FenceBackoff`).
+    var term: UInt64 = 0
     /// The promotion of the current epoch as committed in the history: the timeline the
     /// primary started and its WAL position when it was chosen. A replica on an older timeline
     /// with WAL beyond that position holds WAL the primary never had: it has diverged.

@@ -54,8 +54,12 @@ final class PostgresManager: @unchecked Sendable {
     private var lastSlotCheck: ContinuousClock.Instant?
     private var stoppedAtPosition: UInt64?
     private var lastLoggedError = ""
-    /// The epoch of the intent being carried out (for reports published mid-round).
+    /// The epoch and term of the intent being carried out.
     private var epoch: UInt64 = 0
+    private var term: UInt64 = 0
+    /// The last health check found a primary (so its exit is a fence or a crash).
+    private var runningAsPrimary = false
+    private var fenceBackoff = FenceBackoff()
     /// The end of the WAL on disk, kept while the data directory's fingerprint holds.
     private var diskWAL: (fingerprint: [Int], end: WALEnd?)?
 
@@ -152,6 +156,7 @@ final class PostgresManager: @unchecked Sendable {
         while !stopping.load(ordering: .sequentiallyConsistent) {
             let intent = intentBox.withLock { $0 }
             epoch = intent.epoch
+            term = intent.term
             reconcile(intent)
             check(intent)
             _ = wake.wait(timeout: .now() + .milliseconds(Int(interval.milliseconds)))
@@ -242,6 +247,9 @@ final class PostgresManager: @unchecked Sendable {
     // MARK: Primary
 
     private func asPrimary(_ intent: PostgresIntent, _ server: PostgresServer) throws {
+        if postmaster == nil, fenceBackoff.remaining(term: term, at: .now) != nil {
+            throw PostgresError("fenced \(fenceBackoff.fences) times in term \(term); PostgreSQL starts again after a pause of \(Int(fenceBackoff.delay(after: fenceBackoff.fences) / .seconds(1))) s instead of restarting in a loop")
+        }
         guard intent.writable else {
             // Named primary but not (yet, or no longer) allowed to write: the promotion waits
             // for the lease; a running primary is stopped now.
@@ -372,6 +380,7 @@ final class PostgresManager: @unchecked Sendable {
         var position: UInt64?
         if let connection, let text = try? connection.value("SELECT pg_current_wal_lsn()"), let lsn = LSN(text) { position = lsn.value }
         connection = nil
+        runningAsPrimary = false
         logger.notice("stopping PostgreSQL cleanly for a switchover")
         // The keeper stays attached while the server shuts down: the Raft task keeps renewing
         // it while this node still holds the lease, and a revoke still reaches it.
@@ -464,6 +473,8 @@ final class PostgresManager: @unchecked Sendable {
         }
         guard let postmaster, !postmaster.isRunning else { return }
         logger.warning("PostgreSQL exited", metadata: ["pid": "\(postmaster.pid)"])
+        if runningAsPrimary { fenceBackoff.fenced(term: term, at: .now) }
+        runningAsPrimary = false
         permission.attach(nil)
         self.postmaster = nil
         connection = nil
@@ -473,11 +484,13 @@ final class PostgresManager: @unchecked Sendable {
     /// Stops a primary that may no longer accept writes: immediate shutdown, no checkpoint.
     private func fenceNow(_ why: String) {
         logger.warning("fencing: stopping the primary at once", metadata: ["reason": "\(why)"])
+        fenceBackoff.fenced(term: term, at: .now)
         stopPostmaster(immediate: true)
     }
 
     private func stopPostmaster(immediate: Bool) {
         connection = nil
+        runningAsPrimary = false
         guard let postmaster else { return }
         permission.attach(nil)
         if immediate { postmaster.stopImmediately() } else { postmaster.stopFast() }
@@ -496,6 +509,7 @@ final class PostgresManager: @unchecked Sendable {
         if let connection, postmaster != nil {
             do {
                 report = try measure(connection, epoch: intent.epoch)
+                runningAsPrimary = report.role == .primary
                 failedChecks = 0
                 failingSince = nil
                 lastError = ""
