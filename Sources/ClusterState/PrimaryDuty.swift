@@ -135,6 +135,8 @@ public enum PrimaryDuty: Sendable, Equatable {
     static func awaitedMembers(state: ClusterState, members: [Member], reports: [String: MemberReport],
                                candidates: [CandidateReport], reachable: Set<String>, maximumLagBytes: UInt64) -> [String] {
         var awaited: [String] = []
+        let serving = FailoverPolicy.best(candidates, lastPrimaryPosition: state.lastPrimaryPosition, maximumLagBytes: maximumLagBytes)
+            .flatMap { best in candidates.first { $0.node == best } }
         for member in members where !member.isWitness && !member.noFailover {
             guard let report = reports[member.name] else {
                 if reachable.contains(member.name) { awaited.append("\(member.name) is reachable but has not reported its WAL position") }
@@ -150,7 +152,8 @@ public enum PrimaryDuty: Sendable, Equatable {
             var asIfServing = candidates
             asIfServing[index].healthy = true
             if FailoverPolicy.best(asIfServing, lastPrimaryPosition: state.lastPrimaryPosition, maximumLagBytes: maximumLagBytes) == member.name {
-                awaited.append("\(member.name) holds WAL to \(lsnText(candidates[index].walPosition)) on timeline \(report.timeline), more than (or as much as and preferred to) any other node, but cannot serve yet: \(why)")
+                let rank = serving.map { ", ahead of \($0.node) at \(lsnText($0.walPosition))" } ?? ""
+                awaited.append("\(member.name) holds WAL to \(lsnText(candidates[index].walPosition)) on timeline \(report.timeline)\(rank), but its PostgreSQL cannot serve yet: \(why)")
             }
         }
         return awaited

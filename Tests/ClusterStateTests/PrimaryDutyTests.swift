@@ -103,10 +103,15 @@ private func bootstrapped(primary: String = "primary", term: UInt64 = 1) -> Clus
         }
         // More WAL on disk than any replica: wait, and say for what.
         guard case .waitForMembers(let why) = decide(reports) else { Issue.record("the recovering primary must be waited for"); return }
-        #expect(why == "primary holds WAL to 0/258 on timeline 1, more than (or as much as and preferred to) any other node, but cannot serve yet: starting (crash recovery or replay of local WAL) (waiting up to 5000 ms)")
+        #expect(why == "primary holds WAL to 0/258 on timeline 1, ahead of secondary1 at 0/1F4, but its PostgreSQL cannot serve yet: starting (crash recovery or replay of local WAL) (waiting up to 5000 ms)")
         // As much WAL and preferred (priority 0): still worth the wait.
         let tied = reports.merging(["primary": MemberReport(role: .stopped, healthy: false, systemIdentifier: 42, timeline: 1, receivedPosition: 500)]) { $1 }
         if case .waitForMembers = decide(tied) {} else { Issue.record("a preferred node with as much WAL must be waited for") }
+        // Nobody can serve yet: each that would be chosen alone is named.
+        let allDown = ["primary": recovering, "secondary1": replica(at: 500, healthy: false)]
+        guard case .waitForMembers(let both) = decide(allDown) else { Issue.record("members with WAL must be waited for"); return }
+        #expect(both.hasPrefix("primary holds WAL to 0/258 on timeline 1, but its PostgreSQL cannot serve yet:"))
+        #expect(both.contains("; secondary1 holds WAL to 0/1F4"))
         // Once it serves, it is the best candidate.
         #expect(decide(reports.merging(["primary": replica(at: 600)]) { $1 }) == .handOver(to: "primary", reason: "primary is the best candidate"))
         // The wait is bounded: then the best that can serve, and the promotion says what it discards.
