@@ -175,6 +175,13 @@ public final class LocalCluster: @unchecked Sendable {
         return try? JSONDecoder().decode(ClusterView.self, from: Data(answer.body))
     }
 
+    /// A GET on a node's API: status and body (nil when it did not answer).
+    public func get(_ name: String, path: String) async -> (status: Int, body: String)? {
+        guard let port = apiPorts[name],
+              let answer = try? await client.get(host: "127.0.0.1", port: port, path: path, timeout: .seconds(2)) else { return nil }
+        return (answer.status, String(decoding: answer.body, as: UTF8.self))
+    }
+
     public func status(of name: String, path: String, method: String = "GET") async -> Int? {
         guard let port = apiPorts[name] else { return nil }
         return try? await client.request(method, host: "127.0.0.1", port: port, path: path, timeout: .seconds(2)).status
