@@ -37,6 +37,7 @@ bench: deps
 	.build/release/pgquorum-bench storage
 	.build/release/pgquorum-bench transport
 	.build/release/pgquorum-bench election
+	.build/release/pgquorum-bench lease-load
 	@if [ "$$(id -u)" -eq 0 ]; then .build/release/pgquorum-bench failover; \
 	 else echo "pgquorum-bench failover needs root (a lab in network namespaces): sudo .build/release/pgquorum-bench failover"; fi
 
