@@ -118,7 +118,7 @@ extension RaftDriver {
             me: local.name, term: node.term, state: clusterState, members: members, reports: fresh,
             reportsSettled: ticksDone - leaderSinceTick >= 3, maximumLagBytes: config.postgres.maximumLagOnFailoverBytes,
             preferred: transferredBy != nil ? local.name : nil, handedOverBy: transferredBy.map(name(of:)), silence: silenceByName(),
-            reachable: Set(reachableVoters().map(name(of:))),
+            reachable: Set(reachableVoters().map(name(of:))).union([local.name]),
             reportWait: (waited, UInt64(config.failover.reportWaitMilliseconds)))
         switch duty {
         case .waitForMembers: if reportWaitStart == nil { reportWaitStart = (node.term, ticksDone) }

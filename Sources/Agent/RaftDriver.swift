@@ -245,8 +245,9 @@ final class RaftDriver: @unchecked Sendable {
         tickLateness.record(now - (started + tickInterval * (ticksDone + 1)), ticks: due - ticksDone, at: now)
         ticksDone = due
         for _ in 0..<count { node.tick() }
-        // This node's PostgreSQL state goes to the leader on every heartbeat.
-        if let leader = node.leader, leader != node.id {
+        // This node's PostgreSQL state goes to the leader on every heartbeat, once the
+        // PostgreSQL thread has said it: until then the leader counts it as not reported.
+        if let leader = node.leader, leader != node.id, localStatus != .starting {
             transport.sendReport(MemberReportCodec.encode(localStatus.report), to: leader)
         }
         if ticksDone - lastPing >= 3 {

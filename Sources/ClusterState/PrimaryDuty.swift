@@ -104,6 +104,11 @@ public enum PrimaryDuty: Sendable, Equatable {
                     ?? "leadership handed over to \(me)\(handedOverBy.map { " by \($0)" } ?? "") in term \(term)\(previous)")
                 : .handOver(to: preferred, reason: "leadership handed over")
         }
+        // The current primary keeps its place if it is eligible: a new election alone (a blip, a
+        // hand-over of leadership for another reason) should not move the primary elsewhere.
+        if let current = state.primary, eligible.contains(current), current == me {
+            return .promoteSelf(reason: "leader re-elected in term \(term)\(previous)")
+        }
         // Before choosing by rank: a member that would come first if it could serve (more WAL,
         // or as much and preferred), or that has not said how much it holds, is waited for — a
         // crashed primary in crash recovery holds commits no replica received (issue 17). A
@@ -114,11 +119,6 @@ public enum PrimaryDuty: Sendable, Equatable {
             if !awaited.isEmpty {
                 return .waitForMembers(awaited.joined(separator: "; ") + " (waiting up to \(reportWait.limit) ms)")
             }
-        }
-        // The current primary keeps its place if it is eligible: a new election alone (a blip, a
-        // hand-over of leadership for another reason) should not move the primary elsewhere.
-        if let current = state.primary, eligible.contains(current), current == me {
-            return .promoteSelf(reason: "leader re-elected in term \(term)\(previous)")
         }
         guard let best = eligible.first else {
             let why = judged.map { "\($0.report.node): \($0.verdict)" }.joined(separator: "; ")

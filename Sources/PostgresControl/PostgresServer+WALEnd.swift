@@ -26,6 +26,9 @@ extension PostgresServer {
     public func walEndOnDisk() -> WALEnd? {
         guard let control = controlFile() else { return nil }
         let directory = dataDirectory + "/pg_wal"
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
+        let segmentBytes = WALHistory.segmentBytes(in: directory, names: names) ?? 16 << 20
+        let segments = Set(names.compactMap { WALDumpEnd.segment($0, segmentBytes: segmentBytes) }.map { [UInt64($0.timeline), $0.number] })
         // A newer timeline than the checkpoint's (a promotion with no checkpoint since, or a
         // standby that followed one) starts at its switch point; WAL beyond that is only there.
         var attempts: [(timeline: UInt32, start: UInt64)] = []
@@ -34,29 +37,39 @@ extension PostgresServer {
         }
         attempts.append((control.timeline, control.redo))
         for attempt in attempts {
+            // pg_waldump waits 5 s for a segment file that is not there: read only the segments
+            // that are, from the start's on, and stop at the end of the last of them.
+            var last = attempt.start / segmentBytes
+            guard segments.contains([UInt64(attempt.timeline), last]) else { continue }
+            while segments.contains([UInt64(attempt.timeline), last + 1]) { last += 1 }
+            let end = (last + 1) * segmentBytes
             let output: String
             do {
                 output = try runAllowingFailure("pg_waldump", ["--quiet", "--path", directory, "--timeline", "\(attempt.timeline)",
-                                                               "--start", "\(LSN(attempt.start))"])
+                                                               "--start", "\(LSN(attempt.start))", "--end", "\(LSN(end))"])
             } catch {
                 return nil
             }
-            let segmentBytes = WALHistory.segmentBytes(in: directory) ?? 16 << 20
-            if let end = WALDumpEnd.parse(output, start: attempt.start, segmentBytes: segmentBytes) {
-                return WALEnd(position: end, timeline: attempt.timeline)
+            if let position = WALDumpEnd.parse(output, start: attempt.start, end: end, segmentBytes: segmentBytes) {
+                return WALEnd(position: position, timeline: attempt.timeline)
             }
         }
         return nil
     }
 
     /// Changes whenever the WAL on disk may have: a start or a checkpoint rewrites `pg_control`,
-    /// a rewind rewrites it too, a clone or a move aside makes another directory. A caller
-    /// keeps `walEndOnDisk()` until this changes (reading the WAL costs a pass over it).
+    /// a rewind rewrites it too, a clone or a move aside makes another directory, a new segment
+    /// changes `pg_wal`, and WAL appended to the newest segment changes that file. A caller keeps
+    /// `walEndOnDisk()` until this changes (reading the WAL costs a pass over it).
     public func walFingerprint() -> [Int] {
-        [dataDirectory, dataDirectory + "/global/pg_control", dataDirectory + "/pg_wal"].flatMap { path -> [Int] in
+        let directory = dataDirectory + "/pg_wal"
+        let newest = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.count == 24 && $0.allSatisfy(\.isHexDigit) }.max()
+        let paths = [dataDirectory, dataDirectory + "/global/pg_control", directory] + (newest.map { [directory + "/" + $0] } ?? [])
+        return paths.flatMap { path -> [Int] in
             var info = stat()
-            guard stat(path, &info) == 0 else { return [0, 0, 0] }
-            return [Int(info.st_ino), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec)]
+            guard stat(path, &info) == 0 else { return [0, 0, 0, 0] }
+            return [Int(info.st_ino), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_size)]
         }
     }
 }
@@ -64,21 +77,22 @@ extension PostgresServer {
 /// Reading `pg_waldump`'s last words: it reads records until one is missing or invalid and then
 /// says where. Pure, so each of PostgreSQL's messages is tested.
 enum WALDumpEnd {
-    /// The position after the last valid record, or nil when no record was read after `start`.
-    static func parse(_ output: String, start: UInt64, segmentBytes: UInt64) -> UInt64? {
-        for line in output.split(whereSeparator: \.isNewline).reversed() {
-            let text = String(line)
+    /// The position after the last valid record, or nil when it cannot be told. `end` is the
+    /// `--end` it was given: a run that reads valid WAL all the way there ends without a word.
+    static func parse(_ output: String, start: UInt64, end: UInt64, segmentBytes: UInt64) -> UInt64? {
+        let lines = output.split(whereSeparator: \.isNewline).map(String.init)
+        if !lines.contains(where: { $0.contains("error") }) { return end }
+        for text in lines.reversed() {
             if let range = text.range(of: "error in WAL record at ") {
                 // "error in WAL record at <last valid record>: <why the next one is not>"
                 let rest = text[range.upperBound...]
                 guard let colon = rest.firstIndex(of: ":") else { continue }
-                let lastRecord = LSN(String(rest[..<colon]))
                 let reason = String(rest[rest.index(after: colon)...])
                 // Page-level problems name the page: the WAL ends where that page begins.
                 if let page = pagePosition(in: reason, segmentBytes: segmentBytes) { return page }
-                // Record-level problems name where the next record should have been.
-                if let next = lsns(in: reason).last { return next.value }
-                return lastRecord?.value
+                // Record-level problems name where the next record should have been. Without
+                // a position, say nothing: the last record's start would understate the end.
+                return lsns(in: reason).last?.value
             }
             if let range = text.range(of: "could not find file \""), let name = text[range.upperBound...].split(separator: "\"").first,
                let segment = segmentStart(String(name), segmentBytes: segmentBytes) {
@@ -105,12 +119,16 @@ enum WALDumpEnd {
         return nil
     }
 
-    /// The first position of a WAL segment file (`TTTTTTTTXXXXXXXXYYYYYYYY`).
+    /// A WAL segment file's timeline and number (`TTTTTTTTXXXXXXXXYYYYYYYY`).
+    static func segment(_ name: String, segmentBytes: UInt64) -> (timeline: UInt32, number: UInt64)? {
+        guard name.count == 24, segmentBytes > 0, let timeline = UInt32(name.prefix(8), radix: 16),
+              let high = UInt64(name.dropFirst(8).prefix(8), radix: 16), let low = UInt64(name.suffix(8), radix: 16) else { return nil }
+        return (timeline, high * (0x1_0000_0000 / segmentBytes) + low)
+    }
+
+    /// The first position of a WAL segment file.
     static func segmentStart(_ name: String, segmentBytes: UInt64) -> UInt64? {
-        guard name.count == 24, segmentBytes > 0, let high = UInt64(name.dropFirst(8).prefix(8), radix: 16),
-              let low = UInt64(name.suffix(8), radix: 16) else { return nil }
-        let segmentsPerId = 0x1_0000_0000 / segmentBytes
-        return (high * segmentsPerId + low) * segmentBytes
+        segment(name, segmentBytes: segmentBytes).map { $0.number * segmentBytes }
     }
 
     static func lsns(in text: String) -> [LSN] {
@@ -145,9 +163,8 @@ enum WALHistory {
     }
 
     /// The size of the segment files (every one is full size).
-    static func segmentBytes(in directory: String) -> UInt64? {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory),
-              let segment = names.first(where: { $0.count == 24 && $0.allSatisfy(\.isHexDigit) }),
+    static func segmentBytes(in directory: String, names: [String]) -> UInt64? {
+        guard let segment = names.first(where: { $0.count == 24 && $0.allSatisfy(\.isHexDigit) }),
               let attributes = try? FileManager.default.attributesOfItem(atPath: directory + "/" + segment),
               let size = attributes[.size] as? NSNumber, size.uint64Value > 0 else { return nil }
         return size.uint64Value

@@ -133,6 +133,11 @@ private func bootstrapped(primary: String = "primary", term: UInt64 = 1) -> Clus
         guard case .waitForMembers(let silent) = decide(replicas, reachable: ["primary"]) else { Issue.record("a silent reachable member must be waited for"); return }
         #expect(silent.hasPrefix("primary is reachable but has not reported its WAL position"))
         #expect(decide(replicas) == .handOver(to: "secondary1", reason: "secondary1 is the best candidate"), "an unreachable member is not waited for")
+        // The primary re-elected (a blip) keeps its place: waiting would change nothing.
+        let blip = ["primary": replica(at: 600), "secondary1": MemberReport(role: .stopped, healthy: false, systemIdentifier: 42)]
+        #expect(PrimaryDuty.decide(me: "primary", term: 4, state: state, members: members, reports: blip, reportsSettled: true,
+                                   reachable: ["secondary2"], reportWait: wait)
+            == .promoteSelf(reason: "leader re-elected in term 4 (previous primary primary, epoch 1)"))
         // A leader that was handed the choice does not wait again.
         if case .promoteSelf = decide(reports, me: "secondary1", preferred: "secondary1") {} else { Issue.record("a hand-over target must not wait again") }
     }

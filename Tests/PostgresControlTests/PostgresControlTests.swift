@@ -140,6 +140,17 @@ import Glibc
         let after = try #require(server.walEndOnDisk())
         #expect(after.timeline == 2)
         #expect(after.position >= promoted.value && after.position - promoted.value < 8_192, "WAL end \(after), flushed \(promoted)")
+
+        // A WAL that ends at a segment boundary (a switch, the next file not created yet): the
+        // end is that boundary, read without waiting for the missing file.
+        try server.start()
+        connection = try server.connect()
+        let switched = try #require(LSN(try connection.value("SELECT pg_switch_wal()") ?? ""))
+        connection.close()
+        try server.stop(.immediate)
+        let boundary = (switched.value / (16 << 20) + 1) * (16 << 20)
+        let atBoundary = try #require(server.walEndOnDisk())
+        #expect(atBoundary.position >= boundary && atBoundary.position - boundary < 8_192, "WAL end \(atBoundary), segment boundary \(LSN(boundary))")
     }
 
     @Test func rootWithoutAnUnprivilegedUserIsRefused() throws {
@@ -158,33 +169,38 @@ import Glibc
 
     @Test func zeroesAfterTheLastRecord() {
         let output = "pg_waldump: error: error in WAL record at 0/1526230: invalid record length at 0/1526258: wanted 24, got 0"
-        #expect(WALDumpEnd.parse(output, start: 0x150_0718, segmentBytes: segment) == 0x152_6258)
+        #expect(WALDumpEnd.parse(output, start: 0x150_0718, end: 0x200_0000, segmentBytes: segment) == 0x152_6258)
     }
 
     @Test func aRecycledPageEndsItWherePageBegins() {
         let old = "pg_waldump: error: error in WAL record at 0/4FFFF80: unexpected pageaddr 0/2000000 in log segment 000000010000000000000005, offset 0"
-        #expect(WALDumpEnd.parse(old, start: 0x400_0000, segmentBytes: segment) == 0x500_0000)
+        #expect(WALDumpEnd.parse(old, start: 0x400_0000, end: 0x600_0000, segmentBytes: segment) == 0x500_0000)
         let newer = "pg_waldump: error: error in WAL record at 0/1527FD0: invalid magic number 0000 in WAL segment 000000010000000000000001, LSN 0/1528000, offset 5406720"
-        #expect(WALDumpEnd.parse(newer, start: 0x100_0000, segmentBytes: segment) == 0x152_8000)
+        #expect(WALDumpEnd.parse(newer, start: 0x100_0000, end: 0x200_0000, segmentBytes: segment) == 0x152_8000)
     }
 
     @Test func aMissingNextSegmentEndsItAtTheSegmentBoundary() {
         let output = "pg_waldump: error: could not find file \"000000010000000000000006\": No such file or directory"
-        #expect(WALDumpEnd.parse(output, start: 0x500_0028, segmentBytes: segment) == 0x600_0000)
+        #expect(WALDumpEnd.parse(output, start: 0x500_0028, end: 0x700_0000, segmentBytes: segment) == 0x600_0000)
         // The start's own segment is missing: nothing was read on this timeline.
         let none = "pg_waldump: error: could not find file \"000000020000000000000001\": No such file or directory"
-        #expect(WALDumpEnd.parse(none, start: 0x150_0718, segmentBytes: segment) == nil)
+        #expect(WALDumpEnd.parse(none, start: 0x150_0718, end: 0x200_0000, segmentBytes: segment) == nil)
     }
 
     @Test func otherRecordErrorsNameTheNextRecord() {
         let output = "pg_waldump: error: error in WAL record at 0/3000060: record with incorrect prev-link 0/2FFFFA0 at 0/3000098"
-        #expect(WALDumpEnd.parse(output, start: 0x300_0028, segmentBytes: segment) == 0x300_0098)
-        #expect(WALDumpEnd.parse("pg_waldump: error: could not find a valid record after 0/3000028", start: 0x300_0028, segmentBytes: segment) == nil)
+        #expect(WALDumpEnd.parse(output, start: 0x300_0028, end: 0x400_0000, segmentBytes: segment) == 0x300_0098)
+        #expect(WALDumpEnd.parse("pg_waldump: error: could not find a valid record after 0/3000028", start: 0x300_0028, end: 0x400_0000, segmentBytes: segment) == nil)
+        // No position named: unknown (the last record's start would understate the end).
+        #expect(WALDumpEnd.parse("pg_waldump: error: error in WAL record at 0/3000060: out of memory while reading WAL", start: 0x300_0028, end: 0x400_0000, segmentBytes: segment) == nil)
+        // Valid WAL up to the --end it was given (the end of the last segment there is): silence.
+        #expect(WALDumpEnd.parse("", start: 0x300_0028, end: 0x400_0000, segmentBytes: segment) == 0x400_0000)
     }
 
     @Test func segmentNamesAndHistoryFiles() {
         #expect(WALDumpEnd.segmentStart("0000000300000001000000FF", segmentBytes: segment) == (1 << 32) + 0xFF * segment)
         #expect(WALDumpEnd.segmentStart("not a segment", segmentBytes: segment) == nil)
+        #expect(WALDumpEnd.segment("0000000300000001000000FF", segmentBytes: segment)?.timeline == 3)
         #expect(WALHistory.switchPoint(history: "1\t0/3000060\tno recovery target specified\n\n2\t0/5000A0\tno recovery target specified\n") == 0x50_00A0)
         #expect(WALHistory.switchPoint(history: "") == nil)
     }

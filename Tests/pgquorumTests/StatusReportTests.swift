@@ -1,3 +1,4 @@
+import Foundation
 import Agent
 import Testing
 @testable import pgquorum
@@ -51,6 +52,23 @@ private func probe(_ node: String, answered: Bool = true) -> StatusReport.Probe 
         #expect(text.contains("   Location: 华东 (10.0.0.1)"))
         #expect(text.contains("   State: running | Response time: 3ms | Peer RTT: 1.5ms"))
         #expect(!text.contains("Could not reach"))
+    }
+
+    /// While the leader waits before choosing a primary, status says for what; the JSON field
+    /// goes both ways and is absent otherwise.
+    @Test func aPendingPrimaryChoiceIsShown() throws {
+        var waiting = view(leader: "a", members: members)
+        let why = "waiting for b holds WAL to 0/5000 on timeline 2, ahead of c at 0/4000, but its PostgreSQL cannot serve yet: starting (waiting up to 5000 ms)"
+        waiting.primaryPending = why
+        let probes = ["a", "b", "c"].map { probe($0) }
+        #expect(StatusReport(view: waiting, probes: probes, stale: false).render(chinese: false, members: members).contains("Primary choice: " + why))
+        #expect(StatusReport(view: waiting, probes: probes, stale: false).render(chinese: true, members: members).contains("主库选择: " + why))
+        #expect(!StatusReport(view: view(leader: "a", members: members), probes: probes, stale: false).render(chinese: false, members: members).contains("Primary choice"))
+        let json = try JSONEncoder().encode(waiting)
+        #expect(String(decoding: json, as: UTF8.self).contains("\"primary_pending\""))
+        #expect(try JSONDecoder().decode(ClusterView.self, from: json).primaryPending == why)
+        let without = try JSONEncoder().encode(view(leader: "a", members: members))
+        #expect(!String(decoding: without, as: UTF8.self).contains("primary_pending"))
     }
 
     @Test func chineseLayoutAndUnreachableNodes() {

@@ -57,6 +57,8 @@ final class PostgresManager: @unchecked Sendable {
     /// The epoch and term of the intent being carried out.
     private var epoch: UInt64 = 0
     private var term: UInt64 = 0
+    /// The intent names this node primary.
+    private var namedPrimary = false
     /// The last health check found a primary (so its exit is a fence or a crash).
     private var runningAsPrimary = false
     private var fenceBackoff = FenceBackoff()
@@ -157,6 +159,7 @@ final class PostgresManager: @unchecked Sendable {
             let intent = intentBox.withLock { $0 }
             epoch = intent.epoch
             term = intent.term
+            namedPrimary = intent.primary == local.name
             reconcile(intent)
             check(intent)
             _ = wake.wait(timeout: .now() + .milliseconds(Int(interval.milliseconds)))
@@ -440,7 +443,7 @@ final class PostgresManager: @unchecked Sendable {
         // acknowledged commits no replica received).
         if connection == nil {
             if lastError.isEmpty { lastError = "starting (crash recovery or replay of local WAL)" }
-            publish(LocalPostgresStatus(report: downReport(), stoppedAtPosition: stoppedAtPosition))
+            publish(downReport())
         }
         let deadline = ContinuousClock.now + .seconds(60)
         while connection == nil {
@@ -473,7 +476,8 @@ final class PostgresManager: @unchecked Sendable {
         }
         guard let postmaster, !postmaster.isRunning else { return }
         logger.warning("PostgreSQL exited", metadata: ["pid": "\(postmaster.pid)"])
-        if runningAsPrimary { fenceBackoff.fenced(term: term, at: .now) }
+        // The named primary died as one (its keeper fenced it, or it crashed).
+        if runningAsPrimary, namedPrimary { fenceBackoff.fenced(term: term, at: .now) }
         runningAsPrimary = false
         permission.attach(nil)
         self.postmaster = nil
@@ -484,7 +488,7 @@ final class PostgresManager: @unchecked Sendable {
     /// Stops a primary that may no longer accept writes: immediate shutdown, no checkpoint.
     private func fenceNow(_ why: String) {
         logger.warning("fencing: stopping the primary at once", metadata: ["reason": "\(why)"])
-        fenceBackoff.fenced(term: term, at: .now)
+        if namedPrimary { fenceBackoff.fenced(term: term, at: .now) }
         stopPostmaster(immediate: true)
     }
 
@@ -550,10 +554,7 @@ final class PostgresManager: @unchecked Sendable {
         } else {
             notStreamingSince = nil
         }
-        let givenUp = intent.primary == local.name && failedChecks >= UInt32(settings.healthCheckFailures)
-            && (failingSince.map { ContinuousClock.now - $0 >= .milliseconds(Int64(settings.restartTimeoutSeconds * 1_000)) } ?? false)
-        if report.role == .replica, report.streaming { lastStreamedAt = .now } else if report.role != .replica { lastStreamedAt = nil }
-        publish(LocalPostgresStatus(report: report, givenUp: givenUp, stoppedAtPosition: stoppedAtPosition, lastStreamedAt: lastStreamedAt))
+        publish(report)
     }
 
     /// PostgreSQL does not run or does not answer: what is on disk (its cluster, how far its WAL
@@ -625,6 +626,15 @@ final class PostgresManager: @unchecked Sendable {
             logger.error("PostgreSQL: \(text)")
             lastLoggedError = text
         }
+    }
+
+    /// The one place a report becomes the published status: whether the primary has given up,
+    /// and when this replica last streamed.
+    private func publish(_ report: MemberReport) {
+        let givenUp = namedPrimary && failedChecks >= UInt32(settings.healthCheckFailures)
+            && (failingSince.map { ContinuousClock.now - $0 >= .milliseconds(Int64(settings.restartTimeoutSeconds * 1_000)) } ?? false)
+        if report.role == .replica, report.streaming { lastStreamedAt = .now } else if report.role != .replica { lastStreamedAt = nil }
+        publish(LocalPostgresStatus(report: report, givenUp: givenUp, stoppedAtPosition: stoppedAtPosition, lastStreamedAt: lastStreamedAt))
     }
 
     private func publish(_ current: LocalPostgresStatus) {
