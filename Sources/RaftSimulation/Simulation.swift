@@ -356,18 +356,21 @@ public struct Simulation {
         guard let leaderID = leaders.first(where: { nodes[$0]?.hasLeaderLease == true }), let leader = nodes[leaderID] else { return }
         let others = leader.configuration.voters.filter { $0 != victim }
         guard others.allSatisfy({ nodes[$0] != nil }) else { return }
-        let needed = max(leader.commitIndex, leader.progress[victim]?.match ?? 0)
-        let holders = others.filter { voter in
+        var holdings: [NodeID: WipeRule.Holding] = [:]
+        for voter in others {
             let matched = voter == leaderID ? leader.lastIndex : leader.progress[voter]?.match ?? 0
-            return matched >= needed && (nodes[voter]?.commitIndex ?? 0) >= needed
+            holdings[voter] = WipeRule.Holding(match: matched, commit: nodes[voter]?.commitIndex ?? 0)
         }
-        guard holders.count >= leader.configuration.quorum else { return }
+        let verdict = WipeRule.check(commitIndex: leader.commitIndex, acknowledged: leader.progress[victim]?.match ?? 0,
+                                     others: holdings, quorum: leader.configuration.quorum)
+        guard verdict.safe else { return }
         let term = allNodes.compactMap { disks[$0]?.hardState.term }.max() ?? 0
         var fresh = DurableState.bootstrap(leader.configuration)
-        fresh.hardState = HardState(term: term, vote: victim, commit: 0, voteFloorIndex: needed, voteFloorTerm: leader.term(at: needed) ?? leader.term)
+        fresh.hardState = WipeRule.freshHardState(node: victim, highestTerm: term, needed: verdict.needed,
+                                                  floorTerm: leader.term(at: verdict.needed) ?? leader.term)
         disks[victim] = SimulatedDisk(fresh)
         result.wipes += 1
-        if options.trace { trace("\(victim) wiped: empty log in term \(term), vote cast (\(holders.sorted()) hold up to \(needed))") }
+        if options.trace { trace("\(victim) wiped: empty log in term \(term), vote cast (\(verdict.holders) hold up to \(verdict.needed))") }
         start(victim)
     }
 

@@ -86,18 +86,18 @@ struct WipeStorage: AsyncParsableCommand {
             throw CommandFailure("\(leader) still hears from \(node) (\(seen.state)): messages of its old state may still be on their way; wait until pgquorum status shows it unreachable, then run this again")
         }
 
-        // 4. Nothing may depend on this node's copy: every entry committed, and every entry it
-        // acknowledged (the leader still counts those towards commits until the fresh node's first
-        // answer shows they are gone), must be on a quorum of all voters among the others.
+        // 4. Nothing may depend on this node's copy (WipeRule).
         let quorum = loaded.nodes.count / 2 + 1
-        let acknowledged = leaderView.members.first { $0.name == node }?.matchIndex ?? 0
-        let needed = max(leaderView.commitIndex, acknowledged)
-        // In the leader's view, and by each holder's own commit index: a node wiped a moment ago
-        // may still carry its old match in the leader's view.
-        let holders = leaderView.members.filter { member in
-            member.name != node && (member.matchIndex ?? 0) >= needed && (ownCommit[member.name] ?? 0) >= needed
-        }.map(\.name)
-        guard holders.count >= quorum else {
+        var holdings: [String: WipeRule.Holding] = [:]
+        for member in leaderView.members where member.name != node {
+            holdings[member.name] = WipeRule.Holding(match: member.matchIndex ?? 0, commit: ownCommit[member.name] ?? 0)
+        }
+        let verdict = WipeRule.check(commitIndex: leaderView.commitIndex,
+                                     acknowledged: leaderView.members.first { $0.name == node }?.matchIndex ?? 0,
+                                     others: holdings, quorum: quorum)
+        let needed = verdict.needed
+        let holders = verdict.holders
+        guard verdict.safe else {
             throw CommandFailure("only \(holders.joined(separator: ", ")) hold every entry up to index \(needed) (committed, or acknowledged by \(node)); a quorum needs \(quorum): wait until the others catch up")
         }
 
@@ -109,11 +109,9 @@ struct WipeStorage: AsyncParsableCommand {
         }
         let voters = Set(loaded.nodes.map(\.id))
         var fresh = DurableState.bootstrap(Configuration(voters: voters))
-        // No vote for a candidate that lacks what this node may have acknowledged, no campaign
-        // before it has committed that again. The leader committed an entry of its own term (it
-        // confirmed the view), so its entry at `needed` (at or after the commit index) is of
-        // its term.
-        fresh.hardState = HardState(term: term, vote: local.id, commit: 0, voteFloorIndex: needed, voteFloorTerm: leaderView.term)
+        // The leader committed an entry of its own term (it confirmed the view), so its entry at
+        // `needed` (at or after the commit index) is of its term.
+        fresh.hardState = WipeRule.freshHardState(node: local.id, highestTerm: term, needed: needed, floorTerm: leaderView.term)
         print("leader \(leader) (term \(leaderView.term)) confirms the view; \(holders.joined(separator: ", ")) hold every entry up to index \(needed) (commit index \(leaderView.commitIndex)), quorum \(quorum)")
         print("highest term among the voters: \(term)")
         guard yes else {
