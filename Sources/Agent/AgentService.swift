@@ -146,9 +146,12 @@ public final class AgentService: Service {
             }
         )
         let app = try makeAPI(handle: handle)
+        let healthApp = local.healthPort.map { makeHealthAPI(handle: handle, port: $0) }
+        let healthAddress = "http://\(local.host):\(local.healthPort ?? 0)"
         postgres?.start()
         logger.notice("agent started", metadata: [
             "listen": "\(local.host):\(local.agentPort)", "api": "https://\(local.host):\(local.apiPort)",
+            "health_checks": "\(local.healthPort.map { "http://\(local.host):\($0)" } ?? "off")",
             "data": "\(storage.directory)", "voters": "\(node.configuration.voters.map { id in self.config.node(withID: id)?.name ?? id.description }.sorted().joined(separator: ","))",
         ])
 
@@ -171,6 +174,15 @@ public final class AgentService: Service {
                     try await app.run()
                 } catch {
                     throw AgentStartError("cannot serve the operator API on \(api): \(error)")
+                }
+            }
+            if let healthApp {
+                group.addTask {
+                    do {
+                        try await healthApp.run()
+                    } catch {
+                        throw AgentStartError("cannot serve the health checks on \(healthAddress) (health_port): \(error)")
+                    }
                 }
             }
             group.addTask { try? await gracefulShutdown() }
@@ -290,6 +302,20 @@ public final class AgentService: Service {
             server: try .tls(.http1(), tlsConfiguration: tls),
             configuration: .init(address: .hostname(local.host, port: local.apiPort), serverName: "pgquorum"),
             logger: apiLogger
+        )
+    }
+}
+
+extension AgentService {
+    /// The plain-HTTP listener of `health_port`: the load-balancer checks only, no TLS, so a
+    /// load balancer configured for Patroni works unedited.
+    fileprivate func makeHealthAPI(handle: AgentHandle, port: Int) -> some ApplicationProtocol {
+        var healthLogger = logger
+        healthLogger.logLevel = max(logger.logLevel, .notice)
+        return Application(
+            router: OperatorAPI.healthRouter(agent: handle),
+            configuration: .init(address: .hostname(local.host, port: port), serverName: "pgquorum"),
+            logger: healthLogger
         )
     }
 }

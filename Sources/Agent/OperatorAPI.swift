@@ -44,57 +44,10 @@ enum OperatorAPI {
 
     static func router(agent: AgentHandle, config: ClusterConfig, client: APIClient?) -> Router<OperatorRequestContext> {
         let router = Router(context: OperatorRequestContext.self)
-        healthCheck(router, "/health") { _ -> Response in
-            // Patroni: 200 when PostgreSQL is up and running. A witness has none: its agent counts.
-            guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
-            guard let postgres = snapshot.localPostgres else {
-                return json(.ok, ["state": "running", "role": snapshot.role, "node": snapshot.view.answeredBy])
-            }
-            return json(postgres.healthy ? .ok : .serviceUnavailable, healthFields(snapshot, postgres))
-        }
-        // Patroni's health checks for load balancers: 200 yes, 503 no.
-        for path in ["/primary", "/master", "/read-write"] {
-            healthCheck(router, path) { _ -> Response in
-                guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
-                guard let postgres = snapshot.localPostgres else {
-                    return json(.serviceUnavailable, ["error": "no PostgreSQL on this node (a witness)"])
-                }
-                // Writable primary holding the lease right now (the lease is read against the clock).
-                let primary = snapshot.primaryOfCurrentTerm && snapshot.hasLease && postgres.role == "primary" && postgres.healthy
-                return json(primary ? .ok : .serviceUnavailable, healthFields(snapshot, postgres))
-            }
-        }
-        for path in ["/replica", "/read-only"] {
-            healthCheck(router, path) { request -> Response in
-                guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
-                guard let postgres = snapshot.localPostgres else {
-                    return json(.serviceUnavailable, ["error": "no PostgreSQL on this node (a witness)"])
-                }
-                var limit: UInt64?
-                if let text = request.uri.queryParameters.get("lag") {
-                    guard let bytes = parseSize(String(text)) else {
-                        return json(.badRequest, ["error": "lag must be a size such as 1048576, 16kB or 1MB, not '\(text)'"])
-                    }
-                    limit = bytes
-                }
-                let replica = postgres.role == "replica" && postgres.healthy && postgres.streamedRecently
-                    && limit.map { postgres.lagBytes <= $0 } != false
-                let primary = snapshot.primaryOfCurrentTerm && snapshot.hasLease && postgres.role == "primary" && postgres.healthy
-                // Patroni: /read-only is /replica that also accepts the primary.
-                let ok = path == "/replica" ? replica : (replica || primary)
-                return json(ok ? .ok : .serviceUnavailable, healthFields(snapshot, postgres))
-            }
-        }
+        addHealthChecks(to: router, agent: agent)
         router.get("/history") { _, _ -> Response in
             guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
             return encode(.ok, snapshot.history)
-        }
-        healthCheck(router, "/leader") { _ -> Response in
-            guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
-            let leads = snapshot.role == "leader" && snapshot.hasLease
-            return json(leads ? .ok : .serviceUnavailable, [
-                "role": snapshot.role, "leader": snapshot.view.leader ?? "", "node": snapshot.view.answeredBy,
-            ])
         }
         router.get("/metrics") { _, _ -> Response in
             guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
@@ -159,6 +112,65 @@ enum OperatorAPI {
             return moveAnswer(await agent.movePrimary(PrimaryMoveRequest(kind: .failover, target: to, reason: reason, force: force,
                                                                          requestedBy: caller)), caller: caller)
         }
+        return router
+    }
+
+    /// The load-balancer checks (Patroni's): on the API, and alone on `health_port`.
+    static func addHealthChecks(to router: Router<OperatorRequestContext>, agent: AgentHandle) {
+        healthCheck(router, "/health") { _ -> Response in
+            // Patroni: 200 when PostgreSQL is up and running. A witness has none: its agent counts.
+            guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
+            guard let postgres = snapshot.localPostgres else {
+                return json(.ok, ["state": "running", "role": snapshot.role, "node": snapshot.view.answeredBy])
+            }
+            return json(postgres.healthy ? .ok : .serviceUnavailable, healthFields(snapshot, postgres))
+        }
+        // Patroni's health checks for load balancers: 200 yes, 503 no.
+        for path in ["/primary", "/master", "/read-write"] {
+            healthCheck(router, path) { _ -> Response in
+                guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
+                guard let postgres = snapshot.localPostgres else {
+                    return json(.serviceUnavailable, ["error": "no PostgreSQL on this node (a witness)"])
+                }
+                // Writable primary holding the lease right now (the lease is read against the clock).
+                let primary = snapshot.primaryOfCurrentTerm && snapshot.hasLease && postgres.role == "primary" && postgres.healthy
+                return json(primary ? .ok : .serviceUnavailable, healthFields(snapshot, postgres))
+            }
+        }
+        for path in ["/replica", "/read-only"] {
+            healthCheck(router, path) { request -> Response in
+                guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
+                guard let postgres = snapshot.localPostgres else {
+                    return json(.serviceUnavailable, ["error": "no PostgreSQL on this node (a witness)"])
+                }
+                var limit: UInt64?
+                if let text = request.uri.queryParameters.get("lag") {
+                    guard let bytes = parseSize(String(text)) else {
+                        return json(.badRequest, ["error": "lag must be a size such as 1048576, 16kB or 1MB, not '\(text)'"])
+                    }
+                    limit = bytes
+                }
+                let replica = postgres.role == "replica" && postgres.healthy && postgres.streamedRecently
+                    && limit.map { postgres.lagBytes <= $0 } != false
+                let primary = snapshot.primaryOfCurrentTerm && snapshot.hasLease && postgres.role == "primary" && postgres.healthy
+                // Patroni: /read-only is /replica that also accepts the primary.
+                let ok = path == "/replica" ? replica : (replica || primary)
+                return json(ok ? .ok : .serviceUnavailable, healthFields(snapshot, postgres))
+            }
+        }
+        healthCheck(router, "/leader") { _ -> Response in
+            guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
+            let leads = snapshot.role == "leader" && snapshot.hasLease
+            return json(leads ? .ok : .serviceUnavailable, [
+                "role": snapshot.role, "leader": snapshot.view.leader ?? "", "node": snapshot.view.answeredBy,
+            ])
+        }
+    }
+
+    /// The plain-HTTP router of `health_port`: the health checks and nothing else.
+    static func healthRouter(agent: AgentHandle) -> Router<OperatorRequestContext> {
+        let router = Router(context: OperatorRequestContext.self)
+        addHealthChecks(to: router, agent: agent)
         return router
     }
 

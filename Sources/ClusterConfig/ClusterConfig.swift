@@ -42,6 +42,9 @@ public struct NodeConfig: Sendable, Equatable {
     public var host: String
     public var agentPort: Int
     public var apiPort: Int
+    /// A plain-HTTP port that serves only the load-balancer health checks (`api.health_port`,
+    /// or the node's own `health_port`); nil: none (the default).
+    public var healthPort: Int?
     /// Absent on a witness: a voting member without PostgreSQL.
     public var postgresPort: Int?
     /// Lower is preferred as primary (the seed's convention: 0 is the first choice).
@@ -92,6 +95,8 @@ public struct NodeConfig: Sendable, Equatable {
     }
 
     public static let defaultAgentPort = 7400
+    /// The lab's `health_port` (and the one the docs suggest): Patroni's REST port plus one.
+    public static let defaultHealthPort = 8009
     /// Patroni's REST port, so existing load-balancer checks find the API where they expect it.
     public static let defaultAPIPort = 8008
 }

@@ -98,7 +98,7 @@ private struct ConfigReader {
     // MARK: Document
 
     mutating func cluster(_ root: Node, path: String) -> ClusterConfig? {
-        guard let top = mapping(root, "the top level", keys: ["cluster", "tls", "data_dir", "timing", "failover", "alerts", "postgresql", "nodes"]) else { return nil }
+        guard let top = mapping(root, "the top level", keys: ["cluster", "tls", "data_dir", "api", "timing", "failover", "alerts", "postgresql", "nodes"]) else { return nil }
         let name = string(top["cluster"], "cluster", required: true) ?? ""
         if !name.isEmpty, !ConfigReader.isIdentifier(name) {
             problem(top["cluster"], "cluster: \"\(name)\" may only hold lower-case letters, digits, '-' and '_'")
@@ -112,6 +112,10 @@ private struct ConfigReader {
         if let section = mapping(top["timing"], "timing", keys: ["heartbeat_ms", "election_timeout_ms"]) {
             timing.heartbeatMilliseconds = int(section["heartbeat_ms"], "timing.heartbeat_ms") ?? timing.heartbeatMilliseconds
             timing.electionTimeoutMilliseconds = int(section["election_timeout_ms"], "timing.election_timeout_ms") ?? timing.electionTimeoutMilliseconds
+        }
+        var healthPort: Int?
+        if let section = mapping(top["api"], "api", keys: ["health_port"]) {
+            healthPort = port(section["health_port"], "api.health_port")
         }
         var failover = FailoverSettings()
         if let section = mapping(top["failover"], "failover", keys: ["report_wait_ms"]),
@@ -135,7 +139,7 @@ private struct ConfigReader {
         if let list = top["nodes"] {
             if let sequence = list.sequence {
                 for (position, item) in sequence.enumerated() {
-                    if let node = self.node(item, position: position, dataDirectory: dataDirectory) { nodes.append(node) }
+                    if let node = self.node(item, position: position, dataDirectory: dataDirectory, healthPort: healthPort) { nodes.append(node) }
                 }
                 if sequence.isEmpty { problem(list, "nodes: the list is empty; describe every node of the cluster") }
             } else {
@@ -219,10 +223,10 @@ private struct ConfigReader {
         return settings
     }
 
-    mutating func node(_ item: Node, position: Int, dataDirectory: String?) -> NodeConfig? {
+    mutating func node(_ item: Node, position: Int, dataDirectory: String?, healthPort: Int?) -> NodeConfig? {
         let place = "nodes[\(position)]"
         guard let map = mapping(item, place, keys: ["name", "label", "location", "host", "agent_port", "api_port",
-                                                     "postgres_port", "priority", "tags", "data_dir"]) else { return nil }
+                                                     "postgres_port", "health_port", "priority", "tags", "data_dir"]) else { return nil }
         guard let name = string(map["name"], "\(place).name", required: true) else { return nil }
         let at = "node \(name)"
         if !ConfigReader.isIdentifier(name) {
@@ -239,7 +243,7 @@ private struct ConfigReader {
         if directory == nil {
             problem(item, "\(at): no data directory; set data_dir at the top level (each node uses <data_dir>/<name>) or on the node")
         }
-        return NodeConfig(
+        var node = NodeConfig(
             name: name,
             label: string(map["label"], "\(at): label") ?? "",
             location: string(map["location"], "\(at): location") ?? "",
@@ -252,6 +256,8 @@ private struct ConfigReader {
             replicateFrom: replicateFrom,
             dataDirectory: directory ?? ""
         )
+        node.healthPort = port(map["health_port"], "\(at): health_port") ?? healthPort
+        return node
     }
 
     // MARK: Rules across keys
@@ -290,6 +296,7 @@ private struct ConfigReader {
             ids[node.id] = node.name
             if node.priority < 0 { problem(nil, "node \(node.name): priority \(node.priority) is negative; 0 is the most preferred") }
             let ports = [("agent_port", node.agentPort), ("api_port", node.apiPort)] + (node.postgresPort.map { [("postgres_port", $0)] } ?? [])
+                + (node.healthPort.map { [("health_port", $0)] } ?? [])
             for (key, port) in ports {
                 let endpoint = "\(node.host):\(port)"
                 if let owner = endpoints[endpoint] {

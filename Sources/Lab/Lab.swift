@@ -596,6 +596,9 @@ public enum Lab {
         tls:
           dir: tls
         data_dir: \(state.dataDirectory ?? "data")
+        # Plain-HTTP load-balancer checks (HAProxy's httpchk) next to the TLS API.
+        api:
+          health_port: \(NodeConfig.defaultHealthPort)
         timing:
           heartbeat_ms: \(options.timing.heartbeatMilliseconds)
           election_timeout_ms: \(options.timing.electionTimeoutMilliseconds)

@@ -140,6 +140,16 @@ nodes:
         #expect(problems(minimal + "\nfailover: {report_wait: 10}\n").contains { $0.contains("report_wait") })
     }
 
+    @Test func healthPortIsOffByDefaultSetForAllOrPerNode() throws {
+        #expect(try parse(minimal).get().nodes.allSatisfy { $0.healthPort == nil })
+        let all = try parse(minimal + "\napi: {health_port: 8009}\n").get()
+        #expect(all.nodes.allSatisfy { $0.healthPort == 8009 })
+        let own = try parse(minimal.replacingOccurrences(of: "    host: 10.0.0.2", with: "    host: 10.0.0.2\n    health_port: 9000") + "\napi: {health_port: 8009}\n").get()
+        #expect(own.nodes.map(\.healthPort) == [8009, 9000, 8009])
+        #expect(problems(minimal + "\napi: {health_port: 8008}\n").contains { $0.contains("health_port 10.0.0.1:8008 is already used by node a (api_port)") })
+        #expect(problems(minimal + "\napi: {health_port: 70000}\n").contains { $0.contains("api.health_port") })
+    }
+
     @Test func postgresqlSectionDefaultsAndOverrides() throws {
         let defaults = try parse(minimal).get().postgres
         #expect(defaults == PostgresSettings())
