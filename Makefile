@@ -2,7 +2,7 @@
 SWIFT ?= swift
 SIM_SEEDS ?= 500
 
-.PHONY: deps build test unit-test simulate demo demo-stop bench clean
+.PHONY: deps build test unit-test simulate demo demo-stop bench deb clean
 
 deps:
 	@scripts/install-deps.sh
@@ -40,6 +40,14 @@ bench: deps
 	.build/release/pgquorum-bench lease-load
 	@if [ "$$(id -u)" -eq 0 ]; then .build/release/pgquorum-bench failover; \
 	 else echo "pgquorum-bench failover needs root (a lab in network namespaces): sudo .build/release/pgquorum-bench failover"; fi
+
+# The Debian package (docs/install.md): release build with the Swift runtime linked in, man pages
+# from the argument parser, then scripts/make-deb.sh. Writes .build/deb/pgquorum_VERSION_ARCH.deb.
+deb: deps
+	$(SWIFT) build -c release --product pgquorum --static-swift-stdlib
+	mkdir -p .build/man
+	$(SWIFT) package --allow-writing-to-directory .build/man generate-manual --multi-page --output-directory .build/man
+	scripts/make-deb.sh --binary .build/release/pgquorum --man .build/man
 
 clean:
 	rm -rf .build

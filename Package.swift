@@ -117,7 +117,7 @@ let package = Package(
         ),
         .testTarget(name: "RaftCoreTests", dependencies: ["RaftCore"]),
         .testTarget(name: "RaftSimulationTests", dependencies: ["RaftSimulation", "RaftCore"]),
-        .testTarget(name: "pgquorumTests", dependencies: ["pgquorum"]),
+        .testTarget(name: "pgquorumTests", dependencies: ["pgquorum", "LocalCluster"]),
         .testTarget(name: "RaftCodecTests", dependencies: ["RaftCodec", "RaftCore"]),
         // Layer 2: mutual-TLS peer connections between agents.
         .target(

@@ -118,8 +118,14 @@ public final class AgentService: Service {
         let tickInterval = Duration.milliseconds(config.timing.heartbeatMilliseconds)
         let tickOrigin = ContinuousClock.now + .microseconds(Int64.random(in: 0..<Int64(config.timing.heartbeatMilliseconds) * 1_000))
         let latest = self.latest
+        let systemd = SystemdNotifier()
+        let cluster = config.cluster
         let driver = RaftDriver(node: node, storage: storage, transport: transport, config: config, local: local,
-                                postgres: postgres, generation: generation, notices: notices, tickOrigin: tickOrigin, logger: logger, publish: { snapshot in latest.store(snapshot) })
+                                postgres: postgres, generation: generation, notices: notices, tickOrigin: tickOrigin, logger: logger,
+                                publish: { snapshot in
+                                    latest.store(snapshot)
+                                    systemd.noticeJoined(snapshot, cluster: cluster)
+                                })
         let handle = AgentHandle(
             latest: { latest.load() },
             handOver: { target in
@@ -190,6 +196,7 @@ public final class AgentService: Service {
             // fails to start throws here and the agent exits with its reason.
             try await group.next()
             logger.notice("shutting down")
+            systemd.stopping()
             postgres?.beginShutdown()
             if latest.load()?.primaryOfCurrentTerm == true {
                 // The primary leaves like a switchover: a clean stop, the best replica catches
