@@ -44,9 +44,10 @@ bench: deps
 # The Debian package (docs/install.md): release build with the Swift runtime linked in, man pages
 # from the argument parser, then scripts/make-deb.sh. Writes .build/deb/pgquorum_VERSION_ARCH.deb.
 deb: deps
+	$(SWIFT) build --product generate-manual
 	$(SWIFT) build -c release --product pgquorum --static-swift-stdlib
-	mkdir -p .build/man
-	$(SWIFT) package --allow-writing-to-directory .build/man generate-manual --multi-page --output-directory .build/man
+	rm -rf .build/man && mkdir -p .build/man
+	.build/debug/generate-manual .build/release/pgquorum --multi-page --output-directory .build/man
 	scripts/make-deb.sh --binary .build/release/pgquorum --man .build/man
 
 clean:
