@@ -20,17 +20,20 @@ public enum Lab {
         public var cluster: String
         public var timing: Timing
         public var binary: String
+        /// Nodes whose agent runs another binary (a rolling upgrade's old release).
+        public var binaries: [String: String] = [:]
         /// Every node runs PostgreSQL (port 5432 at its address), managed by its agent.
         public var postgres: Bool
 
         public init(directory: String, nodes: [NodeConfig], cluster: String, timing: Timing = Timing(), binary: String,
-                    postgres: Bool = false) {
+                    postgres: Bool = false, binaries: [String: String] = [:]) {
             self.directory = directory
             self.nodes = nodes
             self.cluster = cluster
             self.timing = timing
             self.binary = binary
             self.postgres = postgres
+            self.binaries = binaries
         }
     }
 
@@ -64,6 +67,14 @@ public enum Lab {
         guard FileManager.default.isExecutableFile(atPath: options.binary) else {
             throw LabError("the agent binary \(options.binary) does not exist; build it first (swift build --product pgquorum)")
         }
+        for (node, path) in options.binaries.sorted(by: { $0.key < $1.key }) {
+            guard options.nodes.contains(where: { $0.name == node }) else {
+                throw LabError("--binary names \(node), which is not a node of this lab (\(options.nodes.map(\.name).joined(separator: ", ")))")
+            }
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw LabError("the agent binary \(path) for \(node) does not exist; build that release first")
+            }
+        }
         let directory = URL(fileURLWithPath: options.directory).standardizedFileURL.path
         if FileManager.default.fileExists(atPath: directory + "/lab.json") {
             throw LabError("a lab already lives in \(directory); use it, or remove it with `pgquorum lab down --dir \(directory)`")
@@ -89,7 +100,8 @@ public enum Lab {
             id: id, directory: directory, bridge: "pq\(id)-br", subnet: subnet, hostAddress: "10.213.\(subnet).1",
             nodes: options.nodes.enumerated().map { index, node in
                 LabState.Node(name: node.name, namespace: "pq\(id)-n\(index + 1)", hostInterface: "pq\(id)-h\(index + 1)",
-                              address: "10.213.\(subnet).\(index + 11)", agentPID: nil, paused: false)
+                              address: "10.213.\(subnet).\(index + 11)", agentPID: nil, paused: false,
+                              binary: options.binaries[node.name].map { URL(fileURLWithPath: $0).standardizedFileURL.path })
             },
             cuts: [], delays: [], binary: URL(fileURLWithPath: options.binary).standardizedFileURL.path,
             dataDirectory: options.postgres ? outsideDataDirectoryIfNeeded(for: directory, id: id, nodes: options.nodes) : nil
@@ -317,6 +329,25 @@ public enum Lab {
         event(state, resume ? "resume" : "pause", nodes: [name], detail: "\(resume ? "SIGCONT" : "SIGSTOP") agent pid \(pid)")
     }
 
+    /// A rolling upgrade's step: the node's agent stopped gracefully (SIGTERM: a primary is handed
+    /// over first), then started again with `binary`.
+    public static func upgrade(directory: String, node name: String, binary: String) throws(LabError) {
+        let path = URL(fileURLWithPath: binary).standardizedFileURL.path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw LabError("\(path) is not an executable; build the release to upgrade to first")
+        }
+        do {
+            let lock = try lockLab(directory)
+            defer { if lock >= 0 { close(lock) } }
+            var state = try LabState.load(directory: directory)
+            let index = try nodeIndex(name, in: state)
+            state.nodes[index].binary = path
+            try save(state)
+            event(state, "upgrade", nodes: [name], detail: "to \(path)")
+        }
+        try restart(directory: directory, node: name, graceful: true)
+    }
+
     /// Kills the node's agent if it runs, and starts it again. `graceful`: SIGTERM instead, as an
     /// operator's restart does (a primary's agent hands the primary over cleanly first), and
     /// SIGKILL only if it has not exited within `gracePeriod`.
@@ -493,7 +524,7 @@ public enum Lab {
     // MARK: - Agents
 
     private static func startAgent(_ state: LabState, _ node: LabState.Node) throws(LabError) -> Int32 {
-        try spawn(in: node.namespace, [state.binary, "agent", "--config", state.configPath, "--node", node.name],
+        try spawn(in: node.namespace, [state.binary(of: node), "agent", "--config", state.configPath, "--node", node.name],
                   log: state.logPath(of: node.name), what: "the agent of \(node.name)")
     }
 

@@ -13,9 +13,12 @@ public struct LabState: Codable, Sendable, Equatable {
         public var agentPID: Int32?
         /// SIGSTOPped by `lab pause`.
         public var paused: Bool
+        /// The `pgquorum` binary this node's agent runs, when not the lab's (`lab up --binary
+        /// NODE=PATH`, `lab upgrade`).
+        public var binary: String?
 
         enum CodingKeys: String, CodingKey {
-            case name, namespace, address, paused
+            case name, namespace, address, paused, binary
             case hostInterface = "host_interface"
             case agentPID = "agent_pid"
         }
@@ -76,6 +79,8 @@ public struct LabState: Codable, Sendable, Equatable {
     public func logPath(of node: String) -> String { directory + "/logs/\(node).log" }
 
     public func node(_ name: String) -> Node? { nodes.first { $0.name == name } }
+    /// The binary a node's agent runs.
+    public func binary(of node: Node) -> String { node.binary ?? binary }
 
     func save() throws {
         let encoder = JSONEncoder()

@@ -14,7 +14,7 @@ struct LabCommand: AsyncParsableCommand {
             shell. Walk-through: docs/lab.md.
             """,
         subcommands: [LabUp.self, LabDown.self, LabStatus.self, LabPartition.self, LabIsolate.self, LabCut.self,
-                      LabHeal.self, LabKill.self, LabPause.self, LabResume.self, LabRestart.self, LabDelay.self, LabLogs.self, LabWait.self, LabScenario.self,
+                      LabHeal.self, LabKill.self, LabPause.self, LabResume.self, LabRestart.self, LabUpgrade.self, LabDelay.self, LabLogs.self, LabWait.self, LabScenario.self,
                       LabRelay.self]
     )
 }
@@ -45,16 +45,26 @@ struct LabUp: AsyncParsableCommand {
     @Flag(help: "Agents only, without PostgreSQL (every agent a voting witness).")
     var noPostgres = false
 
+    @Option(name: .customLong("binary"), help: "NODE=PATH: that node's agent runs another pgquorum binary (an earlier release, for a rolling upgrade). Repeatable.")
+    var binaries: [String] = []
+
     @OptionGroup var lab: LabDirectory
 
     func validate() throws {
         if config != nil, nodes != nil { throw ValidationError("give --config or --nodes, not both") }
         if let nodes, !(1...9).contains(nodes) { throw ValidationError("--nodes must be between 1 and 9") }
+        for binary in binaries where !binary.contains("=") || binary.hasPrefix("=") || binary.hasSuffix("=") {
+            throw ValidationError("--binary takes NODE=PATH, not '\(binary)'")
+        }
     }
 
     func run() async throws {
         var options = Lab.Options(directory: lab.dir, nodes: Lab.seedNodes, cluster: "lab-3dc", binary: Self.ownBinary(),
                                   postgres: !noPostgres)
+        for binary in binaries {
+            let parts = binary.split(separator: "=", maxSplits: 1)
+            options.binaries[String(parts[0])] = String(parts[1])
+        }
         if let nodes {
             options.nodes = Lab.numberedNodes(nodes)
             options.cluster = "lab-\(nodes)"
@@ -135,7 +145,8 @@ struct LabStatus: ParsableCommand {
             let agents = Lab.agentStates(state)
             print("lab \(state.id) in \(state.directory), subnet 10.213.\(state.subnet).0/24")
             for node in state.nodes {
-                print("  \(node.name) \(node.address) agent \(agents[node.name] ?? "?")" + (node.agentPID.map { " (pid \($0))" } ?? ""))
+                print("  \(node.name) \(node.address) agent \(agents[node.name] ?? "?")" + (node.agentPID.map { " (pid \($0))" } ?? "")
+                      + (node.binary.map { ", binary \($0)" } ?? ""))
             }
             let cuts = state.cuts.map { "\($0.from)→\($0.to)" }
             print("cuts: " + (cuts.isEmpty ? "none" : cuts.joined(separator: " ")))
@@ -279,6 +290,21 @@ struct LabResume: ParsableCommand {
     func run() throws {
         try labAction { () throws(LabError) in try Lab.pause(directory: lab.dir, node: node, resume: true) }
         print("resumed the agent of \(node)")
+    }
+}
+
+struct LabUpgrade: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "upgrade",
+        abstract: "A rolling upgrade's step: stop a node's agent gracefully (a primary is handed over first) and start it with another binary.")
+    @Argument var node: String
+    @Option(help: "The pgquorum binary the node runs from now on.")
+    var binary: String
+    @OptionGroup var lab: LabDirectory
+
+    func run() throws {
+        try labAction { () throws(LabError) in try Lab.upgrade(directory: lab.dir, node: node, binary: binary) }
+        print("\(node) now runs \(binary)")
     }
 }
 
