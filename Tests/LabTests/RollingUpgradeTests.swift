@@ -53,7 +53,7 @@ extension LabTests {
         // A switchover's gap: the rolling-restart scenario's longest is about 1.2 s; allow margin
         // for the slower machine, not for a failover's election.
         #expect(longestGap < 5_000, "a write gap of \(Int(longestGap)) ms: longer than a switchover's")
-        print("rolling upgrade from \(previous): \(report.acknowledged) writes acknowledged since \(Int(WorkloadClient.wallClock() - started)) ms, longest gap \(Int(longestGap)) ms")
+        print("rolling upgrade from \(previous): \(report.acknowledged) writes acknowledged in \(Int(WorkloadClient.wallClock() - started)) ms, longest gap \(Int(longestGap)) ms")
     }
 }
 
