@@ -85,7 +85,6 @@ Installed-Size: $size
 Depends: $depends
 Section: database
 Priority: optional
-Homepage: file:///usr/share/doc/pgquorum/README.md
 Description: PostgreSQL high availability under a Raft quorum
  One pgquorum agent runs beside each PostgreSQL server. The agents elect a
  leader with Raft over mutual TLS, so only a quorum can promote a primary,

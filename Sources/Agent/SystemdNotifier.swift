@@ -10,16 +10,30 @@ import Glibc
 /// systemd (the variable is unset).
 final class SystemdNotifier: Sendable {
     private let socketPath: String?
-    private let ready = Atomic<Bool>(false)
+    /// The last `STATUS=` sent (nil: not ready yet).
+    private let status = Mutex<String?>(nil)
 
-    init(environment: [String: String] = ProcessInfo.processInfo.environment) {
-        socketPath = environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+    /// Reads `$NOTIFY_SOCKET` and removes it from the environment, so that PostgreSQL (a child)
+    /// does not talk to systemd in the agent's name (`NotifyAccess=main` would refuse it).
+    init() {
+        socketPath = ProcessInfo.processInfo.environment["NOTIFY_SOCKET"].flatMap { $0.isEmpty ? nil : $0 }
+        unsetenv("NOTIFY_SOCKET")
     }
 
-    /// Ready once: the node knows a leader and has applied what it committed, as a member.
+    /// `READY=1` once the node knows a leader and has applied what it committed, as a member;
+    /// after that, a new `STATUS=` line whenever the leader or the term changes.
     func noticeJoined(_ snapshot: AgentSnapshot, cluster: String) {
-        guard socketPath != nil, snapshot.hasJoinedCluster, !ready.exchange(true, ordering: .sequentiallyConsistent) else { return }
-        send("READY=1\nSTATUS=member of cluster \(cluster); leader \(snapshot.view.leader ?? "unknown"), term \(snapshot.view.term)")
+        guard socketPath != nil else { return }
+        let line = snapshot.view.leader.map { "member of cluster \(cluster); leader \($0), term \(snapshot.view.term)" }
+            ?? "member of cluster \(cluster); no leader known (term \(snapshot.view.term))"
+        status.withLock { last in
+            if last == nil {
+                guard snapshot.hasJoinedCluster, send("READY=1\nSTATUS=" + line) else { return }
+                last = line
+            } else if last != line, send("STATUS=" + line) {
+                last = line
+            }
+        }
     }
 
     func stopping() {

@@ -21,7 +21,10 @@ import Glibc
                                                                       "--compression", "none", "--allow-dynamic-swift"])
         try #require(built.status == 0, "make-deb failed: \(built.output)")
         let package = try #require(built.output.split(separator: "\n").last.map(String.init))
-        #expect(package.hasSuffix("pgquorum_0.1.0_\(try run("/usr/bin/dpkg", ["--print-architecture"]).output.trimmingCharacters(in: .whitespacesAndNewlines)).deb"))
+        let version = try run(LocalCluster.defaultBinary(), ["--version"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let architecture = try run("/usr/bin/dpkg", ["--print-architecture"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(package.hasSuffix("pgquorum_\(version)_\(architecture).deb"))
+        #expect(try run("/usr/bin/dpkg-deb", ["--field", package, "Version"]).output.trimmingCharacters(in: .whitespacesAndNewlines) == version)
         let depends = try run("/usr/bin/dpkg-deb", ["--field", package, "Depends"]).output
         for needed in ["postgresql-15", "libpq5", "libc6", "adduser"] { #expect(depends.contains(needed), "Depends lacks \(needed): \(depends)") }
 
