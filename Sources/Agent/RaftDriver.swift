@@ -458,14 +458,7 @@ final class RaftDriver: @unchecked Sendable {
             commitIndex: node.commitIndex,
             members: members.sorted { (order[$0.name] ?? .max, $0.name) < (order[$1.name] ?? .max, $1.name) }
         )
-        if node.role == .leader {
-            switch lastDuty {
-            case .waitForReports: view.primaryPending = "waiting for the members' reports after the election"
-            case .waitForMembers(let why): view.primaryPending = "waiting for \(why)"
-            case .noCandidate(let why): view.primaryPending = "no node can be promoted: \(why)"
-            default: break
-            }
-        }
+        if node.role == .leader { view.primaryPending = lastDuty?.pendingDescription }
         // The lease as a deadline on the monotonic clock: tick k happens at started + k × interval.
         let leaseExpiry = node.leaderLeaseRemainingTicks.map { started + tickInterval * Int(ticksDone + Int64($0)) }
         var snapshot = AgentSnapshot(view: view, role: node.role.rawValue, leaseExpiry: leaseExpiry,

@@ -23,6 +23,17 @@ public enum PrimaryDuty: Sendable, Equatable {
     /// No node may be promoted now (the reasons, one per node).
     case noCandidate(String)
 
+    /// What a leader with this duty tells operators it is waiting for (`primary_pending` in
+    /// the leader view); nil when nothing keeps a primary from its place.
+    public var pendingDescription: String? {
+        switch self {
+        case .waitForReports: "waiting for the members' reports after the election"
+        case .waitForMembers(let why): "waiting for \(why)"
+        case .noCandidate(let why): "no node can be promoted: \(why)"
+        case .none, .bootstrap, .promoteSelf, .handOver: nil
+        }
+    }
+
     public struct Member: Sendable, Equatable {
         public var name: String
         public var isWitness: Bool
@@ -115,6 +126,7 @@ public enum PrimaryDuty: Sendable, Equatable {
         // leader that was handed the choice (`preferred`) does not wait again.
         if reportWait.waited < reportWait.limit {
             let awaited = awaitedMembers(state: state, members: members, reports: reports, candidates: candidates,
+                                         serving: judged.first { $0.verdict == .eligible }?.report,
                                          reachable: reachable, maximumLagBytes: maximumLagBytes)
             if !awaited.isEmpty {
                 return .waitForMembers(awaited.joined(separator: "; ") + " (waiting up to \(reportWait.limit) ms)")
@@ -133,10 +145,9 @@ public enum PrimaryDuty: Sendable, Equatable {
     /// WAL reaches, and reachable ones that sent no report. Never a `nofailover` member:
     /// waiting for it changes no choice.
     static func awaitedMembers(state: ClusterState, members: [Member], reports: [String: MemberReport],
-                               candidates: [CandidateReport], reachable: Set<String>, maximumLagBytes: UInt64) -> [String] {
+                               candidates: [CandidateReport], serving: CandidateReport?, reachable: Set<String>,
+                               maximumLagBytes: UInt64) -> [String] {
         var awaited: [String] = []
-        let serving = FailoverPolicy.best(candidates, lastPrimaryPosition: state.lastPrimaryPosition, maximumLagBytes: maximumLagBytes)
-            .flatMap { best in candidates.first { $0.node == best } }
         for member in members where !member.isWitness && !member.noFailover {
             guard let report = reports[member.name] else {
                 if reachable.contains(member.name) { awaited.append("\(member.name) is reachable but has not reported its WAL position") }

@@ -28,7 +28,7 @@ extension PostgresServer {
         let directory = dataDirectory + "/pg_wal"
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return nil }
         let segmentBytes = WALHistory.segmentBytes(in: directory, names: names) ?? 16 << 20
-        let segments = Set(names.compactMap { WALDumpEnd.segment($0, segmentBytes: segmentBytes) }.map { [UInt64($0.timeline), $0.number] })
+        let segments = Set(names.compactMap { WALDumpEnd.segment($0, segmentBytes: segmentBytes) })
         // A newer timeline than the checkpoint's (a promotion with no checkpoint since, or a
         // standby that followed one) starts at its switch point; WAL beyond that is only there.
         var attempts: [(timeline: UInt32, start: UInt64)] = []
@@ -40,8 +40,8 @@ extension PostgresServer {
             // pg_waldump waits 5 s for a segment file that is not there: read only the segments
             // that are, from the start's on, and stop at the end of the last of them.
             var last = attempt.start / segmentBytes
-            guard segments.contains([UInt64(attempt.timeline), last]) else { continue }
-            while segments.contains([UInt64(attempt.timeline), last + 1]) { last += 1 }
+            guard segments.contains(WALSegment(timeline: attempt.timeline, number: last)) else { continue }
+            while segments.contains(WALSegment(timeline: attempt.timeline, number: last + 1)) { last += 1 }
             let end = (last + 1) * segmentBytes
             let output: String
             do {
@@ -72,6 +72,12 @@ extension PostgresServer {
             return [Int(info.st_ino), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec), Int(info.st_size)]
         }
     }
+}
+
+/// One segment file of `pg_wal`: its timeline and its number (position / segment size).
+struct WALSegment: Hashable {
+    var timeline: UInt32
+    var number: UInt64
 }
 
 /// Reading `pg_waldump`'s last words: it reads records until one is missing or invalid and then
@@ -120,10 +126,10 @@ enum WALDumpEnd {
     }
 
     /// A WAL segment file's timeline and number (`TTTTTTTTXXXXXXXXYYYYYYYY`).
-    static func segment(_ name: String, segmentBytes: UInt64) -> (timeline: UInt32, number: UInt64)? {
+    static func segment(_ name: String, segmentBytes: UInt64) -> WALSegment? {
         guard name.count == 24, segmentBytes > 0, let timeline = UInt32(name.prefix(8), radix: 16),
               let high = UInt64(name.dropFirst(8).prefix(8), radix: 16), let low = UInt64(name.suffix(8), radix: 16) else { return nil }
-        return (timeline, high * (0x1_0000_0000 / segmentBytes) + low)
+        return WALSegment(timeline: timeline, number: high * (0x1_0000_0000 / segmentBytes) + low)
     }
 
     /// The first position of a WAL segment file.
