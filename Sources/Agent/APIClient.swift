@@ -83,7 +83,7 @@ public struct APIClient: Sendable {
                 }
             }
             .connect(host: host, port: port)
-        connect.whenFailure { promise.fail(Failure.connection("cannot connect to \(host):\(port): \($0)")) }
+        connect.whenFailure { promise.fail(Failure.connection("cannot connect to \(host):\(port): \(Self.reason($0))")) }
         connect.whenSuccess { channel in
             var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
             head.headers.add(name: "Host", value: "\(host):\(port)")
@@ -133,5 +133,17 @@ private final class ResponseCollector: ChannelInboundHandler, RemovableChannelHa
 
     func channelInactive(context: ChannelHandlerContext) {
         promise.fail(APIClient.Failure.connection("connection closed before a complete answer"))
+    }
+}
+
+extension APIClient {
+    /// "Connection refused" rather than NIO's nested description of every address it tried.
+    static func reason(_ error: any Error) -> String {
+        var underlying: any Error = error
+        if let connection = error as? NIOConnectionError, let first = connection.connectionErrors.first {
+            underlying = first.error
+        }
+        if let io = underlying as? IOError { return String(cString: strerror(io.errnoCode)) }
+        return "\(underlying)"
     }
 }

@@ -242,6 +242,13 @@ public final class AgentService: Service {
     /// `<data_dir>/agent.lock`, held for the life of the process (the kernel drops it on exit).
     private func lockDataDirectory() throws -> Int32 {
         do {
+            // Parents the agent creates only need to be traversable: under root, PostgreSQL's
+            // user must pass them on the way to <data_dir>/postgres (the leaf stays private).
+            let parent = (local.dataDirectory as NSString).deletingLastPathComponent
+            if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o711])
+            }
             try FileManager.default.createDirectory(atPath: local.dataDirectory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
         } catch {

@@ -1,6 +1,7 @@
 import ClusterConfig
 import ClusterState
 import Foundation
+import Logging
 import RaftCore
 
 /// The PostgreSQL half of the Raft task: applying cluster commands, the leader's duties (choose
@@ -29,15 +30,16 @@ extension RaftDriver {
             logger.info("cluster command refused", metadata: ["index": "\(entry.index)", "reason": "\(rejection)"])
             return
         }
+        let level: Logger.Level = entry.index > committedAtStart ? .notice : .debug
         switch command {
         case .bootstrap(let identifier, let primary, _, _):
-            logger.notice("cluster bootstrapped", metadata: ["primary": "\(primary)", "system_identifier": "\(identifier)"])
+            logger.log(level: level, "cluster bootstrapped", metadata: ["primary": "\(primary)", "system_identifier": "\(identifier)"])
         case .promote(let primary, let epoch, _, _, let reason, _):
-            logger.notice("primary elected", metadata: ["primary": "\(primary)", "epoch": "\(epoch)", "reason": "\(reason)"])
+            logger.log(level: level, "primary elected", metadata: ["primary": "\(primary)", "epoch": "\(epoch)", "reason": "\(reason)"])
         case .recordPrimaryPosition:
             break
         case .planPrimary(let target, let reason, _, _):
-            if let target { logger.notice("primary move planned", metadata: ["to": "\(target)", "reason": "\(reason)"]) }
+            if let target { logger.log(level: level, "primary move planned", metadata: ["to": "\(target)", "reason": "\(reason)"]) }
         }
     }
 

@@ -108,6 +108,9 @@ final class RaftDriver: @unchecked Sendable {
     var peerNotices: [NodeID: (notice: MembershipNotice, at: ContinuousClock.Instant)] = [:]
     var forced: ForcedRecovery?
     var lastMembershipChangeTick: Int64 = -1_000
+    /// Entries up to here were committed before this start: applying them again is a replay of
+    /// old news, logged at debug so the log does not announce a bootstrap from last month.
+    let committedAtStart: LogIndex
 
     init(node: RaftNode, storage: RaftStorage, transport: PeerTransport, config: ClusterConfig, local: NodeConfig,
          postgres: PostgresManager?, generation: UInt64, notices: NoticeBox, tickOrigin: ContinuousClock.Instant, logger: Logger,
@@ -128,6 +131,7 @@ final class RaftDriver: @unchecked Sendable {
         self.started = tickOrigin
         self.maximumCatchUp = Int64(2 * node.options.electionTicks)
         self.lastSoftState = node.softState
+        self.committedAtStart = node.commitIndex
         self.logger[metadataKey: "term"] = "\(node.term)"
     }
 

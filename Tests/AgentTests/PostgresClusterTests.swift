@@ -54,6 +54,26 @@ import Glibc
         return (try? JSONDecoder().decode([HistoryView].self, from: Data(answer.body))) ?? []
     }
 
+    /// A newcomer's config names a data_dir whose parent does not exist yet (the tutorial's
+    /// `data`): the agent creates the parents traversable, so PostgreSQL's user reaches its data.
+    @Test func theParentsOfANewDataDirectoryLetPostgreSQLsUserThrough() async throws {
+        let cluster = try LocalCluster(nodes: 3, postgres: true)
+        defer { cluster.tearDown() }
+        let text = try String(contentsOfFile: cluster.configPath, encoding: .utf8)
+        try text.replacingOccurrences(of: "data_dir: data\n", with: "data_dir: fresh/data\n")
+            .write(toFile: cluster.configPath, atomically: true, encoding: .utf8)
+        try cluster.start("node1")
+        let deadline = Date().addingTimeInterval(20)
+        while !cluster.log(of: "node1").contains("agent started"), cluster.running.contains("node1"), Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(cluster.log(of: "node1").contains("agent started"), "\(cluster.log(of: "node1"))")
+        for parent in ["fresh", "fresh/data"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: cluster.directory + "/" + parent)
+            #expect((attributes[.posixPermissions] as? Int) == 0o711, "\(parent): \(attributes[.posixPermissions] ?? "?")")
+        }
+    }
+
     @Test func bootstrapReplicateFailOverAndRejoin() async throws {
         let cluster = try LocalCluster(nodes: 3, postgres: true)
         defer { cluster.tearDown() }
@@ -139,6 +159,10 @@ import Glibc
         let history = await Self.history(of: second, in: cluster)
         #expect(history.map(\.epoch) == [1, 2], "\(history)")
         #expect(history.last?.primary == second)
+        // Its restart replays the bootstrap it had committed without announcing it again (the
+        // promotion it missed while down is news to it, and is logged).
+        let sinceRestart = cluster.log(of: first).components(separatedBy: "agent started").last ?? ""
+        #expect(!sinceRestart.contains("cluster bootstrapped") && !sinceRestart.contains("epoch=1 "), "\(sinceRestart)")
     }
 
     /// SIGSTOP of the primary's agent: its fence keeper stops PostgreSQL when the lease deadline

@@ -623,7 +623,9 @@ final class PostgresManager: @unchecked Sendable {
         if failingSince == nil { failingSince = .now }
         lastError = text
         if text != lastLoggedError {
-            logger.error("PostgreSQL: \(text)")
+            // Once the agent is leaving, PostgreSQL stopping is the plan, not a failure.
+            let level: Logger.Level = leaving.load(ordering: .sequentiallyConsistent) ? .notice : .error
+            logger.log(level: level, "PostgreSQL: \(text)")
             lastLoggedError = text
         }
     }
