@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the captured outputs in the docs from the current build:
-#   scripts/capture-docs.sh [lab] [getting-started] [demo]     (default: all three; needs root)
+#   scripts/capture-docs.sh [lab] [getting-started] [demo] [config]     (default: all; needs root)
 # Each section runs its commands for real and writes every capture to a file; then every block
 # in the docs that follows a line `<!-- capture NAME -->` is replaced by the file NAME, so a
 # capture is never edited by hand. A section that finds the cluster in another state than its
@@ -10,6 +10,7 @@
 #   getting-started  docs/getting-started.md: three agents with PostgreSQL on loopback, by hand,
 #                    in /tmp/pgquorum-tutorial (about 3 minutes)
 #   demo             README.md: the end of `make demo` (about 1 minute)
+#   config           docs/configuration.md: `pgquorum config validate` (seconds)
 # The captures are kept in .build/captures/<section>/ for a look afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ export PATH="$ROOT/.build/debug:$PATH"
 export LANG=C.UTF-8
 
 SECTIONS=("$@")
-[ ${#SECTIONS[@]} -gt 0 ] || SECTIONS=(lab getting-started demo)
+[ ${#SECTIONS[@]} -gt 0 ] || SECTIONS=(lab getting-started demo config)
 
 CAP=""
 # cap NAME COMMAND: appends `# COMMAND` (or `$ COMMAND` with PROMPT='$') and its output to capture NAME.
@@ -45,13 +46,13 @@ fill() {
   local page=$1 out
   out=$(mktemp)
   awk -v dir="$CAP" -v page="$page" '
-    skipping && /^```/ { skipping = 0; print; next }
+    skipping && /^ *```/ { skipping = 0; print; next }
     skipping { next }
-    /^<!-- capture [a-z0-9-]+ -->$/ {
-      name = $3; print
-      if ((getline) <= 0 || $0 !~ /^```/) { print page ": no code block after capture " name > "/dev/stderr"; exit 1 }
+    /^ *<!-- capture [a-z0-9-]+ -->$/ {
+      indent = $0; sub(/<.*/, "", indent); name = $3; print
+      if ((getline) <= 0 || $0 !~ /^ *```/) { print page ": no code block after capture " name > "/dev/stderr"; exit 1 }
       print; file = dir "/" name
-      while ((status = (getline line < file)) > 0) print line
+      while ((status = (getline line < file)) > 0) print (line == "" ? "" : indent line)
       if (status < 0) { print page ": no capture " name " in " dir > "/dev/stderr"; exit 1 }
       close(file); skipping = 1; next
     }
@@ -71,7 +72,10 @@ section_lab() {
   local L=/tmp/labdoc P
   [ ! -e "$L" ] || { echo "capture-docs: $L exists; take that lab down (pgquorum lab down --dir $L) or remove it" >&2; exit 1; }
   begin lab
-  trap 'pgquorum lab down --dir /tmp/labdoc >/dev/null 2>&1 || true; pgquorum lab down --dir /tmp/labdoc5 >/dev/null 2>&1 || true' EXIT
+  # On failure the labs are taken down but their directories kept, for a look at the logs.
+  trap 'status=$?; keep=""; [ $status -eq 0 ] || keep=--keep
+        for d in /tmp/labdoc /tmp/labdoc5 /tmp/labdoc3dc /tmp/labcrash; do pgquorum lab down --dir $d $keep >/dev/null 2>&1 || true; done
+        [ -z "$keep" ] || echo "capture-docs: the labs were taken down; their logs are kept in /tmp/labdoc*" >&2' EXIT
   cap up "pgquorum lab up --dir $L"
   local ID SUBNET HOST
   ID=$(sed -n 's/^lab \([0-9a-f]*\) is up.*/\1/p' "$CAP/up")
@@ -98,6 +102,8 @@ section_lab() {
   [ "$P1" != primary ] || { echo "capture-docs: the isolated primary is still primary" >&2; exit 1; }
   OTHER=secondary1; [ "$P1" != secondary1 ] || OTHER=secondary2
   cap isolate "pgquorum status --config $L/cluster.yaml; echo \"exit code \$?\""
+  cap cutrules "ip netns exec pq$ID-n1 iptables -S PGQLAB"
+  cap cutrules "ip netns exec pq$ID-n2 iptables -S PGQLAB"
   cap isolated "pgquorum status --endpoint https://$HOST.11:8008 --ca $L/tls/ca.crt --stale"
   cap isolated "curl -s -o /dev/null -w '%{http_code}\n' --cacert $L/tls/ca.crt https://$HOST.11:8008/primary"
   cap isolated "pgquorum lab logs primary --dir $L --lines 5"
@@ -139,7 +145,11 @@ section_lab() {
 
   # Freeze the primary's agent: its fence keeper still stops PostgreSQL.
   cap pause "pgquorum lab pause $P3 --dir $L"
-  sleep 4
+  # Until another node is promoted (at most 30 s).
+  for i in $(seq 1 30); do
+    P4=$(pgquorum lab wait --timeout 1 --dir $L 2>/dev/null || true)
+    [ -z "$P4" ] || [ "$P4" = "$P3" ] || break
+  done
   cap pause "pgquorum lab status --dir $L"
   cap pause "pgquorum status --config $L/cluster.yaml"
   cap resume "pgquorum lab resume $P3 --dir $L"
@@ -160,6 +170,17 @@ section_lab() {
   cap kill "pgquorum lab kill $R --dir $L"
   cap kill "pgquorum lab restart $R --dir $L"
   cap kill "pgquorum lab wait --whole --dir $L"
+  # The primary moved on purpose, and back to the preferred node (the delay below wants it there).
+  P=$(pgquorum lab wait --whole --timeout 120 --dir $L)
+  if [ "$P" = primary ]; then
+    cap switchover "pgquorum switchover --config $L/cluster.yaml --to secondary1 --reason 'maintenance on primary'"
+    quiet "pgquorum lab wait --whole --timeout 120 --dir $L"
+  fi
+  cap switchover "pgquorum switchover --config $L/cluster.yaml --to primary --reason 'back to the preferred node'"
+  P=$(pgquorum lab wait --whole --timeout 120 --dir $L)
+  expect "the primary after the switchover" "$P" primary
+  cap switchover "pgquorum history --config $L/cluster.yaml"
+
   cap labstatus "pgquorum lab status --dir $L"
   cap logs "pgquorum lab logs $R --dir $L --lines 12"
   cap events "pgquorum lab logs --events --dir $L"
@@ -167,18 +188,24 @@ section_lab() {
   # Latency between the two regions.
   cap delay "pgquorum lab delay primary secondary2 40 --dir $L"
   cap delay "pgquorum lab status --dir $L"
+  cap delayrules "ip netns exec pq$ID-n1 iptables -t nat -S"
+  cap delayrules "ip netns exec pq$ID-n2 iptables -t nat -S PGQDELAY"
+  cap delayss "ip netns exec pq$ID-n1 ss -tnp | grep -e '^State' -e ':7400 '"
+  cap relays "ps -o pid,ppid,args -C pgquorum"
+  cap relays "python3 -c \"import json;d=json.load(open('$L/lab.json'));print(json.dumps(d['delays'],indent=2))\""
   sleep 3
   cap delay "pgquorum status --config $L/cluster.yaml"
   cap delaycurl "for n in 11 13; do curl -s -o /dev/null -w \"$HOST.\$n %{http_code} connect=%{time_connect} tls=%{time_appconnect} total=%{time_total}\n\" --cacert $L/tls/ca.crt https://$HOST.\$n:8008/cluster; done"
   cap delaycurl "ip netns exec pq$ID-n1 curl -s -o /dev/null -w '%{http_code} connect=%{time_connect} tls=%{time_appconnect} total=%{time_total}\n' --cacert $L/tls/ca.crt 'https://$HOST.13:8008/cluster?stale=true'"
   cap delaycurl "ip netns exec pq$ID-n1 curl -s -o /dev/null -w '%{http_code} connect=%{time_connect} tls=%{time_appconnect} total=%{time_total}\n' --cacert $L/tls/ca.crt 'https://$HOST.12:8008/cluster?stale=true'"
+  cap delaycurl "pgquorum status --endpoint https://$HOST.13:8008 --ca $L/tls/ca.crt --stale"
   cap delaycut "pgquorum lab cut secondary2 primary --dir $L"
   sleep 2
   cap delaycut "tail -n 1 $L/logs/primary.log; tail -n 2 $L/logs/secondary2.log"
   cap delayheal "pgquorum lab heal --dir $L"
   quiet "pgquorum lab wait --whole --timeout 60 --dir $L"
   cap delayheal "ip netns exec pq$ID-n1 iptables -t nat -S PGQDELAY"
-  cap delayheal "grep -A1 '\"delays\"' $L/lab.json"
+  cap delayheal "python3 -c \"import json;print(json.load(open('$L/lab.json'))['delays'])\""
   cap delayheal "tail -n 3 $L/events.jsonl"
   quiet "pgquorum lab delay primary secondary2 40 --dir $L"
   cap delayoff "pgquorum lab delay primary secondary2 0 --dir $L"
@@ -193,15 +220,31 @@ section_lab() {
   cap downagain "pgquorum lab up --dir $L"
   rm -rf "$L"
 
+  # A lab up killed half-way, and the lab down that cleans up after it.
+  [ ! -e /tmp/labcrash ] || { echo "capture-docs: /tmp/labcrash exists; remove it" >&2; exit 1; }
+  cap crash "pgquorum lab up --dir /tmp/labcrash >/dev/null 2>&1 & sleep 0.6; kill -9 \$!"
+  cap crash "ip netns list | grep pq"
+  cap crash "pgquorum lab down --dir /tmp/labcrash"
+
   # Five nodes: two of them cut off from the other three.
   local L5=/tmp/labdoc5
   [ ! -e "$L5" ] || { echo "capture-docs: $L5 exists; take that lab down first" >&2; exit 1; }
   cap five "pgquorum lab up --nodes 5 --dir $L5"
   quiet "pgquorum lab wait --whole --timeout 240 --dir $L5"
-  cap fivepart "pgquorum lab partition node4,node5 node1,node2,node3 --dir $L5"
+  cap fivepart "pgquorum lab partition node1,node2 node3,node4,node5 --dir $L5"
   sleep 4
   cap fivepart "pgquorum status --config $L5/cluster.yaml"
   cap fivedown "pgquorum lab down --dir $L5"
+
+  # The seed's own config, and a config with a problem.
+  [ ! -e /tmp/labdoc3dc ] || { echo "capture-docs: /tmp/labdoc3dc exists; take that lab down first" >&2; exit 1; }
+  cap threedc "pgquorum lab up --config cluster-configs/three-dc.yaml --dir /tmp/labdoc3dc | head -n 6"
+  quiet "pgquorum lab down --dir /tmp/labdoc3dc"
+  rm -rf /tmp/labdoc-cfg /tmp/labdoc-bad
+  mkdir -p /tmp/labdoc-cfg
+  sed 's/election_timeout_ms: .*/election_timeout_ms: 300/' cluster-configs/lab-3dc.yaml >/tmp/labdoc-cfg/bad.yaml
+  cap bad "pgquorum lab up --config /tmp/labdoc-cfg/bad.yaml --dir /tmp/labdoc-bad; echo \"exit code \$?\""
+  rm -rf /tmp/labdoc-cfg /tmp/labdoc-bad
   trap - EXIT
   fill docs/lab.md
 }
@@ -303,6 +346,60 @@ section_getting_started() {
   fill docs/getting-started.md
 }
 
+section_config() {
+  local D=/tmp/pgquorum-config
+  begin config
+  PROMPT='$'
+  rm -rf "$D" /tmp/pgquorum-node2
+  mkdir -p "$D" /tmp/pgquorum-node2/tls
+  cp cluster-configs/local-3.yaml "$D/"
+  cd "$D"
+  cap validate "pgquorum config validate local-3.yaml; echo \"exit code \$?\""
+  cap validate "pgquorum config validate local-3.yaml --skip-tls-files"
+  cap validate "pgquorum certs init --config local-3.yaml | tail -n 1"
+  cap validate "pgquorum config validate local-3.yaml"
+  cap validate "pgquorum config validate local-3.yaml --node node9; echo \"exit code \$?\""
+  # A machine with only the CA certificate and its own key pair.
+  cp tls/ca.crt tls/node2.crt tls/node2.key /tmp/pgquorum-node2/tls/
+  cp local-3.yaml /tmp/pgquorum-node2/
+  cd /tmp/pgquorum-node2
+  cap node2 "pgquorum config validate local-3.yaml --node node2"
+  cap node2 "pgquorum config validate local-3.yaml"
+  cd "$D"
+  cat >broken.yaml <<'YAML'
+cluster: Local Test
+tls:
+  dir: tls
+data_dir: data
+timing:
+  heartbeat_ms: 100
+  election_timeout_ms: 300
+nodes:
+  - name: node1
+    host: 127.0.0.1
+    agent_port: 7401
+    api_port: 8401
+    prority: 0
+  - name: node2
+    host: 127.0.0.1
+    agent_port: 7401
+    api_port: 8402
+    priority: -1
+  - name: node3
+    host: 127.0.0.1
+    agent_port: 7403
+    api_port: 84030
+    tags:
+      replicate_from: node9
+YAML
+  cap broken "cat broken.yaml"
+  cap broken "pgquorum config validate broken.yaml; echo \"exit code \$?\""
+  cd "$ROOT"
+  rm -rf "$D" /tmp/pgquorum-node2
+  PROMPT='#'
+  fill docs/configuration.md
+}
+
 section_demo() {
   [ ! -f demo/lab.json ] || { echo "capture-docs: a demo is running in ./demo; stop it first (make demo-stop)" >&2; exit 1; }
   begin demo
@@ -324,6 +421,7 @@ for section in "${SECTIONS[@]}"; do
     lab) section_lab ;;
     getting-started) section_getting_started ;;
     demo) section_demo ;;
-    *) echo "capture-docs: no section $section (lab, getting-started, demo)" >&2; exit 64 ;;
+    config) section_config ;;
+    *) echo "capture-docs: no section $section (lab, getting-started, demo, config)" >&2; exit 64 ;;
   esac
 done

@@ -163,7 +163,11 @@ public enum PrimaryDuty: Sendable, Equatable {
             var asIfServing = candidates
             asIfServing[index].healthy = true
             if FailoverPolicy.best(asIfServing, lastPrimaryPosition: state.lastPrimaryPosition, maximumLagBytes: maximumLagBytes) == member.name {
-                let rank = serving.map { ", ahead of \($0.node) at \(lsnText($0.walPosition))" } ?? ""
+                let held = candidates[index].walPosition
+                let rank = serving.map { other in
+                    held > other.walPosition ? ", ahead of \(other.node) at \(lsnText(other.walPosition))"
+                                             : ", as much as \(other.node) and preferred to it"
+                } ?? ""
                 awaited.append("\(member.name) holds WAL to \(lsnText(candidates[index].walPosition)) on timeline \(report.timeline)\(rank), but its PostgreSQL cannot serve yet: \(why)")
             }
         }

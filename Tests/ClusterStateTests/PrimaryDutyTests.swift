@@ -106,7 +106,8 @@ private func bootstrapped(primary: String = "primary", term: UInt64 = 1) -> Clus
         #expect(why == "primary holds WAL to 0/258 on timeline 1, ahead of secondary1 at 0/1F4, but its PostgreSQL cannot serve yet: starting (crash recovery or replay of local WAL) (waiting up to 5000 ms)")
         // As much WAL and preferred (priority 0): still worth the wait.
         let tied = reports.merging(["primary": MemberReport(role: .stopped, healthy: false, systemIdentifier: 42, timeline: 1, receivedPosition: 500)]) { $1 }
-        if case .waitForMembers = decide(tied) {} else { Issue.record("a preferred node with as much WAL must be waited for") }
+        guard case .waitForMembers(let tiedWhy) = decide(tied) else { Issue.record("a preferred node with as much WAL must be waited for"); return }
+        #expect(tiedWhy.hasPrefix("primary holds WAL to 0/1F4 on timeline 1, as much as secondary1 and preferred to it, but"), "\(tiedWhy)")
         // Nobody can serve yet: each that would be chosen alone is named.
         let allDown = ["primary": recovering, "secondary1": replica(at: 500, healthy: false)]
         guard case .waitForMembers(let both) = decide(allDown) else { Issue.record("members with WAL must be waited for"); return }
