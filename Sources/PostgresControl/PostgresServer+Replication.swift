@@ -62,17 +62,10 @@ extension PostgresServer {
         return target
     }
 
-    /// Writes a file in the data directory, owned by the PostgreSQL user (mode 0600).
+    /// Writes a file in the data directory, owned by the PostgreSQL user (mode 0600), replacing
+    /// it atomically without following a link ([UserOwnedFile]).
     public func writeFile(_ name: String, _ contents: String) throws(PostgresError) {
-        let path = dataDirectory + "/" + name
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(contents.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw PostgresError("cannot write \(temporary)")
-        }
-        if let user, chown(temporary, user.uid, user.gid) != 0 {
-            throw PostgresError("cannot give \(temporary) to \(user.name): \(String(cString: strerror(errno)))")
-        }
-        guard rename(temporary, path) == 0 else { throw PostgresError("cannot replace \(path): \(String(cString: strerror(errno)))") }
+        try UserOwnedFile.replace(name, in: dataDirectory, with: contents, owner: user)
     }
 
     public func removeFile(_ name: String) {
@@ -82,7 +75,7 @@ extension PostgresServer {
     /// Makes `postgresql.conf` include the agent's file (once).
     public func includeAgentSettings(file: String) throws(PostgresError) {
         let path = dataDirectory + "/postgresql.conf"
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw PostgresError("cannot read \(path)") }
+        guard let text = UserOwnedFile.read(path) else { throw PostgresError("cannot read \(path) (missing, not a regular file, or a link)") }
         let line = "include_if_exists = '\(file)'"
         guard !text.contains(line) else { return }
         try writeFile("postgresql.conf", text + "\n# Written by pgquorum: the agent's settings (replication, cluster parameters).\n\(line)\n")

@@ -155,7 +155,7 @@ enum WALHistory {
         }
         guard let newest = timelines.max() else { return nil }
         let file = directory + "/" + String(format: "%08X", newest) + ".history"
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+        guard let text = UserOwnedFile.read(file) else { return nil }
         return (newest, switchPoint(history: text) ?? 0)
     }
 

@@ -131,15 +131,24 @@ public final class PostgresServer: Sendable {
         return try ChildProcess.run(path, arguments, user: user)
     }
 
-    /// Creates `path` (and parents) owned by `user` with `mode`.
+    /// Creates `path` (and parents) owned by `user` with `mode`. The mode and owner are set on
+    /// the directory's own descriptor, opened without following a link: a link in its place is
+    /// refused, never followed.
     func prepareDirectory(_ path: String, mode: Int) throws(PostgresError) {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: mode])
-            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
         } catch {
             throw PostgresError("cannot create \(path): \(error.localizedDescription)")
         }
-        if let user, chown(path, user.uid, user.gid) != 0 {
+        let directory = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard directory >= 0 else {
+            throw PostgresError("cannot open \(path) (\(String(cString: strerror(errno)))); if it is a link, move it aside")
+        }
+        defer { close(directory) }
+        guard fchmod(directory, mode_t(mode)) == 0 else {
+            throw PostgresError("cannot set the mode of \(path): \(String(cString: strerror(errno)))")
+        }
+        if let user, fchown(directory, user.uid, user.gid) != 0 {
             throw PostgresError("cannot give \(path) to \(user.name): \(String(cString: strerror(errno)))")
         }
     }

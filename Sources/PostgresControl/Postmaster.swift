@@ -24,7 +24,7 @@ public final class Postmaster {
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw PostgresError("\(path) does not exist; install PostgreSQL 15 (apt-get install postgresql-15) or set postgresql.bin_dir")
         }
-        let log = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        let log = open(logFile, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o640)
         guard log >= 0 else { throw PostgresError("cannot open \(logFile): \(String(cString: strerror(errno)))") }
         defer { close(log) }
         if let user = server.user { _ = fchown(log, user.uid, user.gid) }
