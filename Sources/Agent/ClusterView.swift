@@ -19,12 +19,16 @@ public struct ClusterView: Codable, Sendable, Equatable {
     /// The leader's answer while no primary of its term is in place: what it waits for, or why
     /// no node may be promoted. Nil otherwise (and from followers).
     public var primaryPending: String?
+    /// True when the config lets the nodes' hosts into PostgreSQL without a password
+    /// (`postgresql.insecure_trust`); nil otherwise.
+    public var insecureTrust: Bool?
 
     enum CodingKeys: String, CodingKey {
         case cluster, leader, term, epoch, primary, members, linearizable
         case answeredBy = "answered_by"
         case commitIndex = "commit_index"
         case primaryPending = "primary_pending"
+        case insecureTrust = "insecure_trust"
     }
 
     public init(cluster: String, answeredBy: String, linearizable: Bool, leader: String?, term: UInt64,

@@ -463,6 +463,7 @@ final class RaftDriver: @unchecked Sendable {
             members: members.sorted { (order[$0.name] ?? .max, $0.name) < (order[$1.name] ?? .max, $1.name) }
         )
         if node.role == .leader { view.primaryPending = lastDuty?.pendingDescription }
+        if config.postgres.insecureTrust, config.nodes.contains(where: { !$0.isWitness }) { view.insecureTrust = true }
         // The lease as a deadline on the monotonic clock: tick k happens at started + k × interval.
         let leaseExpiry = node.leaderLeaseRemainingTicks.map { started + tickInterval * Int(ticksDone + Int64($0)) }
         var snapshot = AgentSnapshot(view: view, role: node.role.rawValue, leaseExpiry: leaseExpiry,

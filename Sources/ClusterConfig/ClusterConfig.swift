@@ -156,8 +156,11 @@ public struct PostgresSettings: Sendable, Equatable {
     /// The role replicas stream as.
     public var replicationUser = "replicator"
     /// A libpq password file (`host:port:database:user:password`) for the superuser and
-    /// replication passwords. Without one, the cluster's hosts are trusted (labs and tests only).
+    /// replication passwords (or PGPASSWORD in the agent's environment).
     public var passfile: String?
+    /// Without passwords the agent refuses to start, unless this says the cluster's hosts may be
+    /// trusted for the superuser and the replication user (labs and tests only; said loudly).
+    public var insecureTrust = false
     /// Database for health checks.
     public var database = "postgres"
     /// Failover guard: a replica further behind the last recorded primary position is not promoted.

@@ -157,7 +157,7 @@ private struct ConfigReader {
         var settings = PostgresSettings()
         guard let map = mapping(node, "postgresql", keys: [
             "bin_dir", "os_user", "superuser", "replication_user", "passfile", "database", "maximum_lag_on_failover",
-            "health_check_failures", "restart_timeout_s", "allow_reclone", "parameters", "hba",
+            "health_check_failures", "restart_timeout_s", "allow_reclone", "insecure_trust", "parameters", "hba",
         ]) else { return settings }
         settings.binDirectory = string(map["bin_dir"], "postgresql.bin_dir").map(resolve) ?? settings.binDirectory
         settings.osUser = string(map["os_user"], "postgresql.os_user") ?? settings.osUser
@@ -189,6 +189,10 @@ private struct ConfigReader {
             settings.restartTimeoutSeconds = timeout
         }
         settings.allowReclone = bool(map["allow_reclone"], "postgresql.allow_reclone") ?? false
+        settings.insecureTrust = bool(map["insecure_trust"], "postgresql.insecure_trust") ?? false
+        if settings.insecureTrust, settings.passfile != nil {
+            problem(map["insecure_trust"], "postgresql.insecure_trust: true contradicts postgresql.passfile (passwords are used); remove one of them")
+        }
         if let hba = map["hba"] {
             if let lines = hba.sequence {
                 for line in lines {

@@ -620,6 +620,26 @@ public enum Lab {
         }
     }
 
+    /// `<data root>/pgpass`: a random password for the superuser and one for the replication
+    /// user, readable by PostgreSQL's OS user only (libpq ignores a passfile others can read).
+    private static func writePassfile(_ state: LabState) throws(LabError) -> String {
+        let path = state.dataRoot + "/pgpass"
+        let settings = PostgresSettings()
+        func password() -> String {
+            let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+            return String((0..<24).map { _ in alphabet.randomElement() ?? "x" })
+        }
+        let text = "# Written by `pgquorum lab up`: host:port:database:user:password\n"
+            + "*:*:*:\(settings.superuser):\(password())\n*:*:*:\(settings.replicationUser):\(password())\n"
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw LabError("cannot write \(path)")
+        }
+        if let user = OSUser.named(settings.osUser), chown(path, user.uid, user.gid) != 0 {
+            throw LabError("cannot give \(path) to \(user.name): \(String(cString: strerror(errno)))")
+        }
+        return path
+    }
+
     private static func writeConfig(_ options: Options, state: LabState) throws(LabError) {
         var yaml = """
         # Written by `pgquorum lab up`: the lab's nodes at their namespace addresses.
@@ -636,10 +656,12 @@ public enum Lab {
 
         """
         if options.postgres {
-            // The seed's settings with a lab-sized memory; clients in the host namespace (the
-            // bridge address) may connect as any user.
+            // The seed's settings with a lab-sized memory; the nodes authenticate with passwords
+            // of their own; clients in the host namespace (the bridge address) may connect as any user.
+            let passfile = try writePassfile(state)
             yaml += """
             postgresql:
+              passfile: \(passfile)
               hba: ["host all all \(state.hostAddress)/32 trust"]
               # A rehearsal: a node that cannot rewind is cloned afresh (its old data moved aside).
               allow_reclone: true

@@ -63,6 +63,8 @@ public final class LocalCluster: @unchecked Sendable {
 
             """
             yaml += postgresSettings
+            // Tests run without passwords unless they bring a passfile: say so, as a lab must.
+            if !postgresSettings.contains("passfile:") { yaml += "  insecure_trust: true\n" }
         }
         yaml += extraConfig + "nodes:\n"
         for (position, name) in names.enumerated() {

@@ -74,6 +74,26 @@ import Glibc
         }
     }
 
+    /// No silent trust: without a passfile or PGPASSWORD the agent refuses to start, unless the
+    /// config says `insecure_trust: true`, which it then says loudly (log and status).
+    @Test func withoutPasswordsTheAgentStartsOnlyWhenTrustIsAskedFor() async throws {
+        let cluster = try LocalCluster(nodes: 3, postgres: true)
+        defer { cluster.tearDown() }
+        let trusting = try String(contentsOfFile: cluster.configPath, encoding: .utf8)
+        #expect(trusting.contains("  insecure_trust: true\n"))
+        try trusting.replacingOccurrences(of: "  insecure_trust: true\n", with: "")
+            .write(toFile: cluster.configPath, atomically: true, encoding: .utf8)
+        let refused = try cluster.run(["agent", "--config", cluster.configPath, "--node", "node1"], environment: ["PGPASSWORD": ""], includeErrors: true)
+        #expect(refused.status == 1 && refused.output.contains("no password for PostgreSQL's superuser and replication user"), "\(refused.output)")
+
+        try trusting.write(toFile: cluster.configPath, atomically: true, encoding: .utf8)
+        try cluster.startAll()
+        #expect(await cluster.agreedLeader() != nil)
+        #expect(cluster.log(of: "node2").contains("postgresql.insecure_trust: the nodes' hosts may connect"), "\(cluster.log(of: "node2"))")
+        let status = try cluster.run(["status", "--config", cluster.configPath], includeErrors: true)
+        #expect(status.output.contains("Security: PostgreSQL lets the nodes' hosts in without a password"), "\(status.output)")
+    }
+
     @Test func bootstrapReplicateFailOverAndRejoin() async throws {
         let cluster = try LocalCluster(nodes: 3, postgres: true)
         defer { cluster.tearDown() }

@@ -113,6 +113,12 @@ final class PostgresManager: @unchecked Sendable {
             }
         }
         guard let port = local.postgresPort else { return }
+        if !usesPasswords {
+            guard settings.insecureTrust else {
+                throw AgentStartError("no password for PostgreSQL's superuser and replication user: set postgresql.passfile (a libpq password file, mode 0600) or PGPASSWORD in the agent's environment; for a lab or a test only, postgresql.insecure_trust: true lets the nodes' hosts in without one")
+            }
+            logger.warning("postgresql.insecure_trust: the nodes' hosts may connect as the superuser and the replication user without a password; use a passfile outside labs and tests")
+        }
         do {
             server = try PostgresServer(dataDirectory: local.postgresDataDirectory, port: port, socketDirectory: socketDirectory,
                                         binDirectory: settings.binDirectory, user: user)

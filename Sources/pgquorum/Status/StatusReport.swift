@@ -77,6 +77,7 @@ struct StatusReport: Encodable {
             lines.append("\(text.leader): \(text.none)")
         }
         lines.append("\(text.health): \(text.healthName(health))")
+        if view?.insecureTrust == true { lines.append("\(text.security): \(text.insecureTrust)") }
         if let view {
             let how = view.linearizable ? text.confirmed : text.stale
             lines.append("\(text.term): \(view.term) | \(text.answeredBy): \(view.answeredBy) (\(how))")
@@ -144,7 +145,7 @@ struct StatusReport: Encodable {
         var title, leader, primary, noPrimary, none, health, term, answeredBy, confirmed, stale, servers: String
         var type, priority, location, state, responseTime, rtt, running, unreachable, apiUnreachable: String
         var witness, database, couldNotReach, answeredWithError, apiAnswered, above: String
-        var received, replayed, lag, pending: String
+        var received, replayed, lag, pending, security, insecureTrust: String
         var healthNames: [Health: String]
         var roles: [String: String]
 
@@ -161,6 +162,7 @@ struct StatusReport: Encodable {
             witness: "witness", database: "database server", couldNotReach: "Could not reach",
             answeredWithError: "Answered without the leader view", apiAnswered: "its API answered", above: "network latency above",
             received: "received", replayed: "replayed", lag: "Replication lag", pending: "Primary choice",
+            security: "Security", insecureTrust: "PostgreSQL lets the nodes' hosts in without a password (postgresql.insecure_trust); use a passfile outside labs and tests",
             healthNames: [.healthy: "healthy", .degraded: "degraded", .noLeader: "no leader (no quorum)", .unreachable: "unreachable"],
             roles: ["leader": "leader", "follower": "follower", "candidate": "candidate", "pre-candidate": "pre-candidate",
                     "primary": "primary", "replica": "replica", "stopped": "stopped", "streaming": "streaming", "failing": "failing"]
@@ -176,6 +178,7 @@ struct StatusReport: Encodable {
             witness: "见证节点", database: "数据库服务器", couldNotReach: "无法连接",
             answeredWithError: "应答但未给出领导者视图", apiAnswered: "接口应答", above: "网络延迟超过",
             received: "已接收", replayed: "已回放", lag: "复制延迟", pending: "主库选择",
+            security: "安全", insecureTrust: "PostgreSQL 允许各节点主机免密码登录 (postgresql.insecure_trust)；生产环境请使用密码文件",
             healthNames: [.healthy: "健康", .degraded: "降级", .noLeader: "无领导者（无多数派）", .unreachable: "不可达"],
             roles: ["leader": "领导者", "follower": "跟随者", "candidate": "候选者", "pre-candidate": "预候选者",
                     "primary": "主库", "replica": "备库", "stopped": "已停止", "streaming": "流复制中", "failing": "故障", "running": "正常"]
