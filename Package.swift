@@ -139,7 +139,8 @@ let package = Package(
         .testTarget(name: "ClusterStateTests", dependencies: ["ClusterState"]),
         .testTarget(name: "WorkloadCheckTests", dependencies: ["WorkloadCheck"]),
         .testTarget(name: "PostgresControlTests", dependencies: ["PostgresControl"]),
-        .testTarget(name: "LabTests", dependencies: ["Lab", "Agent", "LocalCluster", "ClusterConfig", "PostgresControl", "WorkloadCheck"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "Agent", "LocalCluster", "ClusterConfig", "PostgresControl", "WorkloadCheck",
+                                                   "PeerTransport", "RaftCore", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "RaftStorageTests", dependencies: ["RaftStorage", "RaftCodec", "RaftCore", "RaftSimulation"]),
     ],
     swiftLanguageModes: [.v6]

@@ -68,15 +68,23 @@ public final class AgentService: Service {
         } catch {
             throw AgentStartError("cannot load this node's TLS files from \(config.tlsDirectory): \(error); check them with `pgquorum certs check --config \(config.path)`")
         }
-        let peers = config.nodes.filter { $0.name != local.name }.map {
-            PeerTransport.Peer(id: $0.id, name: $0.name, host: $0.host, port: $0.agentPort)
+        var peers: [PeerTransport.Peer] = []
+        for peer in config.nodes where peer.name != local.name {
+            let allowed = PeerSources.allowed(for: peer)
+            if peer.peerAddressCheck == .configuredHost, allowed == nil {
+                logger.warning("cannot resolve a peer's host; its certificate is accepted from any address", metadata: ["peer": "\(peer.name)", "host": "\(peer.host)"])
+            }
+            peers.append(PeerTransport.Peer(id: peer.id, name: peer.name, host: peer.host, port: peer.agentPort, allowedSources: allowed))
         }
+        let refusals = RefusalLog(logger: logger)
         let transportLogger = logger
         let notices = NoticeBox(MembershipNotice(generation: generation, voters: node.configuration.voters.map(\.rawValue)))
         var transportOptions = PeerTransport.Options()
         // Redial a lost peer at least once per election timeout: a restarted agent must not wait
         // long for its peers to reconnect.
         transportOptions.maximumBackoff = .milliseconds(Int64(config.timing.electionTimeoutMilliseconds))
+        // Peers accept this node's certificate from its own address only: leave from it.
+        if PeerSources.isIPAddress(local.host) { transportOptions.sourceAddress = local.host }
         let transport = PeerTransport(
             identity: identity, localID: local.id, peers: peers, group: MultiThreadedEventLoopGroup.singleton,
             options: transportOptions,
@@ -102,7 +110,7 @@ public final class AgentService: Service {
                     // Repeats while a peer is down; the Raft task logs reachability changes.
                     transportLogger.debug("peer link", metadata: ["event": "\(event)"])
                 case .rejected:
-                    transportLogger.warning("peer connection refused", metadata: ["reason": "\(event)"])
+                    refusals.refused("\(event)")
                 }
             }
         )

@@ -53,6 +53,8 @@ public struct NodeConfig: Sendable, Equatable {
     public var noFailover: Bool
     /// Stream from this node instead of the primary (cascading replication).
     public var replicateFrom: String?
+    /// Which source addresses may present this node's certificate on a peer connection.
+    public var peerAddressCheck: PeerAddressCheck = .configuredHost
     /// Where this node's agent keeps its Raft state (absolute).
     public var dataDirectory: String
 
@@ -92,6 +94,17 @@ public struct NodeConfig: Sendable, Equatable {
         self.noFailover = noFailover
         self.replicateFrom = replicateFrom
         self.dataDirectory = dataDirectory
+    }
+
+    /// `tags.peer_address_check`: a node's certificate is accepted on a peer connection only from
+    /// the node's own address, so a stolen key does not work from anywhere else.
+    public enum PeerAddressCheck: Sendable, Equatable {
+        /// The addresses `host` resolves to (the default).
+        case configuredHost
+        /// These addresses only (behind NAT, say).
+        case addresses([String])
+        /// Any address (`false`): the certificate alone identifies the node.
+        case off
     }
 
     public static let defaultAgentPort = 7400

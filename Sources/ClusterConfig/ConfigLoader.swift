@@ -238,9 +238,11 @@ private struct ConfigReader {
         }
         var noFailover = false
         var replicateFrom: String?
-        if let tags = mapping(map["tags"], "\(at): tags", keys: ["nofailover", "replicate_from"]) {
+        var addressCheck = NodeConfig.PeerAddressCheck.configuredHost
+        if let tags = mapping(map["tags"], "\(at): tags", keys: ["nofailover", "replicate_from", "peer_address_check"]) {
             noFailover = bool(tags["nofailover"], "\(at): tags.nofailover") ?? false
             replicateFrom = string(tags["replicate_from"], "\(at): tags.replicate_from")
+            addressCheck = peerAddressCheck(tags["peer_address_check"], "\(at): tags.peer_address_check")
         }
         var directory = string(map["data_dir"], "\(at): data_dir").map(resolve)
         if directory == nil, let dataDirectory { directory = dataDirectory + "/" + name }
@@ -261,7 +263,27 @@ private struct ConfigReader {
             dataDirectory: directory ?? ""
         )
         node.healthPort = port(map["health_port"], "\(at): health_port") ?? healthPort
+        node.peerAddressCheck = addressCheck
         return node
+    }
+
+    /// `true` (the default: the host's addresses), `false` (off), or a list of IP addresses.
+    mutating func peerAddressCheck(_ node: Node?, _ what: String) -> NodeConfig.PeerAddressCheck {
+        guard let node else { return .configuredHost }
+        if let items = node.sequence {
+            var addresses: [String] = []
+            for item in items {
+                guard let text = item.scalar?.string, ConfigReader.isIPAddress(text) else {
+                    problem(item, "\(what): each entry must be an IP address (the source address this node's agent connects from)")
+                    continue
+                }
+                addresses.append(text)
+            }
+            if addresses.isEmpty, items.isEmpty { problem(node, "\(what): an empty list would refuse the node everywhere; use false to turn the check off") }
+            return .addresses(addresses)
+        }
+        guard let on = bool(node, what) else { return .configuredHost }
+        return on ? .configuredHost : .off
     }
 
     // MARK: Rules across keys
@@ -357,6 +379,13 @@ private struct ConfigReader {
         !text.isEmpty && text.utf8.count <= 63 && text.unicodeScalars.allSatisfy {
             ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
         }
+    }
+
+    /// An IPv4 or IPv6 address literal (not a name).
+    static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 
     func resolve(_ path: String) -> String { ConfigLoader.absolutePath(path, relativeTo: baseDirectory) }

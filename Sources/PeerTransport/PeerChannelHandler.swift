@@ -31,6 +31,8 @@ final class PeerChannelHandler: ChannelDuplexHandler {
     private let cluster: String
     private let localID: NodeID
     private let members: [String: NodeID]
+    /// Where each peer may connect from (absent: anywhere); checked on inbound connections.
+    private let allowedSources: [NodeID: Set<String>]
     /// For an outbound connection: the node we dialled. Inbound connections accept any member.
     private let expected: NodeID?
     private let callbacks: Callbacks
@@ -41,8 +43,9 @@ final class PeerChannelHandler: ChannelDuplexHandler {
     private let handshakeTimeout: TimeAmount
     private var handshakeDeadline: Scheduled<Void>?
 
-    init(cluster: String, localID: NodeID, members: [String: NodeID], expected: NodeID?, maximumFrame: Int,
-         handshakeTimeout: TimeAmount, callbacks: Callbacks) {
+    init(cluster: String, localID: NodeID, members: [String: NodeID], allowedSources: [NodeID: Set<String>] = [:],
+         expected: NodeID?, maximumFrame: Int, handshakeTimeout: TimeAmount, callbacks: Callbacks) {
+        self.allowedSources = allowedSources
         self.handshakeTimeout = handshakeTimeout
         self.cluster = cluster
         self.localID = localID
@@ -89,6 +92,15 @@ final class PeerChannelHandler: ChannelDuplexHandler {
         }
         if let expected, expected != id {
             return reject(context: context, "dialled \(expected) but its certificate names \(name)")
+        }
+        // A key copied off a node must not work from another machine: an inbound connection
+        // presenting a node's certificate must come from that node's address.
+        if expected == nil, let allowed = allowedSources[id] {
+            let source = context.channel.remoteAddress?.ipAddress ?? "an unknown address"
+            guard allowed.contains(source) else {
+                let expectedText = allowed.sorted().joined(separator: ", ")
+                return reject(context: context, "certificate of \(name) presented from \(source), not from its address (\(expectedText)); behind NAT, list the address in that node's tags.peer_address_check")
+            }
         }
         peer = id
         handshakeDeadline?.cancel()

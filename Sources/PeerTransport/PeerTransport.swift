@@ -16,12 +16,16 @@ public final class PeerTransport: Sendable {
         public var name: String
         public var host: String
         public var port: Int
+        /// The source addresses this peer may connect from (its certificate is refused from any
+        /// other); nil: any address.
+        public var allowedSources: Set<String>?
 
-        public init(id: NodeID, name: String, host: String, port: Int) {
+        public init(id: NodeID, name: String, host: String, port: Int, allowedSources: Set<String>? = nil) {
             self.id = id
             self.name = name
             self.host = host
             self.port = port
+            self.allowedSources = allowedSources
         }
     }
 
@@ -33,6 +37,9 @@ public final class PeerTransport: Sendable {
         public var idleTimeout = TimeAmount.seconds(30)
         public var minimumBackoff = TimeAmount.milliseconds(50)
         public var maximumBackoff = TimeAmount.seconds(5)
+        /// The local address outbound connections leave from (this node's own address, which its
+        /// peers check); nil: whatever the kernel picks.
+        public var sourceAddress: String?
         public init() {}
     }
 
@@ -179,7 +186,11 @@ public final class PeerTransport: Sendable {
 
     private func connect(to id: NodeID) {
         guard let peer = peers[id] else { return }
-        let connection = ClientBootstrap(group: group)
+        var bootstrap = ClientBootstrap(group: group)
+        if let source = options.sourceAddress, let address = try? SocketAddress(ipAddress: source, port: 0) {
+            bootstrap = bootstrap.bind(to: address)
+        }
+        let connection = bootstrap
             .connectTimeout(options.handshakeTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [self] channel in
@@ -264,6 +275,7 @@ public final class PeerTransport: Sendable {
         try sync.addHandler(tls)
         try sync.addHandler(IdleStateHandler(readTimeout: options.idleTimeout))
         try sync.addHandler(PeerChannelHandler(cluster: identity.cluster, localID: localID, members: members,
+                                               allowedSources: peers.compactMapValues(\.allowedSources),
                                                expected: expected, maximumFrame: options.maximumFrame,
                                                handshakeTimeout: options.handshakeTimeout, callbacks: callbacks))
     }

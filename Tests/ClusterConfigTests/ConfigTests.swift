@@ -140,6 +140,24 @@ nodes:
         #expect(problems(minimal + "\nfailover: {report_wait: 10}\n").contains { $0.contains("report_wait") })
     }
 
+    @Test func peerAddressCheckIsOnByDefaultOffOrAList() throws {
+        let node = "\n  - name: d\n    host: 10.0.0.4\n"
+        #expect(try parse(minimal).get().nodes.allSatisfy { $0.peerAddressCheck == .configuredHost })
+        #expect(try parse(minimal + node + "    tags: {peer_address_check: false}\n").get().nodes[3].peerAddressCheck == .off)
+        #expect(try parse(minimal + node + "    tags: {peer_address_check: true}\n").get().nodes[3].peerAddressCheck == .configuredHost)
+        #expect(try parse(minimal + node + "    tags: {peer_address_check: [192.0.2.7, \"2001:db8::1\"]}\n").get().nodes[3].peerAddressCheck
+                == .addresses(["192.0.2.7", "2001:db8::1"]))
+        #expect(problems(minimal + node + "    tags: {peer_address_check: [gateway.example]}\n").contains { $0.contains("each entry must be an IP address") })
+        #expect(problems(minimal + node + "    tags: {peer_address_check: []}\n").contains { $0.contains("use false to turn the check off") })
+    }
+
+    @Test func insecureTrustIsExplicitAndExcludesAPassfile() throws {
+        #expect(try parse(minimal).get().postgres.insecureTrust == false)
+        #expect(try parse(minimal + "\npostgresql: {insecure_trust: true}\n").get().postgres.insecureTrust)
+        #expect(problems(minimal + "\npostgresql: {insecure_trust: true, passfile: /etc/pgquorum/pgpass}\n")
+            .contains { $0.contains("postgresql.insecure_trust: true contradicts postgresql.passfile") })
+    }
+
     @Test func healthPortIsOffByDefaultSetForAllOrPerNode() throws {
         #expect(try parse(minimal).get().nodes.allSatisfy { $0.healthPort == nil })
         let all = try parse(minimal + "\napi: {health_port: 8009}\n").get()

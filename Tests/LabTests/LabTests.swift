@@ -3,7 +3,10 @@ import ClusterConfig
 import Foundation
 import Lab
 import LocalCluster
+import NIOPosix
+import PeerTransport
 import PostgresControl
+import RaftCore
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -41,6 +44,11 @@ import Glibc
         }
 
         func reload() throws { state = try LabState.load(directory: directory) }
+
+        /// The agent log of `node`.
+        func log(_ node: String) -> String {
+            (try? String(contentsOfFile: directory + "/logs/\(node).log", encoding: .utf8)) ?? ""
+        }
 
         func view(_ node: String) async -> ClusterView? {
             guard let address = state.node(node)?.address,
@@ -164,6 +172,22 @@ import Glibc
             return object["action"] as? String
         }
         #expect(actions == ["up", "partition", "heal", "cut", "heal", "pause", "resume", "kill", "restart"])
+
+        // secondary2's key replayed from the host (the bridge address): the node it reaches
+        // refuses the connection and says why; the key works from secondary2's address only.
+        let target = try #require(lab.state.nodes.first { $0.name == names[0] })
+        let thief = try TransportIdentity(cluster: "lab-3dc", node: names[2], directory: lab.directory + "/tls")
+        let replay = PeerTransport(identity: thief, localID: NodeConfig.id(forName: names[2]),
+                                   peers: [PeerTransport.Peer(id: NodeConfig.id(forName: names[0]), name: names[0],
+                                                              host: target.address, port: NodeConfig.defaultAgentPort)],
+                                   group: MultiThreadedEventLoopGroup.singleton, onMessage: { _ in })
+        replay.send(Message(from: NodeConfig.id(forName: names[2]), to: NodeConfig.id(forName: names[0]), term: 1,
+                            kind: .heartbeat(commit: 0, round: 1)))
+        let refusal = "certificate of \(names[2]) presented from \(lab.state.hostAddress), not from its address"
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !lab.log(names[0]).contains(refusal), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        await replay.shutdown()
+        #expect(lab.log(names[0]).contains(refusal), "\(lab.log(names[0]).suffix(2_000))")
     }
 
     @Test func fiveNodesSplitTwoThreeOnlyTheMajorityLeads() async throws {

@@ -178,6 +178,32 @@ import Testing
         await a.shutdown(); await c.shutdown()
     }
 
+    /// b's key copied to another machine: a knows b at 127.0.0.2, so b's certificate presented
+    /// from 127.0.0.1 is refused; from 127.0.0.2 (the transport binds its source there) it works.
+    @Test func aNodesCertificateIsAcceptedOnlyFromItsAddress() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let inbox = Inbox(), stolenInbox = Inbox(), ownInbox = Inbox()
+        var peers = Self.members(except: 1)
+        peers[0].allowedSources = ["127.0.0.2"]
+        let a = try fixture.transport("a", id: 1, peers: peers, inbox: inbox)
+        let port = try await a.listen(host: "127.0.0.1", port: 0)
+        let heartbeat = Message(from: 2, to: 1, term: 1, kind: .heartbeat(commit: 0, round: 1))
+
+        let stolen = try fixture.transport("b", id: 2, peers: Self.members(a: port, except: 2), inbox: stolenInbox)
+        stolen.send(heartbeat)
+        #expect(await inbox.waitForEvent(containing: "certificate of b presented from 127.0.0.1, not from its address (127.0.0.2)"))
+        #expect(inbox.messages.withLockedValue { $0.isEmpty })
+        await stolen.shutdown()
+
+        var options = PeerTransport.Options()
+        options.sourceAddress = "127.0.0.2"
+        let own = try fixture.transport("b", id: 2, peers: Self.members(a: port, except: 2), inbox: ownInbox, options: options)
+        own.send(heartbeat)
+        #expect(await inbox.waitForMessages(1) == [heartbeat])
+        await a.shutdown(); await own.shutdown()
+    }
+
     /// A node dials "b" but the server there presents c's certificate.
     @Test func dialledPeerWithAnotherIdentityIsRejected() async throws {
         let fixture = try Fixture()
