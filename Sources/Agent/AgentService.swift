@@ -71,8 +71,8 @@ public final class AgentService: Service {
         var peers: [PeerTransport.Peer] = []
         for peer in config.nodes where peer.name != local.name {
             let allowed = PeerSources.allowed(for: peer)
-            if peer.peerAddressCheck == .configuredHost, allowed == nil {
-                logger.warning("cannot resolve a peer's host; its certificate is accepted from any address", metadata: ["peer": "\(peer.name)", "host": "\(peer.host)"])
+            if allowed?.isEmpty == true {
+                logger.warning("cannot resolve a peer's host; its connections are refused until it resolves", metadata: ["peer": "\(peer.name)", "host": "\(peer.host)"])
             }
             peers.append(PeerTransport.Peer(id: peer.id, name: peer.name, host: peer.host, port: peer.agentPort, allowedSources: allowed))
         }
@@ -83,8 +83,9 @@ public final class AgentService: Service {
         // Redial a lost peer at least once per election timeout: a restarted agent must not wait
         // long for its peers to reconnect.
         transportOptions.maximumBackoff = .milliseconds(Int64(config.timing.electionTimeoutMilliseconds))
-        // Peers accept this node's certificate from its own address only: leave from it.
-        if PeerSources.isIPAddress(local.host) { transportOptions.sourceAddress = local.host }
+        // Peers accept this node's certificate from its own address only: leave from the address
+        // the agent listens on (unless this node is known to connect from elsewhere, behind NAT).
+        transportOptions.leaveFromListenAddress = local.peerAddressCheck == .configuredHost
         let transport = PeerTransport(
             identity: identity, localID: local.id, peers: peers, group: MultiThreadedEventLoopGroup.singleton,
             options: transportOptions,
@@ -118,6 +119,21 @@ public final class AgentService: Service {
             _ = try await transport.listen(host: local.host, port: local.agentPort)
         } catch {
             throw AgentStartError("cannot listen for peers on \(local.host):\(local.agentPort): \(error)")
+        }
+        // Peers named by host name: their addresses are looked up again every 10 s (DNS changes,
+        // or a lookup that failed at start).
+        let named = config.nodes.filter { $0.name != local.name && PeerSources.needsResolving($0) }
+        if !named.isEmpty {
+            Task.detached { [transport] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(10))
+                    for peer in named {
+                        // A lookup that fails now keeps the last answer (a DNS blip refuses nobody new).
+                        let found = PeerSources.resolve(peer.host)
+                        if !found.isEmpty { transport.setAllowedSources(found, for: peer.id) }
+                    }
+                }
+            }
         }
 
         // Ticks fall on a grid with a random phase: agents started together would otherwise tick

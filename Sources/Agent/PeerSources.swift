@@ -8,16 +8,19 @@ import Glibc
 
 /// Where a peer may connect from (`tags.peer_address_check`): its host's addresses by default.
 enum PeerSources {
-    /// The allowed source addresses, or nil for any (the check is off, or the host does not resolve).
+    /// The allowed source addresses, or nil for any (the check is off). A host name that does
+    /// not resolve gives an empty set: refused from everywhere until it resolves (`needsResolving`).
     static func allowed(for node: NodeConfig) -> Set<String>? {
         switch node.peerAddressCheck {
         case .off: return nil
         case .addresses(let list): return Set(list.map(canonical))
-        case .configuredHost:
-            if isIPAddress(node.host) { return [canonical(node.host)] }
-            let resolved = resolve(node.host)
-            return resolved.isEmpty ? nil : resolved
+        case .configuredHost: return isIPAddress(node.host) ? [canonical(node.host)] : resolve(node.host)
         }
+    }
+
+    /// A node whose allowed sources come from DNS, and so may change.
+    static func needsResolving(_ node: NodeConfig) -> Bool {
+        node.peerAddressCheck == .configuredHost && !isIPAddress(node.host)
     }
 
     static func isIPAddress(_ text: String) -> Bool {

@@ -601,7 +601,11 @@ public enum Lab {
             NodeConfig.postgresSocketPath(dataDirectory: directory + "/data/" + node.name, port: 5432).utf8.count <= NodeConfig.maximumSocketPathBytes
         }
         let blocked = OSUser.named(PostgresSettings().osUser).flatMap { $0.firstBlockedDirectory(on: directory) }
-        return blocked == nil && socketsFit ? nil : outsideDataDirectory(id: id)
+        // An agent running as root keeps its state only under directories root alone controls (a
+        // clone owned by a user, run with sudo, is not).
+        let parent = URL(fileURLWithPath: directory).deletingLastPathComponent().path
+        let othersControl = geteuid() == 0 && UserOwnedFile.firstDirectoryOthersControl(on: parent) != nil
+        return blocked == nil && socketsFit && !othersControl ? nil : outsideDataDirectory(id: id)
     }
 
     /// Makes the data root, mode 0755 so that PostgreSQL's OS user reaches `<root>/<node>/postgres`
@@ -631,10 +635,13 @@ public enum Lab {
         }
         let text = "# Written by `pgquorum lab up`: host:port:database:user:password\n"
             + "*:*:*:\(settings.superuser):\(password())\n*:*:*:\(settings.replicationUser):\(password())\n"
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw LabError("cannot write \(path)")
-        }
-        if let user = OSUser.named(settings.osUser), chown(path, user.uid, user.gid) != 0 {
+        // Created private (never readable by others, not even for a moment), then given away.
+        let file = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard file >= 0 else { throw LabError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        defer { close(file) }
+        let bytes = Array(text.utf8)
+        guard write(file, bytes, bytes.count) == bytes.count else { throw LabError("cannot write \(path): \(String(cString: strerror(errno)))") }
+        if let user = OSUser.named(settings.osUser), fchown(file, user.uid, user.gid) != 0 {
             throw LabError("cannot give \(path) to \(user.name): \(String(cString: strerror(errno)))")
         }
         return path

@@ -38,8 +38,10 @@ public final class PeerTransport: Sendable {
         public var minimumBackoff = TimeAmount.milliseconds(50)
         public var maximumBackoff = TimeAmount.seconds(5)
         /// The local address outbound connections leave from (this node's own address, which its
-        /// peers check); nil: whatever the kernel picks.
+        /// peers check); nil: the address `listen` bound, with `leaveFromListenAddress`, else
+        /// whatever the kernel picks.
         public var sourceAddress: String?
+        public var leaveFromListenAddress = false
         public init() {}
     }
 
@@ -59,6 +61,8 @@ public final class PeerTransport: Sendable {
         var lastPong: [NodeID: ContinuousClock.Instant] = [:]
         /// The highest wire version seen from each peer.
         var versions: [NodeID: UInt16] = [:]
+        /// Where each peer may connect from (absent: anywhere; empty: nowhere, for now).
+        var allowedSources: [NodeID: Set<String>] = [:]
         var stopped = false
     }
 
@@ -85,6 +89,8 @@ public final class PeerTransport: Sendable {
         var members = Dictionary(uniqueKeysWithValues: peers.map { ($0.name, $0.id) })
         members[identity.node] = localID
         self.members = members
+        let sources = self.peers.compactMapValues(\.allowedSources)
+        state.withLockedValue { $0.allowedSources = sources }
         self.group = group
         self.options = options
         self.onMessage = onMessage
@@ -187,7 +193,8 @@ public final class PeerTransport: Sendable {
     private func connect(to id: NodeID) {
         guard let peer = peers[id] else { return }
         var bootstrap = ClientBootstrap(group: group)
-        if let source = options.sourceAddress, let address = try? SocketAddress(ipAddress: source, port: 0) {
+        let listening = options.leaveFromListenAddress ? state.withLockedValue { $0.serverChannel?.localAddress?.ipAddress } : nil
+        if let source = options.sourceAddress ?? listening, let address = try? SocketAddress(ipAddress: source, port: 0) {
             bootstrap = bootstrap.bind(to: address)
         }
         let connection = bootstrap
@@ -248,6 +255,12 @@ public final class PeerTransport: Sendable {
         group.next().scheduleTask(in: delay) { self.connect(to: id) }
     }
 
+    /// Replaces where `peer` may connect from (a host name resolved again); nil: anywhere.
+    /// Connections already authenticated stay.
+    public func setAllowedSources(_ sources: Set<String>?, for peer: NodeID) {
+        state.withLockedValue { $0.allowedSources[peer] = sources }
+    }
+
     // MARK: - Pipeline
 
     private func installHandlers(on channel: Channel, expected: NodeID?, tls: NIOSSLHandler) throws {
@@ -275,7 +288,7 @@ public final class PeerTransport: Sendable {
         try sync.addHandler(tls)
         try sync.addHandler(IdleStateHandler(readTimeout: options.idleTimeout))
         try sync.addHandler(PeerChannelHandler(cluster: identity.cluster, localID: localID, members: members,
-                                               allowedSources: peers.compactMapValues(\.allowedSources),
+                                               allowedSources: state.withLockedValue { $0.allowedSources },
                                                expected: expected, maximumFrame: options.maximumFrame,
                                                handshakeTimeout: options.handshakeTimeout, callbacks: callbacks))
     }

@@ -27,10 +27,8 @@ extension PostgresServer {
     /// system_identifier at 0, state at 16 (DBState: 1 shut down, 2 shut down in recovery,
     /// 6 in production), checkPoint at 32, checkPointCopy.redo at 40 and .ThisTimeLineID at 48.
     func controlFile() -> (systemIdentifier: UInt64, state: UInt32, checkpoint: UInt64, redo: UInt64, timeline: UInt32)? {
-        guard let handle = FileHandle(forReadingAtPath: dataDirectory + "/global/pg_control"),
-              let data = try? handle.read(upToCount: 52), data.count == 52 else { return nil }
-        try? handle.close()
-        let bytes = [UInt8](data)
+        // `global/` belongs to PostgreSQL's user: no link, no FIFO (pg_control is 8 kB).
+        guard let bytes = UserOwnedFile.bytes(dataDirectory + "/global/pg_control", limit: 8_192), bytes.count >= 52 else { return nil }
         func integer(_ offset: Int, _ width: Int) -> UInt64 {
             bytes[offset..<(offset + width)].reversed().reduce(0) { $0 << 8 | UInt64($1) }
         }

@@ -94,6 +94,27 @@ import Glibc
         #expect(status.output.contains("Security: PostgreSQL lets the nodes' hosts in without a password"), "\(status.output)")
     }
 
+    /// As root the agent writes its Raft state, lock and markers under data_dir: a directory on
+    /// the way that another user controls could be swapped for a link, so it refuses to start.
+    @Test func asRootTheDataDirectoryMustBeRootsAlone() async throws {
+        let cluster = try LocalCluster(nodes: 3, postgres: true)
+        defer { cluster.tearDown() }
+        chown(cluster.directory, 65_534, 65_534)
+        try cluster.start("node1")
+        let deadline = Date().addingTimeInterval(15)
+        while cluster.running.contains("node1"), !cluster.log(of: "node1").contains("agent started"), Date() < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let log = cluster.log(of: "node1")
+        if geteuid() == 0 {
+            #expect(!cluster.running.contains("node1"), "the agent runs on a path another user controls")
+            #expect(log.contains("is not safe for an agent running as root: \(cluster.directory) belongs to uid 65534, not root"), "\(log)")
+        } else {
+            // Not root: the rule does not apply; the agent starts.
+            #expect(log.contains("agent started") && !log.contains("is not safe"), "\(log)")
+        }
+    }
+
     @Test func bootstrapReplicateFailOverAndRejoin() async throws {
         let cluster = try LocalCluster(nodes: 3, postgres: true)
         defer { cluster.tearDown() }

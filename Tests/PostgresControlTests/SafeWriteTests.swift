@@ -1,5 +1,6 @@
 import Foundation
 import PostgresControl
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -69,6 +70,68 @@ import Glibc
         #expect(UserOwnedFile.read(target) == "secret\n")
         var info = stat()
         #expect(lstat(data + "/postgresql.conf", &info) == 0 && info.st_mode & S_IFMT == S_IFLNK, "the link was replaced by a copy")
+    }
+
+    /// The old writes created NAME.tmp, then chowned it by path: a link swapped in between gave
+    /// away the link's target. Swapped in a loop while the agent writes, nothing leaks.
+    @Test func linksSwappedInWhileWritingChangeNothing() throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let target = root + "/target"
+        try "root only\n".write(toFile: target, atomically: false, encoding: .utf8)
+        chmod(target, 0o600)
+        let data = root + "/data"
+        let server = try PostgresServer(dataDirectory: data, port: 5432, socketDirectory: root + "/run", user: owner)
+        let stop = Atomic<Bool>(false)
+        let swapper = Thread {
+            var round = 0
+            while !stop.load(ordering: .relaxed), round < 200_000 {
+                for name in ["pg_hba.conf.tmp", "pg_hba.conf"] {
+                    unlink(data + "/" + name)
+                    symlink(target, data + "/" + name)
+                }
+                round += 1
+            }
+        }
+        swapper.start()
+        for round in 0..<500 { try? server.writeFile("pg_hba.conf", "# round \(round)\n") }
+        stop.store(true, ordering: .relaxed)
+        while !swapper.isFinished { usleep(1_000) }
+        var info = stat()
+        #expect(try String(contentsOfFile: target, encoding: .utf8) == "root only\n")
+        #expect(stat(target, &info) == 0 && info.st_uid == geteuid() && info.st_mode & 0o777 == 0o600)
+    }
+
+    @Test func hardLinksAndInvalidTextAreNotRead() throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let target = root + "/target"
+        try "secret\n".write(toFile: target, atomically: false, encoding: .utf8)
+        link(target, root + "/data/postgresql.conf")
+        #expect(UserOwnedFile.read(root + "/data/postgresql.conf") == nil)
+        FileManager.default.createFile(atPath: root + "/data/bad.conf", contents: Data([0x66, 0xFF, 0xFE]))
+        #expect(UserOwnedFile.read(root + "/data/bad.conf") == nil)
+        #expect(UserOwnedFile.bytes(root + "/data/bad.conf") == [0x66, 0xFF, 0xFE])
+    }
+
+    /// As root, the agent keeps its state only where nobody else can swap a directory.
+    @Test func directoriesOthersControlAreFound() throws {
+        let root = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let inside = root + "/state"
+        try FileManager.default.createDirectory(atPath: inside, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        chmod(root, 0o755)
+        guard geteuid() == 0 else {
+            // Not root: the test's own directories belong to its user, which the rule names.
+            #expect(UserOwnedFile.firstDirectoryOthersControl(on: inside)?.contains("not root") == true)
+            return
+        }
+        #expect(UserOwnedFile.firstDirectoryOthersControl(on: inside) == nil, "a root-owned path under /tmp (sticky) is safe")
+        chown(root, 65_534, 65_534)
+        #expect(UserOwnedFile.firstDirectoryOthersControl(on: inside) == "\(root) belongs to uid 65534, not root")
+        chown(root, 0, 0)
+        chmod(root, 0o777)
+        #expect(UserOwnedFile.firstDirectoryOthersControl(on: inside)?.contains("writable by group or others") == true)
     }
 
     @Test func aLinkInPlaceOfTheDataDirectoryIsRefused() throws {

@@ -90,8 +90,18 @@ final class PostgresManager: @unchecked Sendable {
                 throw AgentStartError("postgresql.os_user \(settings.osUser) does not exist (or is root); PostgreSQL must run as an unprivileged user: create it or name another")
             }
             user = named
+            // The agent writes its Raft state, lock, markers and PostgreSQL's log as root under
+            // data_dir: nobody but root may be able to swap a directory on that path for a link.
+            if let unsafe = UserOwnedFile.firstDirectoryOthersControl(on: local.dataDirectory) {
+                throw AgentStartError("the data directory \(local.dataDirectory) is not safe for an agent running as root: \(unsafe); choose a data_dir under directories only root can change (e.g. /var/lib/pgquorum)")
+            }
             // PostgreSQL's user must reach <data_dir>/postgres and <data_dir>/run, not the Raft state.
-            chmod(local.dataDirectory, 0o711)
+            let directory = open(local.dataDirectory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            if directory >= 0 {
+                fchmod(directory, 0o711)
+                close(directory)
+            }
+            UserOwnedFile.removeLeftovers(in: local.postgresDataDirectory)
             if local.postgresPort != nil, let blocked = named.firstBlockedDirectory(on: local.postgresDataDirectory) {
                 let mode = String(blocked.mode, radix: 8)
                 throw AgentStartError("PostgreSQL's OS user \(named.name) cannot enter \(blocked.path) (mode \(mode), on the way to \(local.postgresDataDirectory)); choose a data_dir it can reach, or let it through: chmod o+x \(blocked.path)")
@@ -103,8 +113,12 @@ final class PostgresManager: @unchecked Sendable {
         if let passfile = settings.passfile {
             // libpq ignores a passfile others can read, and PostgreSQL's programs (and its WAL
             // receiver) read it as the PostgreSQL user.
+            // Its owner could swap a link in later: the file itself, read without following links.
             var info = stat()
-            guard stat(passfile, &info) == 0 else { throw AgentStartError("postgresql.passfile \(passfile) cannot be read: \(String(cString: strerror(errno)))") }
+            guard lstat(passfile, &info) == 0 else { throw AgentStartError("postgresql.passfile \(passfile) cannot be read: \(String(cString: strerror(errno)))") }
+            guard info.st_mode & S_IFMT == S_IFREG else {
+                throw AgentStartError("postgresql.passfile \(passfile) is not a regular file (a link?); name the file itself")
+            }
             if info.st_mode & 0o077 != 0 {
                 throw AgentStartError("postgresql.passfile \(passfile) is readable by others (mode \(String(info.st_mode & 0o777, radix: 8))); libpq ignores it: chmod 600 it")
             }
@@ -710,7 +724,7 @@ final class PostgresManager: @unchecked Sendable {
     /// The password for `user`: its passfile line (`host:port:database:user:password`, `\:` and
     /// `\\` escaped), else PGPASSWORD.
     private func password(for user: String) -> String? {
-        if let path = settings.passfile, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+        if let path = settings.passfile, let text = UserOwnedFile.read(path) {
             for line in text.split(whereSeparator: \.isNewline) where !line.hasPrefix("#") {
                 let fields = Self.passfileFields(String(line))
                 if fields.count == 5, fields[3] == user || fields[3] == "*" { return fields[4] }
