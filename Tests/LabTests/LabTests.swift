@@ -23,10 +23,15 @@ import Glibc
         var state: LabState
         let client: APIClient
 
-        init(nodes: [NodeConfig], cluster: String, postgres: Bool = false, inPrivateDirectory: Bool = false) async throws {
+        /// `parentOwner`: the lab lives in a directory (mode 0755) that user owns, as a user's clone
+        /// run with sudo does.
+        init(nodes: [NodeConfig], cluster: String, postgres: Bool = false, inPrivateDirectory: Bool = false,
+             parentOwner: uid_t? = nil) async throws {
             let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pgq-lab-\(UUID().uuidString.prefix(8))").path
-            if inPrivateDirectory {
-                try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            if inPrivateDirectory || parentOwner != nil {
+                try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: inPrivateDirectory ? 0o700 : 0o755])
+                if let parentOwner { chown(scratch, parentOwner, gid_t(parentOwner)) }
                 privateParent = scratch
                 directory = scratch + "/lab"
             } else {
@@ -300,6 +305,17 @@ import Glibc
     /// Writes are tried on every node all along; the isolated primary must stop acknowledging
     /// before the majority's new primary acknowledges anything. After heal the old primary
     /// resynchronises (pg_rewind) and follows the new one.
+    /// A user's clone run with sudo: the directory on the way belongs to that user, and agents
+    /// running as root refuse such a data directory; the lab keeps the nodes' data outside.
+    @Test func aLabInAUsersDirectoryKeepsItsDataWhereOnlyRootWrites() async throws {
+        let lab = try await TestLab(nodes: Lab.seedNodes, cluster: "lab-3dc", postgres: true, parentOwner: 65_534)
+        defer { lab.tearDown() }
+        let outside = try #require(lab.state.dataDirectory, "a lab in a user's directory kept its data inside it")
+        #expect(outside.hasPrefix("/var/lib/pgquorum-lab/"))
+        let primaries = await lab.answering("/primary", among: Lab.seedNodes.map(\.name), within: 120) { $0.count == 1 }
+        #expect(primaries.count == 1, "no primary: \(primaries)")
+    }
+
     /// The lab lives in a mode-0700 directory that the `postgres` user cannot enter (a newcomer's
     /// clone): the nodes' data goes where it can, linked from `<dir>/data`, and `lab down` removes it.
     @Test func anIsolatedPrimaryIsFencedBeforeTheMajorityPromotes() async throws {
