@@ -82,7 +82,7 @@ final class RefusalLog: Sendable {
             return (true, skipped)
         }
         if skippedBefore > 0 {
-            logger.warning("peer connections refused without a log line in the last minute", metadata: ["count": "\(skippedBefore)"])
+            logger.warning("more peer connections were refused than logged (ten a minute at most)", metadata: ["not_logged": "\(skippedBefore)"])
         }
         if log { logger.warning("peer connection refused", metadata: ["reason": "\(reason)"]) }
     }
