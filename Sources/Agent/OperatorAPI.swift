@@ -66,9 +66,11 @@ enum OperatorAPI {
                                      forwarded: request.uri.queryParameters.get(forwardedParameter) != nil)
         }
         router.post("/switchover") { request, context -> Response in
-            // Mutating: only a client holding a certificate from the cluster CA.
-            guard let caller = await context.clientIdentity(cluster: config.cluster) else {
-                return json(.forbidden, ["error": "switchover needs a client certificate from the cluster CA (pgquorum switchover presents one)"])
+            // Mutating: only a client holding a certificate from the cluster CA that names a node.
+            let caller: String
+            switch await authorizedCaller(context, config: config, action: "switchover") {
+            case .success(let name): caller = name
+            case .failure(let refusal): return refusal.response
             }
             let to = request.uri.queryParameters.get("to")
             if let to, config.node(named: to) == nil {
@@ -93,8 +95,10 @@ enum OperatorAPI {
             }
         }
         router.post("/failover") { request, context -> Response in
-            guard let caller = await context.clientIdentity(cluster: config.cluster) else {
-                return json(.forbidden, ["error": "failover needs a client certificate from the cluster CA (pgquorum failover presents one)"])
+            let caller: String
+            switch await authorizedCaller(context, config: config, action: "failover") {
+            case .success(let name): caller = name
+            case .failure(let refusal): return refusal.response
             }
             guard let to = request.uri.queryParameters.get("to"), config.node(named: to) != nil else {
                 return json(.badRequest, ["error": "failover needs ?to=NODE, a node of this cluster (\(config.nodes.map(\.name).joined(separator: ", ")))"])
@@ -113,6 +117,20 @@ enum OperatorAPI {
                                                                          requestedBy: caller)), caller: caller)
         }
         return router
+    }
+
+    struct Refusal: Error { let response: Response }
+
+    /// Who may change the cluster: a client certificate from the cluster CA that names one of its
+    /// nodes (any other name the CA signed is refused, not logged as an operator).
+    static func authorizedCaller(_ context: OperatorRequestContext, config: ClusterConfig, action: String) async -> Result<String, Refusal> {
+        guard let caller = await context.clientIdentity(cluster: config.cluster) else {
+            return .failure(Refusal(response: json(.forbidden, ["error": "\(action) needs a client certificate from the cluster CA (pgquorum \(action) presents one)"])))
+        }
+        guard config.node(named: caller) != nil else {
+            return .failure(Refusal(response: json(.forbidden, ["error": "the client certificate names \(caller), not a node of this cluster; \(action) needs one of the cluster's node certificates"])))
+        }
+        return .success(caller)
     }
 
     /// The load-balancer checks (Patroni's): on the API, and alone on `health_port`.

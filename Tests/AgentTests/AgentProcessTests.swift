@@ -1,5 +1,6 @@
 import Agent
 import LocalCluster
+import ClusterCertificates
 import Foundation
 import Testing
 #if canImport(Glibc)
@@ -208,6 +209,13 @@ import Glibc
         let port = try #require(cluster.apiPorts[first.name])
         let refused = try await anonymous.post(host: "127.0.0.1", port: port, path: "/switchover?to=\(target)", timeout: .seconds(3))
         #expect(refused.status == 403)
+        // A certificate the CA signed for a name that is no node of the cluster is refused too.
+        _ = try ClusterCertificates.issue(cluster: "test", nodes: [NodeIdentity(name: "alice", hosts: ["127.0.0.1"])],
+                                          directory: cluster.directory + "/tls")
+        let stranger = try APIClient(tlsDirectory: cluster.directory + "/tls", identity: "alice")
+        let strangerAnswer = try await stranger.post(host: "127.0.0.1", port: port, path: "/switchover?to=\(target)", timeout: .seconds(3))
+        #expect(strangerAnswer.status == 403 && String(decoding: strangerAnswer.body, as: UTF8.self).contains("names alice, not a node of this cluster"),
+                "\(String(decoding: strangerAnswer.body, as: UTF8.self))")
         #expect(await cluster.agreedLeader(among: cluster.names)?.name == first.name)
 
         // With a node certificate: the named node takes over, by transfer (no PreVote).
