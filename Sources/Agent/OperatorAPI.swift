@@ -116,6 +116,21 @@ enum OperatorAPI {
             return moveAnswer(await agent.movePrimary(PrimaryMoveRequest(kind: .failover, target: to, reason: reason, force: force,
                                                                          requestedBy: caller)), caller: caller)
         }
+        router.post("/recover-quorum") { request, context -> Response in
+            // Sent to the survivor itself (pgquorum recover-quorum): it becomes the whole cluster.
+            let caller: String
+            switch await authorizedCaller(context, config: config, action: "recover-quorum") {
+            case .success(let name): caller = name
+            case .failure(let refusal): return refusal.response
+            }
+            guard let reason = request.uri.queryParameters.get("reason"), !reason.isEmpty else {
+                return json(.badRequest, ["error": "recover-quorum needs ?reason=TEXT; it is recorded in the cluster history"])
+            }
+            guard let me = agent.latest()?.view.answeredBy else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
+            context.logger.notice("quorum recovery requested", metadata: ["by": "\(caller)", "reason": "\(reason)"])
+            return moveAnswer(await agent.movePrimary(PrimaryMoveRequest(kind: .recoverQuorum, target: me, reason: String(reason),
+                                                                         force: true, requestedBy: caller)), caller: caller)
+        }
         return router
     }
 

@@ -234,11 +234,14 @@ extension RaftDriver {
     // MARK: - Operator moves (switchover, failover)
 
     func startMove(_ request: PrimaryMoveRequest, respond: @escaping @Sendable (PrimaryMoveResult) -> Void) {
-        guard node.role == .leader else {
-            // No leader at all, and the operator forces this node: the quorum is lost.
-            if request.kind == .failover, request.force, request.target == local.name, node.leader == nil {
-                return startForcedRecovery(request, respond: respond)
+        if request.kind == .recoverQuorum {
+            // The operator says the quorum is lost for good and names this survivor.
+            guard node.role != .leader, node.leader == nil else {
+                return respond(.refused("this node is in contact with a leader; recover-quorum is only for a quorum lost for good"))
             }
+            return startForcedRecovery(request, respond: respond)
+        }
+        guard node.role == .leader else {
             return respond(.notLeader(leader: node.leader.map(name(of:))))
         }
         guard move == nil else { return respond(.refused("another switchover or failover is in progress")) }

@@ -111,8 +111,8 @@ extension RaftDriver {
 
     // MARK: - Forced recovery on a survivor
 
-    /// `POST /failover?to=<this node>&force=true` sent to this node while no leader exists:
-    /// shrink the membership to this node alone, then promote it.
+    /// `POST /recover-quorum` sent to this node while no leader exists: shrink the membership to
+    /// this node alone, then promote it.
     func startForcedRecovery(_ request: PrimaryMoveRequest, respond: @escaping @Sendable (PrimaryMoveResult) -> Void) {
         guard forced == nil, move == nil else { return respond(.refused("a forced recovery is already in progress here")) }
         guard !local.isWitness else { return respond(.refused("\(local.name) is a witness without PostgreSQL; force the recovery on a PostgreSQL survivor")) }
@@ -156,7 +156,10 @@ extension RaftDriver {
         guard let pending = forced else { return }
         if node.role == .leader, node.hasLeaderLease, node.term(at: node.commitIndex) == node.term, node.appliedIndex >= node.commitIndex {
             forced = nil
-            startMove(pending.request, respond: pending.respond)
+            var failover = pending.request
+            failover.kind = .failover
+            failover.force = true
+            startMove(failover, respond: pending.respond)
         } else if ticksDone > pending.deadline {
             forced = nil
             pending.respond(.timedOut("\(local.name) did not become leader of the survivors in time; check pgquorum status"))

@@ -263,6 +263,14 @@ import Glibc
         let unconfirmed = try cluster.run(["recover-quorum", minority[0], "--reason", "test", "--config", cluster.configPath], includeErrors: true)
         #expect(unconfirmed.status != 0 && unconfirmed.output.contains("not confirmed; nothing changed"), "\(unconfirmed.output)")
         #expect(unconfirmed.output.contains("\(minority[0])'s own view: leader none"), "\(unconfirmed.output)")
+        // The endpoint itself: a forced failover sent straight to a node that hears no leader is
+        // a failover (refused: not the leader), never a recovery, which has its own request.
+        let member = try APIClient(tlsDirectory: cluster.directory + "/tls", identity: minority[1])
+        let survivorPort = try #require(cluster.apiPorts[minority[0]])
+        let direct = try await member.post(host: "127.0.0.1", port: survivorPort,
+                                           path: "/failover?to=\(minority[0])&force=true&reason=test", timeout: .seconds(5))
+        #expect(direct.status == 409 && String(decoding: direct.body, as: UTF8.self).contains("not the leader"),
+                "\(direct.status) \(String(decoding: direct.body, as: UTF8.self))")
 
         // One stopped node returns: three of five, a quorum, elect a leader again.
         try cluster.start(stopped[1])

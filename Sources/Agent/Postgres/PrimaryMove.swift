@@ -9,6 +9,10 @@ public struct PrimaryMoveRequest: Sendable, Equatable {
         /// Now: leadership (and so the primary) goes to the target without waiting for it to
         /// catch up; refused when the target is not a safe candidate, unless forced.
         case failover
+        /// After a quorum loss only: this node alone becomes the cluster (`recover-quorum`). Its
+        /// own request, never a failover that found no leader: that once turned a forced
+        /// failover into the destruction of a healthy majority's state.
+        case recoverQuorum
     }
 
     public var kind: Kind

@@ -49,7 +49,7 @@ struct RecoverQuorumCommand: AsyncParsableCommand {
         }
 
         print("asking \(node) to recover on its own (writes only the lost nodes had are lost)")
-        let path = "/failover?to=\(node)&force=true&reason=" + OperatorClient.percentEncoded(reason)
+        let path = "/recover-quorum?reason=" + OperatorClient.percentEncoded(reason)
         let posted: APIClient.Response
         do {
             posted = try await client.post(host: target.host, port: target.apiPort, path: path, timeout: .seconds(40))
