@@ -337,7 +337,9 @@ public final class AgentService: Service {
         apiLogger.logLevel = max(logger.logLevel, .notice)
         return Application(
             router: OperatorAPI.router(agent: handle, config: config, client: client),
-            server: try .tls(.http1(), tlsConfiguration: tls),
+            // A client that connects and then says nothing (no TLS handshake, no request) is
+            // closed: open connections must not pile up until the agent runs out of descriptors.
+            server: try .tls(.http1(configuration: .init(idleTimeout: AgentService.apiIdleTimeout)), tlsConfiguration: tls),
             configuration: .init(address: .hostname(local.host, port: local.apiPort), serverName: "pgquorum"),
             logger: apiLogger
         )
@@ -345,6 +347,9 @@ public final class AgentService: Service {
 }
 
 extension AgentService {
+    /// How long an API or health-check connection may stay silent before it is closed.
+    static let apiIdleTimeout = TimeAmount.seconds(10)
+
     /// The plain-HTTP listener of `health_port`: the load-balancer checks only, no TLS, so a
     /// load balancer configured for Patroni works unedited.
     fileprivate func makeHealthAPI(handle: AgentHandle, port: Int) -> some ApplicationProtocol {
@@ -352,6 +357,7 @@ extension AgentService {
         healthLogger.logLevel = max(logger.logLevel, .notice)
         return Application(
             router: OperatorAPI.healthRouter(agent: handle),
+            server: .http1(configuration: .init(idleTimeout: AgentService.apiIdleTimeout)),
             configuration: .init(address: .hostname(local.host, port: port), serverName: "pgquorum"),
             logger: healthLogger
         )

@@ -92,6 +92,16 @@ import Glibc
             case .hung: failures.append("raw request of \(garbage.count) bytes: no answer and no close within 3 s")
             }
         }
+        // Connections that say nothing at all (no TLS handshake, no request) are closed after the
+        // idle timeout (10 s), on the API and on the health port alike.
+        let silent = [Self.openSilently(port: port), Self.openSilently(port: healthPort)]
+        let opened = ContinuousClock.now
+        for descriptor in silent {
+            #expect(descriptor >= 0)
+            #expect(Self.waitForClose(descriptor, seconds: 20), "a silent connection stayed open for 20 s")
+            close(descriptor)
+        }
+        #expect(ContinuousClock.now - opened < .seconds(20))
         #expect(cluster.running.count == 3, "an agent died under the fuzz (seed \(Self.seed))")
         #expect(await cluster.status(of: "node1", path: "/health") == 200, "node1 stopped answering (seed \(Self.seed))")
         #expect(answered > 300, "only \(answered) of 400 requests answered (seed \(Self.seed))")
@@ -99,6 +109,32 @@ import Glibc
     }
 
     enum RawOutcome { case status(Int), closed, hung }
+
+    static func openSilently(port: Int) -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return -1 }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { close(descriptor); return -1 }
+        return descriptor
+    }
+
+    /// True once the server closed `descriptor` (end of stream or reset) within `seconds`.
+    static func waitForClose(_ descriptor: Int32, seconds: Int) -> Bool {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 4_096)
+        while true {
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            if count == 0 { return true }
+            if count < 0 { return errno != EAGAIN && errno != EWOULDBLOCK }
+        }
+    }
 
     /// Sends `bytes` on a new TCP connection and reads the status line (3 s at most).
     static func raw(_ bytes: [UInt8], port: Int) -> RawOutcome {
