@@ -177,11 +177,11 @@ public final class AgentService: Service {
         )
         let app = try makeAPI(handle: handle)
         let healthApp = local.healthPort.map { makeHealthAPI(handle: handle, port: $0) }
-        let healthAddress = "http://\(local.host):\(local.healthPort ?? 0)"
+        let healthAddress = local.healthPort.map { "http://\(local.host):\($0)" }
         postgres?.start()
         logger.notice("agent started", metadata: [
             "listen": "\(local.host):\(local.agentPort)", "api": "https://\(local.host):\(local.apiPort)",
-            "health_checks": "\(local.healthPort.map { "http://\(local.host):\($0)" } ?? "off")",
+            "health_checks": "\(healthAddress ?? "off")",
             "data": "\(storage.directory)", "voters": "\(node.configuration.voters.map { id in self.config.node(withID: id)?.name ?? id.description }.sorted().joined(separator: ","))",
         ])
 
@@ -211,7 +211,7 @@ public final class AgentService: Service {
                     do {
                         try await healthApp.run()
                     } catch {
-                        throw AgentStartError("cannot serve the health checks on \(healthAddress) (health_port): \(error)")
+                        throw AgentStartError("cannot serve the health checks on \(healthAddress ?? "") (health_port): \(error)")
                     }
                 }
             }

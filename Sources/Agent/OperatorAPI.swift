@@ -67,10 +67,8 @@ enum OperatorAPI {
         }
         router.post("/switchover") { request, context -> Response in
             // Mutating: only a client holding a certificate from the cluster CA that names a node.
-            let caller: String
-            switch await authorizedCaller(context, config: config, action: "switchover") {
-            case .success(let name): caller = name
-            case .failure(let refusal): return refusal.response
+            guard let caller = await context.clientIdentity(cluster: config.cluster), config.node(named: caller) != nil else {
+                return await refusal(context, config: config, action: "switchover")
             }
             let to = request.uri.queryParameters.get("to")
             if let to, config.node(named: to) == nil {
@@ -95,10 +93,8 @@ enum OperatorAPI {
             }
         }
         router.post("/failover") { request, context -> Response in
-            let caller: String
-            switch await authorizedCaller(context, config: config, action: "failover") {
-            case .success(let name): caller = name
-            case .failure(let refusal): return refusal.response
+            guard let caller = await context.clientIdentity(cluster: config.cluster), config.node(named: caller) != nil else {
+                return await refusal(context, config: config, action: "failover")
             }
             guard let to = request.uri.queryParameters.get("to"), config.node(named: to) != nil else {
                 return json(.badRequest, ["error": "failover needs ?to=NODE, a node of this cluster (\(config.nodes.map(\.name).joined(separator: ", ")))"])
@@ -118,10 +114,8 @@ enum OperatorAPI {
         }
         router.post("/recover-quorum") { request, context -> Response in
             // Sent to the survivor itself (pgquorum recover-quorum): it becomes the whole cluster.
-            let caller: String
-            switch await authorizedCaller(context, config: config, action: "recover-quorum") {
-            case .success(let name): caller = name
-            case .failure(let refusal): return refusal.response
+            guard let caller = await context.clientIdentity(cluster: config.cluster), config.node(named: caller) != nil else {
+                return await refusal(context, config: config, action: "recover-quorum")
             }
             guard let reason = request.uri.queryParameters.get("reason"), !reason.isEmpty else {
                 return json(.badRequest, ["error": "recover-quorum needs ?reason=TEXT; it is recorded in the cluster history"])
@@ -134,18 +128,13 @@ enum OperatorAPI {
         return router
     }
 
-    struct Refusal: Error { let response: Response }
-
     /// Who may change the cluster: a client certificate from the cluster CA that names one of its
-    /// nodes (any other name the CA signed is refused, not logged as an operator).
-    static func authorizedCaller(_ context: OperatorRequestContext, config: ClusterConfig, action: String) async -> Result<String, Refusal> {
+    /// nodes (any other name the CA signed is refused). The 403 that says which was missing.
+    static func refusal(_ context: OperatorRequestContext, config: ClusterConfig, action: String) async -> Response {
         guard let caller = await context.clientIdentity(cluster: config.cluster) else {
-            return .failure(Refusal(response: json(.forbidden, ["error": "\(action) needs a client certificate from the cluster CA (pgquorum \(action) presents one)"])))
+            return json(.forbidden, ["error": "\(action) needs a client certificate from the cluster CA (pgquorum \(action) presents one)"])
         }
-        guard config.node(named: caller) != nil else {
-            return .failure(Refusal(response: json(.forbidden, ["error": "the client certificate names \(caller), not a node of this cluster; \(action) needs one of the cluster's node certificates"])))
-        }
-        return .success(caller)
+        return json(.forbidden, ["error": "the client certificate names \(caller), not a node of this cluster; \(action) needs one of the cluster's node certificates"])
     }
 
     /// The load-balancer checks (Patroni's): on the API, and alone on `health_port`.

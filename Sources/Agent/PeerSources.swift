@@ -14,19 +14,13 @@ enum PeerSources {
         switch node.peerAddressCheck {
         case .off: return nil
         case .addresses(let list): return Set(list.map(canonical))
-        case .configuredHost: return isIPAddress(node.host) ? [canonical(node.host)] : resolve(node.host)
+        case .configuredHost: return NodeConfig.isIPAddress(node.host) ? [canonical(node.host)] : resolve(node.host)
         }
     }
 
     /// A node whose allowed sources come from DNS, and so may change.
     static func needsResolving(_ node: NodeConfig) -> Bool {
-        node.peerAddressCheck == .configuredHost && !isIPAddress(node.host)
-    }
-
-    static func isIPAddress(_ text: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+        node.peerAddressCheck == .configuredHost && !NodeConfig.isIPAddress(node.host)
     }
 
     /// The form NIO prints a remote address in (IPv6 compressed, as inet_ntop writes it).

@@ -111,6 +111,8 @@ final class RaftDriver: @unchecked Sendable {
     /// Entries up to here were committed before this start: applying them again is a replay of
     /// old news, logged at debug so the log does not announce a bootstrap from last month.
     let committedAtStart: LogIndex
+    /// The view's `insecure_trust`: fixed by the config, so decided once, not per snapshot.
+    let insecureTrust: Bool?
 
     init(node: RaftNode, storage: RaftStorage, transport: PeerTransport, config: ClusterConfig, local: NodeConfig,
          postgres: PostgresManager?, generation: UInt64, notices: NoticeBox, tickOrigin: ContinuousClock.Instant, logger: Logger,
@@ -132,6 +134,7 @@ final class RaftDriver: @unchecked Sendable {
         self.maximumCatchUp = Int64(2 * node.options.electionTicks)
         self.lastSoftState = node.softState
         self.committedAtStart = node.commitIndex
+        self.insecureTrust = config.postgres.insecureTrust && config.nodes.contains { !$0.isWitness } ? true : nil
         self.logger[metadataKey: "term"] = "\(node.term)"
     }
 
@@ -463,7 +466,7 @@ final class RaftDriver: @unchecked Sendable {
             members: members.sorted { (order[$0.name] ?? .max, $0.name) < (order[$1.name] ?? .max, $1.name) }
         )
         if node.role == .leader { view.primaryPending = lastDuty?.pendingDescription }
-        if config.postgres.insecureTrust, config.nodes.contains(where: { !$0.isWitness }) { view.insecureTrust = true }
+        view.insecureTrust = insecureTrust
         // The lease as a deadline on the monotonic clock: tick k happens at started + k × interval.
         let leaseExpiry = node.leaderLeaseRemainingTicks.map { started + tickInterval * Int(ticksDone + Int64($0)) }
         var snapshot = AgentSnapshot(view: view, role: node.role.rawValue, leaseExpiry: leaseExpiry,

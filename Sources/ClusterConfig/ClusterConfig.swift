@@ -1,4 +1,7 @@
 import RaftCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One YAML file describes the whole cluster; every agent reads the same file and finds itself
 /// in it by name (`pgquorum agent --config FILE --node NAME`). See docs/configuration.md.
@@ -105,6 +108,13 @@ public struct NodeConfig: Sendable, Equatable {
         case addresses([String])
         /// Any address (`false`): the certificate alone identifies the node.
         case off
+    }
+
+    /// An IPv4 or IPv6 address literal (not a name).
+    public static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 
     public static let defaultAgentPort = 7400

@@ -273,7 +273,7 @@ private struct ConfigReader {
         if let items = node.sequence {
             var addresses: [String] = []
             for item in items {
-                guard let text = item.scalar?.string, ConfigReader.isIPAddress(text) else {
+                guard let text = item.scalar?.string, NodeConfig.isIPAddress(text) else {
                     problem(item, "\(what): each entry must be an IP address (the source address this node's agent connects from)")
                     continue
                 }
@@ -379,13 +379,6 @@ private struct ConfigReader {
         !text.isEmpty && text.utf8.count <= 63 && text.unicodeScalars.allSatisfy {
             ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
         }
-    }
-
-    /// An IPv4 or IPv6 address literal (not a name).
-    static func isIPAddress(_ text: String) -> Bool {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 
     func resolve(_ path: String) -> String { ConfigLoader.absolutePath(path, relativeTo: baseDirectory) }

@@ -78,9 +78,13 @@ public enum UserOwnedFile {
         guard let resolved = realpath(path, nil) else { return "\(path) cannot be resolved: \(String(cString: strerror(errno)))" }
         let real = String(cString: resolved)
         free(resolved)
-        var prefix = ""
-        for component in [""] + real.split(separator: "/").map(String.init) {
-            prefix = component.isEmpty ? "/" : (prefix == "/" ? "/" : prefix + "/") + component
+        var prefixes = ["/"]
+        var walked = ""
+        for component in real.split(separator: "/") {
+            walked += "/" + component
+            prefixes.append(walked)
+        }
+        for prefix in prefixes {
             var info = stat()
             guard lstat(prefix, &info) == 0 else { return "\(prefix) cannot be read: \(String(cString: strerror(errno)))" }
             if info.st_uid != 0 { return "\(prefix) belongs to uid \(info.st_uid), not root" }

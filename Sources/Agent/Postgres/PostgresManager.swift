@@ -101,7 +101,6 @@ final class PostgresManager: @unchecked Sendable {
                 fchmod(directory, 0o711)
                 close(directory)
             }
-            UserOwnedFile.removeLeftovers(in: local.postgresDataDirectory)
             if local.postgresPort != nil, let blocked = named.firstBlockedDirectory(on: local.postgresDataDirectory) {
                 let mode = String(blocked.mode, radix: 8)
                 throw AgentStartError("PostgreSQL's OS user \(named.name) cannot enter \(blocked.path) (mode \(mode), on the way to \(local.postgresDataDirectory)); choose a data_dir it can reach, or let it through: chmod o+x \(blocked.path)")
@@ -127,6 +126,7 @@ final class PostgresManager: @unchecked Sendable {
             }
         }
         guard let port = local.postgresPort else { return }
+        UserOwnedFile.removeLeftovers(in: local.postgresDataDirectory)
         if !usesPasswords {
             guard settings.insecureTrust else {
                 throw AgentStartError("no password for PostgreSQL's superuser and replication user: set postgresql.passfile (a libpq password file, mode 0600) or PGPASSWORD in the agent's environment; for a lab or a test only, postgresql.insecure_trust: true lets the nodes' hosts in without one")
