@@ -54,6 +54,12 @@ public final class AgentService: Service {
         } catch {
             throw AgentStartError("cannot restore the Raft node from \(storage.directory): \(error)")
         }
+        let clusterState: ClusterState
+        do {
+            clusterState = try ClusterStateSnapshot.decode(durable.snapshot.data)
+        } catch {
+            throw AgentStartError("cannot restore the cluster state from the snapshot in \(storage.directory): \(error)")
+        }
 
         let (events, continuation) = AsyncStream.makeStream(of: AgentEvent.self)
         var postgres: PostgresManager?
@@ -144,7 +150,7 @@ public final class AgentService: Service {
         let latest = self.latest
         let systemd = SystemdNotifier()
         let cluster = config.cluster
-        let driver = RaftDriver(node: node, storage: storage, transport: transport, config: config, local: local,
+        let driver = RaftDriver(node: node, clusterState: clusterState, storage: storage, transport: transport, config: config, local: local,
                                 postgres: postgres, generation: generation, notices: notices, tickOrigin: tickOrigin, logger: logger,
                                 publish: { snapshot in
                                     latest.store(snapshot)

@@ -164,6 +164,8 @@ public struct AgentSnapshot: Sendable, Equatable {
     public var leaseExpiry: ContinuousClock.Instant?
     public var appliedIndex: UInt64
     public var lastIndex: UInt64
+    /// The last index the newest snapshot covers: the log holds only the entries after it.
+    public var snapshotIndex: UInt64 = 0
     public var electionsStarted: UInt64
     public var leaderChanges: UInt64
     public var uptimeSeconds: Double
@@ -211,6 +213,8 @@ public struct AgentSnapshot: Sendable, Equatable {
         metric("raft_commit_index", "gauge", "Highest log index known to be committed.", [(node, "\(view.commitIndex)")])
         metric("raft_applied_index", "gauge", "Highest log index applied.", [(node, "\(appliedIndex)")])
         metric("raft_last_index", "gauge", "Last index in this node's log.", [(node, "\(lastIndex)")])
+        metric("raft_snapshot_index", "gauge", "Last index covered by the newest snapshot (the log keeps only the entries after it).",
+               [(node, "\(snapshotIndex)")])
         metric("raft_elections_started_total", "counter", "Elections this node started (as candidate).", [(node, "\(electionsStarted)")])
         metric("raft_leader_changes_total", "counter", "Times this node saw the leader change.", [(node, "\(leaderChanges)")])
         metric("raft_tick_lateness_seconds", "gauge", "Worst delay of the Raft task's ticks in the last 10-20 s (a late tick renews the lease late).",

@@ -99,6 +99,7 @@ extension RaftDriver {
         node = restarted
         answerEveryWaiter(handOver: .notLeader(leader: nil), move: .refused("this node was removed by a forced recovery and is rejoining"))
         clusterState = ClusterState()
+        compaction = CompactionSchedule(interval: compaction.interval, keep: compaction.keep, snapshotIndex: 0)
         caughtUp = false
         pendingProposal = nil
         lastDuty = nil

@@ -70,7 +70,9 @@ final class RaftDriver: @unchecked Sendable {
     var leaderChanges: UInt64 = 0
 
     // PostgreSQL under the quorum.
-    var clusterState = ClusterState()
+    var clusterState: ClusterState
+    /// When to snapshot `clusterState` and compact the log behind it.
+    var compaction: CompactionSchedule
     let postgres: PostgresManager?
     var localStatus: LocalPostgresStatus
     /// When the PostgreSQL thread last published `localStatus` (see `noticeStalePostgres`).
@@ -114,7 +116,7 @@ final class RaftDriver: @unchecked Sendable {
     /// The view's `insecure_trust`: fixed by the config, so decided once, not per snapshot.
     let insecureTrust: Bool?
 
-    init(node: RaftNode, storage: RaftStorage, transport: PeerTransport, config: ClusterConfig, local: NodeConfig,
+    init(node: RaftNode, clusterState: ClusterState, storage: RaftStorage, transport: PeerTransport, config: ClusterConfig, local: NodeConfig,
          postgres: PostgresManager?, generation: UInt64, notices: NoticeBox, tickOrigin: ContinuousClock.Instant, logger: Logger,
          publish: @escaping @Sendable (AgentSnapshot) -> Void) {
         self.postgres = postgres
@@ -123,6 +125,9 @@ final class RaftDriver: @unchecked Sendable {
         self.notices = notices
         self.localStatus = local.isWitness ? .witness : .starting
         self.node = node
+        self.clusterState = clusterState
+        self.compaction = CompactionSchedule(interval: UInt64(config.raftLog.snapshotEntries), keep: UInt64(config.raftLog.keepEntries),
+                                             snapshotIndex: node.snapshotMetadata.index)
         self.storage = storage
         self.transport = transport
         self.config = config
@@ -309,14 +314,52 @@ final class RaftDriver: @unchecked Sendable {
                 }
             }
             for message in ready.messagesAfterPersist { transport.send(message) }
-            for entry in ready.committedEntries { apply(entry) }
+            if let snapshot = ready.snapshot { restore(snapshot) }
+            for entry in ready.committedEntries {
+                apply(entry)
+                compaction.applied(index: entry.index, state: clusterState)
+            }
             node.advance(ready)
+            compactIfDue()
             for state in ready.readStates {
                 guard let read = pendingReads.removeValue(forKey: state.requestID) else { continue }
                 confirmedReads.append((state.index, read.respond))
             }
             if let soft = ready.softState { softStateChanged(soft) }
         }
+    }
+
+    /// A snapshot from the leader replaced this node's log (it had fallen behind the leader's
+    /// compacted log, or its state was wiped): the cluster state becomes the snapshot's.
+    private func restore(_ snapshot: Snapshot) {
+        do {
+            clusterState = try ClusterStateSnapshot.decode(snapshot.data)
+        } catch {
+            // Going on with the old state would decide about PostgreSQL from a wrong view; the
+            // snapshot is stored, so the next start refuses with the same reason.
+            logger.critical("cannot read the cluster state snapshot from the leader; stopping the agent", metadata: ["error": "\(error)"])
+            exit(70)
+        }
+        compaction.compacted(through: snapshot.metadata.index)
+        logger.notice("restored the cluster state from the leader's snapshot", metadata: [
+            "index": "\(snapshot.metadata.index)", "epoch": "\(clusterState.epoch)", "primary": "\(clusterState.primary ?? "none")",
+        ])
+    }
+
+    /// Compacts the log through the schedule's checkpoint once enough entries follow it.
+    private func compactIfDue() {
+        guard let checkpoint = compaction.due(appliedIndex: node.appliedIndex) else { return }
+        // Done either way: nil means there is nothing to compact there (a joining node that does
+        // not know the membership before the entry that added it); the next checkpoint will do.
+        compaction.compacted(through: checkpoint.index)
+        guard let snapshot = node.compact(through: checkpoint.index, snapshotData: checkpoint.data) else { return }
+        do {
+            try storage.saveSnapshot(snapshot)
+        } catch {
+            logger.critical("Raft storage failed; stopping the agent", metadata: ["error": "\(error)"])
+            exit(70)
+        }
+        logger.info("compacted the Raft log", metadata: ["through": "\(checkpoint.index)", "kept": "\(node.lastIndex - checkpoint.index)"])
     }
 
     private func finishDrain() {
@@ -473,6 +516,7 @@ final class RaftDriver: @unchecked Sendable {
                                      appliedIndex: node.appliedIndex, lastIndex: node.lastIndex,
                                      electionsStarted: electionsStarted, leaderChanges: leaderChanges,
                                      uptimeSeconds: max(0, (now - started).seconds))
+        snapshot.snapshotIndex = node.snapshotMetadata.index
         snapshot.tickLatenessSeconds = tickLateness.worst(at: now).seconds
         snapshot.ticksLate = tickLateness.lateTicks
         snapshot.primaryOfCurrentTerm = isPrimaryOfCurrentTerm

@@ -15,6 +15,7 @@ public struct ClusterConfig: Sendable, Equatable {
     public var alerts: AlertThresholds
     public var postgres: PostgresSettings
     public var failover = FailoverSettings()
+    public var raftLog = RaftLogSettings()
     /// The file this configuration was read from (absolute), for messages.
     public var path: String
 
@@ -142,6 +143,20 @@ public struct Timing: Sendable, Equatable {
         options.electionTicks = max(1, electionTimeoutMilliseconds / max(1, heartbeatMilliseconds))
         options.leaseTicks = min(max(2, options.electionTicks * 7 / 10), max(2, options.electionTicks - 2))
         return options
+    }
+}
+
+/// How long the Raft log grows before it is compacted (`raft:` in the config).
+public struct RaftLogSettings: Sendable, Equatable {
+    /// Snapshot the cluster state every so many applied entries (`raft.snapshot_entries`).
+    public var snapshotEntries = 10_000
+    /// Entries kept behind a snapshot, so a follower that lags by fewer catches up from entries
+    /// rather than a snapshot (`raft.keep_entries`).
+    public var keepEntries = 5_000
+
+    public init(snapshotEntries: Int = 10_000, keepEntries: Int = 5_000) {
+        self.snapshotEntries = snapshotEntries
+        self.keepEntries = keepEntries
     }
 }
 

@@ -98,7 +98,7 @@ private struct ConfigReader {
     // MARK: Document
 
     mutating func cluster(_ root: Node, path: String) -> ClusterConfig? {
-        guard let top = mapping(root, "the top level", keys: ["cluster", "tls", "data_dir", "api", "timing", "failover", "alerts", "postgresql", "nodes"]) else { return nil }
+        guard let top = mapping(root, "the top level", keys: ["cluster", "tls", "data_dir", "api", "timing", "raft", "failover", "alerts", "postgresql", "nodes"]) else { return nil }
         let name = string(top["cluster"], "cluster", required: true) ?? ""
         if !name.isEmpty, !ConfigReader.isIdentifier(name) {
             problem(top["cluster"], "cluster: \"\(name)\" may only hold lower-case letters, digits, '-' and '_'")
@@ -112,6 +112,23 @@ private struct ConfigReader {
         if let section = mapping(top["timing"], "timing", keys: ["heartbeat_ms", "election_timeout_ms"]) {
             timing.heartbeatMilliseconds = int(section["heartbeat_ms"], "timing.heartbeat_ms") ?? timing.heartbeatMilliseconds
             timing.electionTimeoutMilliseconds = int(section["election_timeout_ms"], "timing.election_timeout_ms") ?? timing.electionTimeoutMilliseconds
+        }
+        var raftLog = RaftLogSettings()
+        if let section = mapping(top["raft"], "raft", keys: ["snapshot_entries", "keep_entries"]) {
+            if let entries = int(section["snapshot_entries"], "raft.snapshot_entries") {
+                if entries < 10 || entries > 10_000_000 {
+                    problem(section["snapshot_entries"], "raft.snapshot_entries: \(entries) is outside 10...10000000 (applied entries between snapshots)")
+                } else {
+                    raftLog.snapshotEntries = entries
+                }
+            }
+            if let keep = int(section["keep_entries"], "raft.keep_entries") {
+                if keep < 0 || keep > 10_000_000 {
+                    problem(section["keep_entries"], "raft.keep_entries: \(keep) is outside 0...10000000 (entries kept behind a snapshot)")
+                } else {
+                    raftLog.keepEntries = keep
+                }
+            }
         }
         var healthPort: Int?
         if let section = mapping(top["api"], "api", keys: ["health_port"]) {
@@ -150,6 +167,7 @@ private struct ConfigReader {
         }
         var config = ClusterConfig(cluster: name, nodes: nodes, tlsDirectory: tlsDirectory, timing: timing, alerts: alerts, postgres: postgres, path: path)
         config.failover = failover
+        config.raftLog = raftLog
         return config
     }
 

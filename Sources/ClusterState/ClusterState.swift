@@ -23,6 +23,18 @@ public struct ClusterState: Sendable, Equatable {
 
     public init() {}
 
+    /// A state restored from a snapshot (`ClusterStateSnapshot`).
+    init(systemIdentifier: UInt64?, primary: String?, epoch: UInt64, primaryTerm: UInt64, lastPrimaryPosition: UInt64,
+         history: [HistoryEntry], plannedPrimary: PlannedPrimary?) {
+        self.systemIdentifier = systemIdentifier
+        self.primary = primary
+        self.epoch = epoch
+        self.primaryTerm = primaryTerm
+        self.lastPrimaryPosition = lastPrimaryPosition
+        self.history = history
+        self.plannedPrimary = plannedPrimary
+    }
+
     public struct PlannedPrimary: Sendable, Equatable {
         public var node: String
         public var reason: String

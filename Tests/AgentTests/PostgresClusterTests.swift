@@ -430,4 +430,72 @@ import Glibc
         let conf = try String(contentsOfFile: cluster.directory + "/data/\(others[0])/postgres/pgquorum.conf", encoding: .utf8)
         #expect(conf.contains("passfile=") && !conf.contains("s3cret"), "primary_conninfo names the passfile, never the password")
     }
+
+    /// A node's `pgquorum_raft_snapshot_index` from its /metrics (nil when it does not answer).
+    static func snapshotIndex(of name: String, in cluster: LocalCluster) async -> UInt64? {
+        guard let metrics = await cluster.get(name, path: "/metrics"), metrics.status == 200,
+              let line = metrics.body.split(separator: "\n").first(where: { $0.hasPrefix("pgquorum_raft_snapshot_index{") }),
+              let value = line.split(separator: " ").last else { return nil }
+        return UInt64(value)
+    }
+
+    /// Log compaction (issue 19): with a snapshot every 10 applied entries, the agents compact
+    /// their logs under write load; a replica that was down while the primary moved catches up
+    /// from the leader's snapshot, which carries the cluster state (the history it missed); and a
+    /// restarted agent restores that state from its own snapshot.
+    @Test func aLaggingNodeCatchesUpFromTheLeadersSnapshot() async throws {
+        let cluster = try LocalCluster(nodes: 3, postgres: true, extraConfig: "raft:\n  snapshot_entries: 10\n  keep_entries: 2\n")
+        defer { cluster.tearDown() }
+        let (first, replicas) = try await Self.settled(cluster)
+        let (target, lagging) = (replicas[0], replicas[1])
+        try PostgresConnection(cluster.conninfo(of: first)).query("CREATE TABLE writes (id bigint PRIMARY KEY, node text)")
+        cluster.stop(lagging, signal: SIGKILL)
+
+        // While it is down the primary moves, and writes make the new primary record its WAL
+        // position about twice a second: entries enough for several compactions.
+        let switched = try cluster.run(["switchover", "--config", cluster.configPath, "--to", target, "--reason", "compaction drill"],
+                                       includeErrors: true)
+        try #require(switched.status == 0, "\(switched.output)")
+        let writer = Writer(conninfo: cluster.conninfo(of: target), firstID: 1)
+        var indexes: [UInt64] = []
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            indexes = []
+            for name in [first, target] { if let index = await Self.snapshotIndex(of: name, in: cluster) { indexes.append(index) } }
+            if indexes.count == 2, indexes.allSatisfy({ $0 >= 30 }) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let acknowledged = writer.stop()
+        #expect(!acknowledged.isEmpty)
+        try #require(indexes.count == 2 && indexes.allSatisfy { $0 >= 30 }, "the running agents did not compact: \(indexes)\n\(cluster.log(of: target))")
+        #expect(cluster.log(of: target).contains("compacted the Raft log"))
+
+        // The lagging node's log ends before the leader's snapshot: it receives the snapshot,
+        // learns the switchover it missed from it, and its PostgreSQL follows the new primary.
+        try cluster.start(lagging)
+        var learned: [HistoryView] = []
+        let learnDeadline = ContinuousClock.now + .seconds(60)
+        while learned.count < 2, ContinuousClock.now < learnDeadline {
+            learned = await Self.history(of: lagging, in: cluster)
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(learned.map(\.epoch) == [1, 2] && learned.last?.primary == target && learned.last?.reason.contains("compaction drill") == true,
+                "\(learned)\n\(cluster.log(of: lagging))")
+        #expect(cluster.log(of: lagging).contains("restored the cluster state from the leader's snapshot"), "\(cluster.log(of: lagging))")
+        let following = await Self.eventually(within: 60) { () -> Bool? in
+            let connection = try PostgresConnection(cluster.conninfo(of: lagging))
+            return try connection.value("SELECT count(*) FROM writes") == "\(acknowledged.count)" ? true : nil
+        }
+        #expect(following == true, "\(lagging) did not catch up\n\(cluster.log(of: lagging))")
+        #expect(await Self.nodes(answering: "/replica", in: cluster, among: [lagging], within: 30) { $0 == [lagging] } == [lagging])
+
+        // A restart restores the state from the node's own snapshot, then replays what follows it.
+        cluster.stop(first, signal: SIGTERM)
+        try cluster.start(first)
+        let back = await Self.nodes(answering: "/replica", in: cluster, among: [first], within: 60) { $0 == [first] }
+        #expect(back == [first], "\(cluster.log(of: first))")
+        let restarted = await Self.history(of: first, in: cluster)
+        #expect(restarted == learned, "\(restarted)")
+        #expect((await Self.snapshotIndex(of: first, in: cluster) ?? 0) >= 30)
+    }
 }

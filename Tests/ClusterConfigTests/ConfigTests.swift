@@ -133,6 +133,14 @@ nodes:
         #expect(problems(base + "alerts: {network_latency_warning_ms: .nan}\n").contains { $0.contains("network_latency_warning_ms must be positive") })
     }
 
+    @Test func raftLogCompaction() throws {
+        #expect(try parse(minimal).get().raftLog == RaftLogSettings(snapshotEntries: 10_000, keepEntries: 5_000))
+        #expect(try parse(minimal + "\nraft: {snapshot_entries: 50, keep_entries: 0}\n").get().raftLog == RaftLogSettings(snapshotEntries: 50, keepEntries: 0))
+        #expect(problems(minimal + "\nraft: {snapshot_entries: 5}\n").contains { $0.contains("raft.snapshot_entries: 5 is outside 10...10000000") })
+        #expect(problems(minimal + "\nraft: {keep_entries: -1}\n").contains { $0.contains("raft.keep_entries: -1 is outside 0...10000000") })
+        #expect(problems(minimal + "\nraft: {snapshot_count: 10}\n").contains { $0.contains("snapshot_count") })
+    }
+
     @Test func failoverReportWait() throws {
         #expect(try parse(minimal).get().failover.reportWaitMilliseconds == 5_000)
         #expect(try parse(minimal + "\nfailover: {report_wait_ms: 0}\n").get().failover.reportWaitMilliseconds == 0)
