@@ -10,13 +10,15 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# Everything CI runs: the deterministic simulation (release build, $(SIM_SEEDS) seeds), then every
+# Everything CI runs: the deterministic simulation (release build, $(SIM_SEEDS) seeds with an entry
+# digest and as many with the agent's cluster state and its snapshots), then every
 # unit and integration test. Benchmarks are separate (`make bench`).
 test: deps simulate unit-test
 
 simulate: deps
 	$(SWIFT) build -c release --product pgquorum-sim
 	.build/release/pgquorum-sim --seeds $(SIM_SEEDS)
+	.build/release/pgquorum-sim --seeds $(SIM_SEEDS) --application cluster-state
 
 unit-test: deps
 	$(SWIFT) build --build-tests

@@ -32,6 +32,8 @@ let package = Package(
         .target(name: "RaftSimulation", dependencies: ["RaftCore"]),
         // The replicated cluster state (primary, epoch, history) and the failover policy: pure.
         .target(name: "ClusterState", dependencies: ["RaftCodec"]),
+        // The cluster state as the simulator's replicated application (its real snapshots).
+        .target(name: "ClusterStateSimulation", dependencies: ["ClusterState", "RaftSimulation"]),
         // The Jepsen-style checker of a scenario's history (lost and split-brain writes,
         // unavailability, failover times): pure, stdlib only.
         .target(name: "WorkloadCheck"),
@@ -101,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "pgquorum-sim",
             dependencies: [
-                "RaftSimulation",
+                "RaftSimulation", "ClusterStateSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -137,6 +139,7 @@ let package = Package(
         .testTarget(name: "ClusterConfigTests", dependencies: ["ClusterConfig"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "LocalCluster", "ClusterConfig", "ClusterCertificates", "RaftCore", "PostgresControl", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ClusterStateTests", dependencies: ["ClusterState"]),
+        .testTarget(name: "ClusterStateSimulationTests", dependencies: ["ClusterStateSimulation", "ClusterState", "RaftSimulation", "RaftCore"]),
         .testTarget(name: "WorkloadCheckTests", dependencies: ["WorkloadCheck"]),
         .testTarget(name: "PostgresControlTests", dependencies: ["PostgresControl"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "Agent", "LocalCluster", "ClusterConfig", "PostgresControl", "WorkloadCheck",

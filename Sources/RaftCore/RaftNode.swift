@@ -393,15 +393,20 @@ public struct RaftNode: Sendable {
     public func ready() -> Ready {
         let current = hardState
         let applyFrom = max(log.applied, log.snapshot.metadata.index) + 1
+        let entries = log.unstableEntries
+        let persisted = persistedHardState
+        let votingStateChanged = current.term != persisted.term || current.vote != persisted.vote
+            || current.voteFloorIndex != persisted.voteFloorIndex || current.voteFloorTerm != persisted.voteFloorTerm
         return Ready(
             softState: softState == reportedSoftState ? nil : softState,
             hardState: current == persistedHardState ? nil : current,
             snapshot: log.unstableSnapshot,
-            entries: log.unstableEntries,
+            entries: entries,
             messages: outbox.filter { sendableBeforePersist($0) },
             messagesAfterPersist: outbox.filter { !sendableBeforePersist($0) },
             committedEntries: applyFrom <= log.committed ? log.entries(in: applyFrom...log.committed) : [],
-            readStates: readStates
+            readStates: readStates,
+            mustSync: votingStateChanged || log.unstableSnapshot != nil || !entries.isEmpty
         )
     }
 

@@ -33,7 +33,7 @@ public struct ReadState: Sendable, Equatable {
 ///    concurrently with step 2; a leader's replication traffic lands here only once the term it
 ///    carries is durable);
 /// 2. persist `snapshot`, then `entries` (replacing any stored entries from the first one's
-///    index on), then `hardState` — and sync;
+///    index on), then `hardState` — and sync when `mustSync` says so;
 /// 3. send `messagesAfterPersist` (votes and acknowledgements, which promise what step 2 wrote);
 /// 4. restore `snapshot` into the state machine, then apply `committedEntries` in order;
 /// 5. call `advance(ready)`.
@@ -50,12 +50,18 @@ public struct Ready: Sendable, Equatable {
     public var committedEntries: [Entry]
     public var readStates: [ReadState]
 
-    /// Whether step 2 has anything to write (and so to sync).
+    /// Whether step 2 has anything to write.
     public var needsPersist: Bool { hardState != nil || snapshot != nil || !entries.isEmpty }
+    /// Whether step 2 must reach the disk before step 3: entries, a snapshot, or a new term, vote
+    /// or vote floor. A hard state that only moves the commit index may be written without a
+    /// sync: a commit index lost in a crash is learned again from the leader, and nothing this
+    /// node sent promised it.
+    public var mustSync: Bool
 
     public init(softState: SoftState? = nil, hardState: HardState? = nil, snapshot: Snapshot? = nil,
                 entries: [Entry] = [], messages: [Message] = [], messagesAfterPersist: [Message] = [],
-                committedEntries: [Entry] = [], readStates: [ReadState] = []) {
+                committedEntries: [Entry] = [], readStates: [ReadState] = [], mustSync: Bool? = nil) {
+        self.mustSync = mustSync ?? (hardState != nil || snapshot != nil || !entries.isEmpty)
         self.softState = softState
         self.hardState = hardState
         self.snapshot = snapshot

@@ -10,13 +10,16 @@ struct InvariantChecker {
     private var entriesSeen: [EntryKey: (payload: EntryPayload, previousTerm: Term?)] = [:]
     /// The history applied by state machines, and the digest after each index.
     private var committed: [LogIndex: Entry] = [:]
-    private var digests: [LogIndex: UInt64] = [0: 0]
+    private var digests: [LogIndex: UInt64]
     private(set) var highestCommitted: LogIndex = 0
     /// The highest commit index any node has reported.
     private var highestKnownCommit: LogIndex = 0
     private var leaderLogs: [NodeID: (term: Term, lastIndex: LogIndex, lastTerm: Term)] = [:]
     private var checkedCommit: [NodeID: (term: Term, index: LogIndex)] = [:]
     private var readFloors: [UInt64: LogIndex] = [:]
+
+    /// `initialFingerprint`: the application's state before any entry (index 0).
+    init(initialFingerprint: UInt64 = 0) { digests = [0: initialFingerprint] }
 
     func committedPayload(at index: LogIndex) -> EntryPayload? { committed[index]?.payload }
 

@@ -3,11 +3,15 @@ import RaftCore
 /// What survives a crash: exactly what the node's Readys asked to persist, nothing more.
 struct SimulatedDisk {
     var hardState = HardState()
+    /// The hard state as of the last synced write: a crash may lose a later one that was
+    /// written without a sync (`Ready.mustSync` false: only the commit index moved).
+    private var syncedHardState = HardState()
     var snapshot: Snapshot
     var entries: [Entry] = []
 
     init(_ state: DurableState) {
         hardState = state.hardState
+        syncedHardState = state.hardState
         snapshot = state.snapshot
         entries = state.entries
     }
@@ -26,7 +30,11 @@ struct SimulatedDisk {
             entries.append(contentsOf: ready.entries)
         }
         if let state = ready.hardState { hardState = state }
+        if ready.mustSync { syncedHardState = hardState }
     }
+
+    /// A crash before the kernel wrote back what was never synced.
+    mutating func loseUnsyncedWrites() { hardState = syncedHardState }
 
     /// The application stored a snapshot of its own state and dropped the entries it covers.
     mutating func compact(to newSnapshot: Snapshot) {

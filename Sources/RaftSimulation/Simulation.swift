@@ -43,7 +43,7 @@ public struct Simulation {
     private var disks: [NodeID: SimulatedDisk] = [:]
     private var machines: [NodeID: StateMachine] = [:]
     private var network = SimulatedNetwork()
-    private var checker = InvariantChecker()
+    private var checker: InvariantChecker
     private var healing = false
     private var faultActive = false
     private var nemesisUntil: UInt64 = 30
@@ -54,6 +54,7 @@ public struct Simulation {
 
     public init(seed: UInt64, options: SimulationOptions = SimulationOptions()) {
         self.options = options
+        checker = InvariantChecker(initialFingerprint: options.application.init(snapshotData: [])?.fingerprint ?? 0)
         var random = SimulationRandom(seed: seed)
         self.profile = FaultProfile(random: &random, nodeCount: options.nodeCount, initialVoters: options.initialVoters)
         self.random = random
@@ -214,7 +215,10 @@ public struct Simulation {
         } catch {
             return fail("\(id) cannot restart from its own disk: \(error)")
         }
-        machines[id] = StateMachine(restoredFrom: disk.snapshot)
+        guard let machine = StateMachine(restoredFrom: disk.snapshot, as: options.application) else {
+            return fail("\(id) cannot read its own snapshot at \(disk.snapshot.metadata.index)")
+        }
+        machines[id] = machine
         if let problem = machines[id]?.verifyRestored(disk.snapshot, checker: checker, node: id) { return fail(problem) }
         if options.trace { trace("\(id) starts (term \(disk.hardState.term), \(disk.entries.count) entries after snapshot \(disk.snapshot.metadata.index))") }
     }
@@ -222,6 +226,7 @@ public struct Simulation {
     private mutating func crash(_ id: NodeID, why: String) {
         nodes[id] = nil
         machines[id] = nil
+        if random.chance(0.5) { disks[id]?.loseUnsyncedWrites() }
         result.crashes += 1
         if options.trace { trace("\(id) \(why)") }
     }
@@ -274,10 +279,9 @@ public struct Simulation {
     private var leaders: [NodeID] { allNodes.filter { nodes[$0]?.role == .leader } }
 
     private mutating func proposeFromLeader() {
-        guard let id = random.pick(leaders) else { return }
-        let payload = nextPayload
+        guard let id = random.pick(leaders), let machine = machines[id] else { return }
+        let bytes = machine.proposal(nextPayload)
         nextPayload += 1
-        let bytes = (0..<8).map { UInt8(truncatingIfNeeded: payload >> (8 * UInt64($0))) }
         if case .success = nodes[id]?.propose(bytes) { process(id) }
     }
 

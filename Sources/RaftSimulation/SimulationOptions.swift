@@ -13,6 +13,9 @@ public struct SimulationOptions: Sendable {
     /// leader must be elected and commit a proposal, or the run is a liveness violation.
     public var livenessBoundTicks = 400
     public var raft: RaftOptions
+    /// What the nodes replicate (the default folds entries into a digest; pgquorum-sim
+    /// `--application cluster-state` runs the agent's cluster state and its snapshots).
+    public var application: any SimulatedApplication.Type = EntryDigest.self
     /// Record a readable trace of events (costly; used to replay a failing seed).
     public var trace = false
 

@@ -1,26 +1,32 @@
 import RaftCore
 
-/// A simulated application: it folds every applied entry into a digest, so two nodes that
-/// applied the same history hold the same digest, and a snapshot is just that digest.
+/// One node's copy of the simulated application, and the index it has applied up to.
 struct StateMachine {
     private(set) var appliedIndex: LogIndex
-    private(set) var digest: UInt64
+    private var application: any SimulatedApplication
 
-    init(restoredFrom snapshot: Snapshot) {
+    /// Nil when the application cannot read the snapshot.
+    init?(restoredFrom snapshot: Snapshot, as kind: any SimulatedApplication.Type) {
+        guard let application = kind.init(snapshotData: snapshot.data) else { return nil }
         appliedIndex = snapshot.metadata.index
-        digest = Self.decode(snapshot.data)
+        self.application = application
     }
 
-    func snapshotData() -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: digest >> (8 * UInt64($0))) } }
+    func snapshotData() -> [UInt8] { application.snapshotData() }
+
+    func proposal(_ number: UInt64) -> [UInt8] { application.proposal(number) }
 
     func verifyRestored(_ snapshot: Snapshot, checker: InvariantChecker, node: NodeID) -> String? {
-        checker.verifySnapshot(index: snapshot.metadata.index, digest: Self.decode(snapshot.data), node: node)
+        checker.verifySnapshot(index: snapshot.metadata.index, digest: application.fingerprint, node: node)
     }
 
     mutating func restore(_ snapshot: Snapshot, checker: inout InvariantChecker, node: NodeID) -> String? {
+        guard let restored = type(of: application).init(snapshotData: snapshot.data) else {
+            return "\(node) cannot read the snapshot at \(snapshot.metadata.index)"
+        }
         appliedIndex = snapshot.metadata.index
-        digest = Self.decode(snapshot.data)
-        return checker.verifySnapshot(index: appliedIndex, digest: digest, node: node)
+        application = restored
+        return checker.verifySnapshot(index: appliedIndex, digest: application.fingerprint, node: node)
     }
 
     mutating func apply(_ entry: Entry, checker: inout InvariantChecker, node: NodeID) -> String? {
@@ -28,26 +34,7 @@ struct StateMachine {
             return "\(node) applied entry \(entry.index) right after \(appliedIndex)"
         }
         appliedIndex = entry.index
-        digest = Self.fold(digest, entry)
-        return checker.applied(entry, digest: digest, node: node)
-    }
-
-    private static func decode(_ data: [UInt8]) -> UInt64 {
-        data.prefix(8).enumerated().reduce(0) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
-    }
-
-    /// FNV-1a over the entry's index, term and payload.
-    private static func fold(_ digest: UInt64, _ entry: Entry) -> UInt64 {
-        var hash = digest ^ 0xcbf2_9ce4_8422_2325
-        func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
-        func mix64(_ value: UInt64) { for shift in stride(from: 0, to: 64, by: 8) { mix(UInt8(truncatingIfNeeded: value >> UInt64(shift))) } }
-        mix64(entry.index)
-        mix64(entry.term)
-        switch entry.payload {
-        case .noop: mix(0)
-        case .application(let bytes): mix(1); bytes.forEach(mix)
-        case .membership(let change, _): mix(2); mix64(change.node.rawValue)
-        }
-        return hash
+        application.apply(entry)
+        return checker.applied(entry, digest: application.fingerprint, node: node)
     }
 }

@@ -41,6 +41,8 @@ public final class RaftStorage {
     private var activeBytes = 0
     private var hardState = HardState()
     private var snapshotIndex: LogIndex = 0
+    /// Syncs of the log so far (`Ready.mustSync` skips them when only the commit index moved).
+    public private(set) var syncs: UInt64 = 0
     /// Set by the first failed write or sync. After a failed fsync the kernel may have dropped
     /// the dirty pages, so what is on disk is unknown: the only safe continuation is a restart
     /// that recovers from the files.
@@ -87,7 +89,7 @@ public final class RaftStorage {
         let batch = try Batch(records)
         try failing { () throws(StorageError) in
             try startSegment()
-            try append(batch)
+            try append(batch, sync: true)
             hardState = state.hardState
             try writeSnapshotFile(state.snapshot)
         }
@@ -108,7 +110,7 @@ public final class RaftStorage {
         let batch = try Batch(records)
         try failing { () throws(StorageError) in
             if let snapshot = ready.snapshot { try writeSnapshotFile(snapshot) }
-            if !records.isEmpty { try append(batch) }
+            if !records.isEmpty { try append(batch, sync: ready.mustSync) }
             // Only now is the new hard state durable, and may head the next segment.
             if let state = ready.hardState { hardState = state }
             if let snapshot = ready.snapshot { try discardBelow(snapshot.metadata.index) }
@@ -158,13 +160,18 @@ public final class RaftStorage {
         }
     }
 
-    /// Writes and syncs one batch. Callers run it under `failing`: after an error here the file's
-    /// tail is unknown (a half-made newer segment, or a write the kernel may have dropped).
-    private func append(_ batch: Batch) throws(StorageError) {
+    /// Writes one batch, and syncs the segment when asked (a sync also makes every earlier
+    /// unsynced write of the segment durable). Callers run it under `failing`: after an error
+    /// here the file's tail is unknown (a half-made newer segment, or a write the kernel may have
+    /// dropped).
+    private func append(_ batch: Batch, sync: Bool) throws(StorageError) {
         if activeBytes >= segmentBytes { try startSegment() }
         guard let active = segments.last else { return }
         try FileIO.writeAll(activeDescriptor, batch.bytes, path: active.path)
-        try FileIO.syncData(activeDescriptor, path: active.path)
+        if sync {
+            try FileIO.syncData(activeDescriptor, path: active.path)
+            syncs += 1
+        }
         activeBytes += batch.bytes.count
         segments[segments.count - 1].highestEntryIndex = max(active.highestEntryIndex, batch.highestEntryIndex)
     }

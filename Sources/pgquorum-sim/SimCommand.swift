@@ -1,5 +1,14 @@
 import ArgumentParser
+import ClusterStateSimulation
 import RaftSimulation
+
+/// What the simulated nodes replicate.
+enum ApplicationKind: String, ExpressibleByArgument, CaseIterable {
+    /// Every applied entry folded into a digest.
+    case digest
+    /// The agent's cluster state: real cluster commands and the agent's snapshots.
+    case clusterState = "cluster-state"
+}
 
 @main
 struct SimCommand: ParsableCommand {
@@ -32,9 +41,16 @@ struct SimCommand: ParsableCommand {
     @Flag(help: "With --seed: print the whole trace.")
     var trace = false
 
+    @Option(help: "What the nodes replicate: digest (every entry folded into a hash) or cluster-state (the agent's cluster commands and snapshots).")
+    var application: ApplicationKind = .digest
+
     mutating func run() throws {
         var options = SimulationOptions()
         options.chaosTicks = steps
+        switch application {
+        case .digest: options.application = EntryDigest.self
+        case .clusterState: options.application = ClusterStateApplication.self
+        }
         if let seed {
             options.trace = true
             let result = Simulation.run(seed: seed, options: options)
@@ -58,7 +74,7 @@ struct SimCommand: ParsableCommand {
                 print("fault profile: \(result.faultProfile)")
                 options.trace = true
                 let replay = Simulation.run(seed: current, options: options)
-                print("last events of the replay (pgquorum-sim --seed \(current) --steps \(steps) --trace for all):")
+                print("last events of the replay (pgquorum-sim --seed \(current) --steps \(steps) --application \(application.rawValue) --trace for all):")
                 print(replay.trace.suffix(60).joined(separator: "\n"))
                 options.trace = false
             }

@@ -17,6 +17,28 @@ import Testing
         }
     }
 
+    /// `mustSync`: entries, a snapshot and a new term or vote must be durable before what
+    /// follows; a Ready whose hard state only moves the commit index need not be synced.
+    @Test func onlyEntriesAndVotingStateMustBeSynced() {
+        var cluster = TestCluster(voters: [1, 2, 3])
+        cluster.campaign(1)
+        for byte: UInt8 in 1...3 { _ = cluster[1].propose([byte]) }
+        cluster.deliverAll()
+        cluster.tick(times: 2)
+        var previous = HardState()
+        var commitOnly = 0
+        for ready in cluster.readies[2]! {
+            let voting = ready.hardState.map { $0.term != previous.term || $0.vote != previous.vote } ?? false
+            #expect(ready.mustSync == (!ready.entries.isEmpty || ready.snapshot != nil || voting), "\(ready)")
+            if let state = ready.hardState {
+                if !voting, ready.entries.isEmpty { commitOnly += 1 }
+                previous = state
+            }
+        }
+        #expect(commitOnly > 0, "no Ready moved only the commit index")
+        #expect(cluster.readies[2]!.contains { $0.mustSync && !$0.entries.isEmpty })
+    }
+
     @Test func followerRefusesProposals() {
         var cluster = TestCluster(voters: [1, 2, 3])
         cluster.campaign(1)

@@ -11,6 +11,8 @@ struct TestCluster {
     var installedSnapshots: [NodeID: [Snapshot]] = [:]
     /// Every message any node sent, in order (delivered or not).
     var sent: [Message] = []
+    /// Every Ready each node produced, in order.
+    var readies: [NodeID: [Ready]] = [:]
 
     init(voters: [NodeID], learners: [NodeID] = [], options: RaftOptions = TestCluster.defaultOptions) {
         let configuration = Configuration(voters: Set(voters), learners: Set(learners))
@@ -39,6 +41,7 @@ struct TestCluster {
         for id in nodes.keys.sorted() {
             while nodes[id]!.hasReady {
                 let ready = nodes[id]!.ready()
+                readies[id, default: []].append(ready)
                 mailbox.append(contentsOf: ready.messages + ready.messagesAfterPersist)
                 sent.append(contentsOf: ready.messages + ready.messagesAfterPersist)
                 if let snapshot = ready.snapshot { installedSnapshots[id, default: []].append(snapshot) }

@@ -172,6 +172,26 @@ import RaftCore
         #expect(throws: StorageError.self) { try RaftStorage.open(directory: dir.path) }
     }
 
+    /// A hard state that only moves the commit index is written but not synced (`mustSync`);
+    /// entries and a new term are synced, and the write is read back either way.
+    @Test func onlyEntriesAndVotingStateAreSynced() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let storage = try RaftStorage.open(directory: dir.path)
+            try storage.initialize(.bootstrap(threeVoters))
+            let initial = storage.syncs
+            try storage.persist(ready(entries: entries(1...3, term: 1), hardState: HardState(term: 1, vote: 1)))
+            #expect(storage.syncs == initial + 1)
+            try storage.persist(ready(hardState: HardState(term: 1, vote: 1, commit: 3), mustSync: false))
+            #expect(storage.syncs == initial + 1)
+            try storage.persist(ready(hardState: HardState(term: 2, vote: 2, commit: 3)))
+            #expect(storage.syncs == initial + 2)
+        }
+        let state = try #require(try RaftStorage.open(directory: dir.path).recovered)
+        #expect(state.hardState == HardState(term: 2, vote: 2, commit: 3))
+    }
+
     @Test func corruptionMessageNamesFileOffsetAndRemedy() {
         let error = StorageError.corrupt(file: "/data/wal/0000000000000001.seg", offset: 120, reason: "record checksum mismatch")
         #expect(error.description.contains("/data/wal/0000000000000001.seg at offset 120: record checksum mismatch"))

@@ -38,6 +38,6 @@ func entries(_ range: ClosedRange<LogIndex>, term: Term) -> [Entry] {
     range.map { Entry(term: term, index: $0, payload: .application(Array("entry-\($0)".utf8))) }
 }
 
-func ready(entries: [Entry] = [], hardState: HardState? = nil, snapshot: Snapshot? = nil) -> Ready {
-    Ready(hardState: hardState, snapshot: snapshot, entries: entries)
+func ready(entries: [Entry] = [], hardState: HardState? = nil, snapshot: Snapshot? = nil, mustSync: Bool? = nil) -> Ready {
+    Ready(hardState: hardState, snapshot: snapshot, entries: entries, mustSync: mustSync)
 }
