@@ -203,7 +203,8 @@ public final class AgentService: Service {
         }
         defer { ticker.cancel() }
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await driver.run(events: events) }
+            // On a thread of its own: it blocks in fdatasync (see DedicatedThreadExecutor).
+            group.addTask(executorPreference: DedicatedThreadExecutor(name: "pgquorum-raft")) { await driver.run(events: events) }
             let api = "\(local.host):\(local.apiPort)"
             group.addTask {
                 do {
