@@ -385,6 +385,8 @@ final class RaftDriver: @unchecked Sendable {
     }
 
     private var reachable: [String: Bool] = [:]
+    /// The history as last published, and its views.
+    private var publishedHistory: (source: [ClusterState.HistoryEntry], views: [HistoryView]) = ([], [])
     /// `Progress.lostEntries` of each peer as last logged.
     private var lostEntriesLogged: [NodeID: Int] = [:]
 
@@ -531,10 +533,14 @@ final class RaftDriver: @unchecked Sendable {
                 role: roleName(report.role), healthy: report.healthy, streaming: report.streaming, streamedRecently: streamedRecently,
                 timeline: report.timeline, lagBytes: behind, lagMilliseconds: report.lagMilliseconds)
         }
-        snapshot.history = clusterState.history.map { entry in
-            HistoryView(epoch: entry.epoch, primary: entry.primary, timeline: entry.timeline,
-                        lsn: lsnText(entry.walPosition), reason: entry.reason, time: isoTime(entry.unixMilliseconds))
+        if publishedHistory.source != clusterState.history {
+            // Rebuilt only when the history changed (the comparison is by buffer first: cheap).
+            publishedHistory = (clusterState.history, clusterState.history.map { entry in
+                HistoryView(epoch: entry.epoch, primary: entry.primary, timeline: entry.timeline,
+                            lsn: lsnText(entry.walPosition), reason: entry.reason, time: isoTime(entry.unixMilliseconds))
+            })
         }
+        snapshot.history = publishedHistory.views
         return snapshot
     }
 }

@@ -41,6 +41,8 @@ public final class RaftStorage {
     private var activeBytes = 0
     private var hardState = HardState()
     private var snapshotIndex: LogIndex = 0
+    /// The active segment holds a write that was not synced.
+    private var activeHasUnsyncedWrites = false
     /// Syncs of the log so far (`Ready.mustSync` skips them when only the commit index moved).
     public private(set) var syncs: UInt64 = 0
     /// Set by the first failed write or sync. After a failed fsync the kernel may have dropped
@@ -172,13 +174,30 @@ public final class RaftStorage {
             try FileIO.syncData(activeDescriptor, path: active.path)
             syncs += 1
         }
+        activeHasUnsyncedWrites = !sync
         activeBytes += batch.bytes.count
         segments[segments.count - 1].highestEntryIndex = max(active.highestEntryIndex, batch.highestEntryIndex)
     }
 
     /// Creates the next segment, beginning with the current hard state so that deleting older
-    /// segments never loses it.
+    /// segments never loses it. The previous segment is synced first: a write left unsynced
+    /// (`Ready.mustSync` false) may be torn by a power loss only while its segment is the last
+    /// one, where recovery cuts a torn tail; in an older segment it would be corruption.
     private func startSegment() throws(StorageError) {
+        if let previous = segments.last {
+            if activeDescriptor >= 0 {
+                if activeHasUnsyncedWrites {
+                    try FileIO.syncData(activeDescriptor, path: previous.path)
+                    syncs += 1
+                }
+            } else {
+                // At open: the last run's final writes may not have been synced.
+                let descriptor = try FileIO.openForAppend(previous.path, create: false)
+                defer { close(descriptor) }
+                try FileIO.syncData(descriptor, path: previous.path)
+            }
+            activeHasUnsyncedWrites = false
+        }
         let sequence = (segments.last?.sequence ?? 0) + 1
         let path = walDirectory + "/" + SnapshotFile.hex(sequence) + ".seg"
         let descriptor = try FileIO.openForAppend(path, create: true)

@@ -69,38 +69,15 @@ struct ElectionBenchmark: AsyncParsableCommand {
 
         // Idle footprint: no requests, only Raft heartbeats and RTT pings.
         let pids = cluster.names.compactMap { name in cluster.pid(of: name).map { (name, $0) } }
-        let before = pids.map { cpuSeconds(pid: $0.1) }
+        let before = pids.map { ProcessSample.cpuSeconds(pid: $0.1) }
         try await Task.sleep(for: .seconds(idleSeconds))
         for ((name, pid), start) in zip(pids, before) {
-            let cpu = (cpuSeconds(pid: pid) - start) / Double(idleSeconds) * 60
-            let memory = memory(pid: pid)
+            let cpu = (ProcessSample.cpuSeconds(pid: pid) - start) / Double(idleSeconds) * 60
+            let memory = ProcessSample.memory(pid: pid)
             print(String(format: "idle %@ (%@): RSS %.1f MB (anonymous %.1f MB, PSS %.1f MB), CPU %.2f s per minute (%.2f %% of a core)",
                          name, name == current.name ? "leader" : "follower", memory.rss, memory.anonymous, memory.proportional,
                          cpu, cpu / 60 * 100))
         }
-    }
-
-    /// utime + stime of a process, from /proc/PID/stat.
-    private func cpuSeconds(pid: Int32) -> Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return 0 }
-        // Fields after the command name; utime and stime are fields 14 and 15 of the whole line.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-
-    /// Resident memory: all of it, the private anonymous part (heap, stacks), and the
-    /// proportional share (shared code pages divided among the processes that map them).
-    private func memory(pid: Int32) -> (rss: Double, anonymous: Double, proportional: Double) {
-        func kilobytes(_ file: String, _ key: String) -> Double {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8),
-                  let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }),
-                  let value = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-            return value
-        }
-        return (kilobytes("/proc/\(pid)/status", "VmRSS") / 1_024, kilobytes("/proc/\(pid)/status", "RssAnon") / 1_024,
-                kilobytes("/proc/\(pid)/smaps_rollup", "Pss") / 1_024)
     }
 }
 

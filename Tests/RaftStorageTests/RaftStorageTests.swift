@@ -192,6 +192,28 @@ import RaftCore
         #expect(state.hardState == HardState(term: 2, vote: 2, commit: 3))
     }
 
+    /// An unsynced write may be torn only in the last segment (recovery cuts a torn tail there,
+    /// elsewhere it is corruption): a rollover syncs the old segment first.
+    @Test func aRolloverSyncsAnUnsyncedWriteFirst() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let storage = try RaftStorage.open(directory: dir.path, segmentBytes: 300)
+        try storage.initialize(.bootstrap(threeVoters))
+        try storage.persist(ready(entries: entries(1...1, term: 1), hardState: HardState(term: 1, vote: 1)))
+        var syncs = storage.syncs
+        var commit: LogIndex = 0
+        while dir.segmentPaths().count < 3 {
+            let segments = dir.segmentPaths().count
+            commit += 1
+            try storage.persist(ready(hardState: HardState(term: 1, vote: 1, commit: min(commit, 1)), mustSync: false))
+            let rolledOver = dir.segmentPaths().count > segments
+            // The segment that was active held unsynced writes when the new one started.
+            #expect(storage.syncs == syncs + (rolledOver && commit > 1 ? 1 : 0), "write \(commit)")
+            syncs = storage.syncs
+        }
+        #expect(storage.syncs > 0)
+    }
+
     @Test func corruptionMessageNamesFileOffsetAndRemedy() {
         let error = StorageError.corrupt(file: "/data/wal/0000000000000001.seg", offset: 120, reason: "record checksum mismatch")
         #expect(error.description.contains("/data/wal/0000000000000001.seg at offset 120: record checksum mismatch"))
