@@ -60,6 +60,8 @@ final class RaftDriver: @unchecked Sendable {
     let maximumCatchUp: Int64
 
     var lastHeard: [NodeID: ContinuousClock.Instant] = [:]
+    /// The report last sent to the leader (see `catchUpTicks`).
+    var lastReportSent: (bytes: [UInt8], leader: NodeID?, tick: Int64) = ([], nil, 0)
     var nextReadID: UInt64 = 1
     var pendingReads: [UInt64: (respond: @Sendable (Bool) -> Void, deadline: Int64)] = [:]
     /// Reads the leader confirmed, waiting until the read index is applied.
@@ -257,10 +259,16 @@ final class RaftDriver: @unchecked Sendable {
         tickLateness.record(now - (started + tickInterval * (ticksDone + 1)), ticks: due - ticksDone, at: now)
         ticksDone = due
         for _ in 0..<count { node.tick() }
-        // This node's PostgreSQL state goes to the leader on every heartbeat, once the
-        // PostgreSQL thread has said it: until then the leader counts it as not reported.
+        // This node's PostgreSQL state goes to the leader once the PostgreSQL thread has said it
+        // (until then the leader counts it as not reported): at once when it changed or the
+        // leader did, else every third heartbeat, well within the leader's freshness window
+        // (an election timeout) even if one is lost.
         if let leader = node.leader, leader != node.id, localStatus != .starting {
-            transport.sendReport(MemberReportCodec.encode(localStatus.report), to: leader)
+            let bytes = MemberReportCodec.encode(localStatus.report)
+            if bytes != lastReportSent.bytes || leader != lastReportSent.leader || ticksDone - lastReportSent.tick >= 3 {
+                transport.sendReport(bytes, to: leader)
+                lastReportSent = (bytes, leader, ticksDone)
+            }
         }
         if ticksDone - lastPing >= 3 {
             // A ping every three heartbeat intervals: RTT, and contact between followers, which

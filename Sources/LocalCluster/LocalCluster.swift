@@ -29,9 +29,12 @@ public final class LocalCluster: @unchecked Sendable {
     }
 
     /// With `postgres`, every node runs a real PostgreSQL server on loopback, managed by its
-    /// agent (small memory settings; trust for the cluster's own address).
+    /// agent (small memory settings; trust for the cluster's own address). `postgresParameters`
+    /// are added to `postgresql.parameters`; `postgresSettings` are further lines of the
+    /// `postgresql` section.
     public init(nodes count: Int, heartbeatMilliseconds: Int = 50, electionTimeoutMilliseconds: Int = 500,
-                postgres: Bool = false, postgresSettings: String = "", extraConfig: String = "", binary: String = LocalCluster.defaultBinary()) throws {
+                postgres: Bool = false, postgresSettings: String = "", postgresParameters: [String: String] = [:],
+                extraConfig: String = "", binary: String = LocalCluster.defaultBinary()) throws {
         self.binary = binary
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pgq-agents-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -52,16 +55,11 @@ public final class LocalCluster: @unchecked Sendable {
 
         """
         if postgres {
-            yaml += """
-            postgresql:
-              parameters:
-                shared_buffers: 16MB
-                effective_cache_size: 64MB
-                wal_buffers: 1MB
-                max_wal_size: 64MB
-                fsync: "off"
-
-            """
+            let defaults = ["shared_buffers": "16MB", "effective_cache_size": "64MB", "wal_buffers": "1MB", "max_wal_size": "64MB", "fsync": "off"]
+            yaml += "postgresql:\n  parameters:\n"
+            for (name, value) in defaults.merging(postgresParameters, uniquingKeysWith: { $1 }).sorted(by: { $0.key < $1.key }) {
+                yaml += "    \(name): \"\(value)\"\n"
+            }
             yaml += postgresSettings
             // Tests run without passwords unless they bring a passfile: say so, as a lab must.
             if !postgresSettings.contains("passfile:") { yaml += "  insecure_trust: true\n" }

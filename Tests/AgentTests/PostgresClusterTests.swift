@@ -294,7 +294,10 @@ import Glibc
     /// `pgquorum switchover` (clean: no acknowledged write lost) and `pgquorum failover`, both
     /// in the history with their reasons; a failover to a node that is down is refused.
     @Test func switchoverAndFailoverKeepEveryWriteAndAreRecorded() async throws {
-        let cluster = try LocalCluster(nodes: 3, postgres: true)
+        // Checkpoints spread over 27 minutes: a promoted node's pg_control keeps its old
+        // timeline as it does under load in production, where the checkpoint after a promotion
+        // takes minutes.
+        let cluster = try LocalCluster(nodes: 3, postgres: true, postgresParameters: ["checkpoint_timeout": "30min", "max_wal_size": "1GB"])
         defer { cluster.tearDown() }
         let (first, replicas) = try await Self.settled(cluster)
         try PostgresConnection(cluster.conninfo(of: first)).query("CREATE TABLE writes (id bigint PRIMARY KEY, node text)")
@@ -314,13 +317,25 @@ import Glibc
         let kept = try onTarget.value("SELECT count(*) FROM writes WHERE id <= \(acknowledged.max() ?? 0)")
         #expect(kept == "\(acknowledged.count)", "acknowledged \(acknowledged.count) writes, the new primary has \(kept ?? "?")")
 
-        // Failover to the third node, with a reason.
+        // Failover to the third node, with a reason. Thousands of pages dirty on it first (it
+        // replays them), so its own checkpoint after the promotion runs slowly.
+        try onTarget.query("INSERT INTO writes SELECT g, 'bulk' FROM generate_series(2000000, 2200000) g")
         let third = replicas[1]
         let caughtUp = await Self.nodes(answering: "/replica", in: cluster, among: [third], within: 30) { $0 == [third] }
         #expect(caughtUp == [third])
+        // Writes go on until the failover fences the primary: its WAL then runs past the point
+        // where the third node's timeline begins, so it must be rewound to follow.
+        let busyWriter = Writer(conninfo: cluster.conninfo(of: target), firstID: 1_000_000)
+        try await Task.sleep(for: .milliseconds(300))
         let failedOver = try cluster.run(["failover", third, "--reason", "drill 7", "--config", cluster.configPath], includeErrors: true)
+        _ = busyWriter.stop()
         #expect(failedOver.status == 0, "\(failedOver.output)")
         #expect(await Self.nodes(answering: "/primary", in: cluster, among: [third], within: 10) { $0 == [third] } == [third])
+        // The old primary, promoted by the switchover moments ago, rewinds and follows the new
+        // one (pg_rewind reads a just-promoted source's timeline from pg_control, which only its
+        // next checkpoint updates).
+        let followed = await Self.nodes(answering: "/replica", in: cluster, among: [target], within: 30) { $0 == [target] }
+        #expect(followed == [target], "\(cluster.log(of: target))")
 
         // A failover to a node whose agent is down is refused, with the reason.
         cluster.stop(first, signal: SIGKILL)

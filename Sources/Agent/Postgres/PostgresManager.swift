@@ -308,6 +308,17 @@ final class PostgresManager: @unchecked Sendable {
         lastSlotCheck = nil
         FileManager.default.createFile(atPath: rewindMarkerPath, contents: Data("last a primary; rewind before following another node\n".utf8))
         logger.notice("PostgreSQL is primary")
+        // pg_control names the new timeline only after the next checkpoint, which PostgreSQL
+        // spreads over minutes; pg_rewind reads it there, on a source and on a target alike
+        // (this node, if it is fenced soon). So checkpoint now, beside this thread.
+        let conninfo = localConninfo, logger = self.logger
+        Thread.detachNewThread {
+            do {
+                try PostgresConnection(conninfo).query("CHECKPOINT")
+            } catch {
+                logger.info("the checkpoint after the promotion failed; the next one names the new timeline", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     /// One physical slot per other PostgreSQL node, created by the primary's agent after every
@@ -375,9 +386,19 @@ final class PostgresManager: @unchecked Sendable {
         if let last = lastRewind, ContinuousClock.now - last < .seconds(2) { return false }
         lastRewind = .now
         // An unreachable primary is not a reason to rewind, let alone to clone afresh.
-        guard (try? PostgresConnection(superuserConninfo(to: source))) != nil else {
+        guard let sourceConnection = try? PostgresConnection(superuserConninfo(to: source)) else {
             throw PostgresError("cannot reach the primary \(source.name) at \(source.host):\(source.postgresPort ?? 5432) to rewind from; waiting")
         }
+        // pg_rewind takes the source's timeline from its pg_control, which a promotion updates
+        // only at the checkpoint after it, and that one is spread out over minutes under load.
+        // Rewound to a stale timeline, the data directory no longer starts at all.
+        let timelines = try? sourceConnection.query(
+            "SELECT (SELECT timeline_id FROM pg_control_checkpoint()), ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")
+        if let row = timelines?.first, row.count == 2, row[0] != row[1] {
+            logger.info("checkpointing the just-promoted primary before the rewind", metadata: ["primary": "\(source.name)"])
+            _ = try sourceConnection.query("CHECKPOINT")
+        }
+        sourceConnection.close()
         logger.notice("rewinding to follow the primary (pg_rewind)", metadata: ["primary": "\(source.name)"])
         do {
             let output = try server.rewind(from: superuserConninfo(to: source))
