@@ -156,6 +156,10 @@ public final class AgentService: Service {
                                     latest.store(snapshot)
                                     systemd.noticeJoined(snapshot, cluster: cluster)
                                 })
+        let reads = ReadConfirmations(limit: AgentService.waitingReadLimit) { respond in
+            // After shutdown the Raft task reads no more events: answer at once.
+            if case .terminated = continuation.yield(.confirmLeadership(respond)) { respond(false) }
+        }
         let handle = AgentHandle(
             latest: { latest.load() },
             handOver: { target in
@@ -165,14 +169,7 @@ public final class AgentService: Service {
                     }
                 }
             },
-            confirmLeadership: {
-                await withCheckedContinuation { answer in
-                    // After shutdown the Raft task reads no more events: answer at once.
-                    if case .terminated = continuation.yield(.confirmLeadership { answer.resume(returning: $0) }) {
-                        answer.resume(returning: false)
-                    }
-                }
-            },
+            confirmLeadership: { await reads.confirm() },
             movePrimary: { request in
                 await withCheckedContinuation { answer in
                     if case .terminated = continuation.yield(.movePrimary(request) { answer.resume(returning: $0) }) {
@@ -339,6 +336,7 @@ public final class AgentService: Service {
             throw AgentStartError("cannot load the API certificate from \(config.tlsDirectory): \(error)")
         }
         let client = try? APIClient(tlsDirectory: config.tlsDirectory)
+        let limit = ConnectionLimit(limit: AgentService.connectionLimit, refusals: RefusalLog(logger: logger, subject: "API connection"))
         var apiLogger = logger
         // Hummingbird logs every request at info and below; operator actions are notices.
         apiLogger.logLevel = max(logger.logLevel, .notice)
@@ -346,7 +344,8 @@ public final class AgentService: Service {
             router: OperatorAPI.router(agent: handle, config: config, client: client),
             // A client that connects and then says nothing (no TLS handshake, no request) is
             // closed: open connections must not pile up until the agent runs out of descriptors.
-            server: try .tls(.http1(configuration: .init(idleTimeout: AgentService.apiIdleTimeout)), tlsConfiguration: tls),
+            server: try .tls(.http1(configuration: .init(additionalChannelHandlers: [limit.handler()], idleTimeout: AgentService.apiIdleTimeout)),
+                             tlsConfiguration: tls),
             configuration: .init(address: .hostname(local.host, port: local.apiPort), serverName: "pgquorum"),
             logger: apiLogger
         )
@@ -356,15 +355,21 @@ public final class AgentService: Service {
 extension AgentService {
     /// How long an API or health-check connection may stay silent before it is closed.
     static let apiIdleTimeout = TimeAmount.seconds(10)
+    /// Open connections each of the API and the health port keep at most; together well below
+    /// the usual 1,024 descriptors of a process (the package's unit allows 65,536).
+    static let connectionLimit = 256
+    /// Linearizable reads that may wait for the next ReadIndex round (`ReadConfirmations`).
+    static let waitingReadLimit = 1_000
 
     /// The plain-HTTP listener of `health_port`: the load-balancer checks only, no TLS, so a
     /// load balancer configured for Patroni works unedited.
     fileprivate func makeHealthAPI(handle: AgentHandle, port: Int) -> some ApplicationProtocol {
+        let limit = ConnectionLimit(limit: AgentService.connectionLimit, refusals: RefusalLog(logger: logger, subject: "health-check connection"))
         var healthLogger = logger
         healthLogger.logLevel = max(logger.logLevel, .notice)
         return Application(
             router: OperatorAPI.healthRouter(agent: handle),
-            server: .http1(configuration: .init(idleTimeout: AgentService.apiIdleTimeout)),
+            server: .http1(configuration: .init(additionalChannelHandlers: [limit.handler()], idleTimeout: AgentService.apiIdleTimeout)),
             configuration: .init(address: .hostname(local.host, port: port), serverName: "pgquorum"),
             logger: healthLogger
         )

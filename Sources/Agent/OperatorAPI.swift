@@ -31,7 +31,8 @@ struct OperatorRequestContext: RequestContext {
 public struct AgentHandle: Sendable {
     let latest: @Sendable () -> AgentSnapshot?
     let handOver: @Sendable (NodeID?) async -> HandOverResult
-    let confirmLeadership: @Sendable () async -> Bool
+    /// Confirms leadership with a ReadIndex round; nil when too many reads wait already.
+    let confirmLeadership: @Sendable () async -> Bool?
     let movePrimary: @Sendable (PrimaryMoveRequest) async -> PrimaryMoveResult
 }
 
@@ -203,7 +204,13 @@ enum OperatorAPI {
         guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
         if stale { return encode(.ok, snapshot.view) }
         if snapshot.role == "leader" {
-            guard await agent.confirmLeadership(), var confirmed = agent.latest()?.view else {
+            let confirmation = await agent.confirmLeadership()
+            guard let confirmation else {
+                var response = json(.serviceUnavailable, ["error": "too many linearizable reads are waiting here; retry in a second, or use ?stale=true"])
+                response.headers[.retryAfter] = "1"
+                return response
+            }
+            guard confirmation, var confirmed = agent.latest()?.view else {
                 return json(.serviceUnavailable, ["error": "this node could not confirm its leadership with a quorum; retry, or use ?stale=true"])
             }
             confirmed.linearizable = true

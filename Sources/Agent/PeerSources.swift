@@ -51,14 +51,19 @@ enum PeerSources {
     }
 }
 
-/// `peer connection refused` warnings, at most ten a minute: anyone who reaches the peer port can
-/// cause them, and they must not flood the log. The count of the ones left out follows.
+/// `peer connection refused` (or another `subject`) warnings, at most ten a minute: anyone who
+/// reaches the port can cause them, and they must not flood the log. The count of the ones left
+/// out follows.
 final class RefusalLog: Sendable {
     private let logger: Logger
+    private let subject: String
     private let window = Mutex<(start: ContinuousClock.Instant, logged: Int, skipped: Int)>((.now, 0, 0))
     static let perMinute = 10
 
-    init(logger: Logger) { self.logger = logger }
+    init(logger: Logger, subject: String = "peer connection") {
+        self.logger = logger
+        self.subject = subject
+    }
 
     func refused(_ reason: String) {
         let now = ContinuousClock.now
@@ -76,8 +81,8 @@ final class RefusalLog: Sendable {
             return (true, skipped)
         }
         if skippedBefore > 0 {
-            logger.warning("more peer connections were refused than logged (ten a minute at most)", metadata: ["not_logged": "\(skippedBefore)"])
+            logger.warning("more \(subject)s were refused than logged (ten a minute at most)", metadata: ["not_logged": "\(skippedBefore)"])
         }
-        if log { logger.warning("peer connection refused", metadata: ["reason": "\(reason)"]) }
+        if log { logger.warning("\(subject) refused", metadata: ["reason": "\(reason)"]) }
     }
 }

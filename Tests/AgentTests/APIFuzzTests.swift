@@ -1,4 +1,4 @@
-import Agent
+@testable import Agent
 import Foundation
 import LocalCluster
 import Testing
@@ -102,6 +102,22 @@ import Glibc
             close(descriptor)
         }
         #expect(ContinuousClock.now - opened < .seconds(20))
+        // More connections than the cap: the ones beyond it are closed as soon as they are
+        // accepted; once the flood is gone the port answers again.
+        let flood = (0..<(AgentService.connectionLimit + 20)).map { _ in Self.openSilently(port: healthPort) }
+        #expect(flood.allSatisfy { $0 >= 0 })
+        try await Task.sleep(for: .seconds(1))
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let closedAtOnce = flood.filter { recv($0, &buffer, buffer.count, Int32(MSG_DONTWAIT)) == 0 }.count
+        #expect(closedAtOnce >= 20 && closedAtOnce < 40, "\(closedAtOnce) of \(flood.count) connections closed")
+        for descriptor in flood { close(descriptor) }
+        try await Task.sleep(for: .milliseconds(500))
+        if case .status(let status) = Self.raw(Array("GET /health HTTP/1.1\r\nHost: x\r\n\r\n".utf8), port: healthPort) {
+            #expect(status == 200)
+        } else {
+            Issue.record("the health port did not answer after the flood")
+        }
+        #expect(cluster.log(of: "node1").contains("health-check connection refused"))
         #expect(cluster.running.count == 3, "an agent died under the fuzz (seed \(Self.seed))")
         #expect(await cluster.status(of: "node1", path: "/health") == 200, "node1 stopped answering (seed \(Self.seed))")
         #expect(answered > 300, "only \(answered) of 400 requests answered (seed \(Self.seed))")
