@@ -6,10 +6,11 @@ import RaftCodec
 import RaftCore
 
 /// Mutual-TLS connections between agents. Each node dials every peer for the messages it sends
-/// to it and accepts connections for the messages it receives. Outbound messages wait in a
-/// bounded queue per peer (the oldest are dropped when it is full: Raft retries), so a slow or
-/// absent peer never delays the others; a lost connection is redialled with jittered
-/// exponential backoff.
+/// to it and accepts connections for the messages it receives. Until the connection is up,
+/// outbound messages wait in a bounded queue per peer (the oldest are dropped when it is full);
+/// once it is up, messages are dropped while the connection holds more than its high-water mark
+/// unsent (a peer that does not read). Raft retries, so a slow or absent peer never delays the
+/// others or grows memory; a lost connection is redialled with jittered exponential backoff.
 public final class PeerTransport: Sendable {
     public struct Peer: Sendable {
         public var id: NodeID
@@ -155,7 +156,7 @@ public final class PeerTransport: Sendable {
     /// traffic flows between the two (two followers).
     public func lastPong(from peer: NodeID) -> ContinuousClock.Instant? { state.withLockedValue { $0.lastPong[peer] } }
 
-    /// Messages dropped so far because the peer's queue was full.
+    /// Messages dropped so far because the peer's queue was full or its connection took no more.
     public func droppedMessages(to peer: NodeID) -> Int { state.withLockedValue { $0.outbound[peer]?.dropped ?? 0 } }
 
     public func shutdown() async {
@@ -173,7 +174,16 @@ public final class PeerTransport: Sendable {
             guard !state.stopped else { return (nil, false) }
             var outbound = state.outbound[peer] ?? Outbound()
             defer { state.outbound[peer] = outbound }
-            if let channel = outbound.channel { return (channel, false) }
+            if let channel = outbound.channel {
+                // A peer that does not read (stalled, or a slow link) must not make its
+                // connection buffer without bound: past NIO's high-water mark (64 KiB by
+                // default) messages are dropped, as over a lossy network; Raft retries.
+                guard channel.isWritable else {
+                    outbound.dropped += 1
+                    return (nil, false)
+                }
+                return (channel, false)
+            }
             outbound.queue.append(bytes)
             if outbound.queue.count > options.queueLimit {
                 outbound.queue.removeFirst(outbound.queue.count - options.queueLimit)

@@ -85,22 +85,25 @@ public struct FrameDecoder: Sendable {
     /// The next whole frame, nil when more bytes are needed. After an error the stream is
     /// unusable: the connection must be closed.
     public mutating func next() throws(FrameError) -> Frame? {
-        guard buffered >= 4 else { return nil }
-        let length = (0..<4).reduce(0) { $0 | Int(buffer[start + $1]) << (8 * $1) }
-        guard length <= maximumLength else { throw .tooLarge(length: length, maximum: maximumLength) }
-        guard length >= 3 else { throw .tooShort(length: length) }
-        guard buffered >= 4 + length else { return nil }
-        let version = UInt16(buffer[start + 4]) | UInt16(buffer[start + 5]) << 8
-        guard version >= Frame.minimumVersion else { throw .unsupportedVersion(version) }
-        guard let type = Frame.FrameType(rawValue: buffer[start + 6]) else {
-            // A newer peer may add frame types; they are skipped. From a peer of our own version
-            // or older, an unknown type is a broken stream.
-            guard version > Frame.version else { throw .unknownType(buffer[start + 6]) }
+        // A loop, not recursion: a stream of many skipped frames must not grow the stack.
+        while buffered >= 4 {
+            let length = (0..<4).reduce(0) { $0 | Int(buffer[start + $1]) << (8 * $1) }
+            guard length <= maximumLength else { throw .tooLarge(length: length, maximum: maximumLength) }
+            guard length >= 3 else { throw .tooShort(length: length) }
+            guard buffered >= 4 + length else { return nil }
+            let version = UInt16(buffer[start + 4]) | UInt16(buffer[start + 5]) << 8
+            guard version >= Frame.minimumVersion else { throw .unsupportedVersion(version) }
+            guard let type = Frame.FrameType(rawValue: buffer[start + 6]) else {
+                // A newer peer may add frame types; they are skipped. From a peer of our own
+                // version or older, an unknown type is a broken stream.
+                guard version > Frame.version else { throw .unknownType(buffer[start + 6]) }
+                start += 4 + length
+                continue
+            }
+            let payload = Array(buffer[(start + 7)..<(start + 4 + length)])
             start += 4 + length
-            return try next()
+            return Frame(type: type, payload: payload, version: version)
         }
-        let payload = Array(buffer[(start + 7)..<(start + 4 + length)])
-        start += 4 + length
-        return Frame(type: type, payload: payload, version: version)
+        return nil
     }
 }

@@ -46,9 +46,10 @@ import Testing
         }
         func transport(_ name: String, id: NodeID, peers: [PeerTransport.Peer], inbox: Inbox,
                        options: PeerTransport.Options = .init(), certificateOf: String? = nil, cluster: String = "lab",
+                       group: MultiThreadedEventLoopGroup? = nil,
                        answer: @escaping @Sendable ([UInt8]) -> [UInt8]? = { _ in nil }) throws -> PeerTransport {
             let identity = try TransportIdentity(cluster: cluster, node: certificateOf ?? name, directory: dir)
-            return PeerTransport(identity: identity, localID: id, peers: peers, group: group, options: options,
+            return PeerTransport(identity: identity, localID: id, peers: peers, group: group ?? self.group, options: options,
                                  onMessage: { message in inbox.messages.withLockedValue { $0.append(message) } },
                                  onReport: { from, payload in inbox.reports.withLockedValue { $0.append((from, payload)) } },
                                  onNotice: { from, payload in
@@ -85,6 +86,40 @@ import Testing
         await PeerTransportTests.waitFor(seconds: 5) { b.roundTripTime(of: 1) != nil }
         #expect(b.roundTripTime(of: 1) != nil)
         await a.shutdown(); await a2.shutdown(); await b.shutdown()
+    }
+
+    /// A peer that stops reading (its event loop blocked, like a stalled process) does not make
+    /// the sender buffer without bound: past the connection's high-water mark messages are
+    /// dropped, as on a lossy link, and the ones sent after it reads again arrive.
+    @Test func aPeerThatStopsReadingMakesTheSenderDropNotBuffer() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let groupB = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let inboxA = Inbox(), inboxB = Inbox()
+        let b = try fixture.transport("b", id: 2, peers: Self.members(except: 2), inbox: inboxB, group: groupB)
+        let portB = try await b.listen(host: "127.0.0.1", port: 0)
+        let a = try fixture.transport("a", id: 1, peers: Self.members(b: portB, except: 1), inbox: inboxA)
+        let first = Message(from: 1, to: 2, term: 1, kind: .heartbeat(commit: 0, round: 1))
+        a.send(first)
+        #expect(await inboxB.waitForMessages(1) == [first])
+        // b stops reading for two seconds; a sends 64 MiB meanwhile, far beyond what the
+        // kernel's socket buffers hold.
+        let blocked = groupB.next().submit { usleep(2_000_000) }
+        let entry = Entry(term: 1, index: 1, payload: .application([UInt8](repeating: 7, count: 64 * 1_024)))
+        for round in UInt64(2)...1_025 {
+            a.send(Message(from: 1, to: 2, term: 1, kind: .append(prevIndex: 0, prevTerm: 0, entries: [entry], commit: 0, round: round)))
+            if round % 64 == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(a.droppedMessages(to: 2) > 0, "every message was buffered for a peer that did not read")
+        try await blocked.get()
+        let last = Message(from: 1, to: 2, term: 1, kind: .heartbeat(commit: 0, round: 9_999))
+        await PeerTransportTests.waitFor(seconds: 10) {
+            a.send(last)
+            return inboxB.messages.withLockedValue { $0.contains(last) }
+        }
+        #expect(inboxB.messages.withLockedValue { $0.contains(last) }, "nothing arrived once the peer read again")
+        await a.shutdown(); await b.shutdown()
+        try await groupB.shutdownGracefully()
     }
 
     /// Reports go only to a peer that has shown it speaks wire version 2; then they arrive whole.

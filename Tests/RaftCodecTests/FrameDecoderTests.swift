@@ -52,6 +52,20 @@ import RaftCore
         #expect(decoder.buffered == 0)
     }
 
+    /// A million skipped frames in one buffer: skipped in a loop (recursion would overflow the
+    /// stack long before).
+    @Test func manySkippedFramesDoNotGrowTheStack() throws {
+        var decoder = FrameDecoder()
+        let newer = Frame.version + 1
+        let skipped: [UInt8] = [3, 0, 0, 0, UInt8(newer & 0xff), UInt8(newer >> 8), 99]
+        var stream: [UInt8] = []
+        stream.reserveCapacity(skipped.count * 1_000_000 + 16)
+        for _ in 0..<1_000_000 { stream += skipped }
+        decoder.append(stream + Frame(type: .ping, payload: [1]).encoded())
+        #expect(try decoder.next() == Frame(type: .ping, payload: [1]))
+        #expect(decoder.buffered == 0)
+    }
+
     /// 100,000 random and mutated streams through the decoder and the message codec: frames
     /// come out or a clean error does; nothing crashes, nothing is buffered past the limit.
     @Test func decoderSurvivesAHundredThousandHostileStreams() {
