@@ -4,6 +4,7 @@ import NIOPosix
 import NIOSSL
 import RaftCodec
 import RaftCore
+import Synchronization
 
 /// Mutual-TLS connections between agents. Each node dials every peer for the messages it sends
 /// to it and accepts connections for the messages it receives. Until the connection is up,
@@ -38,6 +39,9 @@ public final class PeerTransport: Sendable {
         public var idleTimeout = TimeAmount.seconds(30)
         public var minimumBackoff = TimeAmount.milliseconds(50)
         public var maximumBackoff = TimeAmount.seconds(5)
+        /// Inbound connections open at once at most (peers need one each); more are closed at
+        /// accept, before TLS, so strangers cannot use up the agent's descriptors.
+        public var inboundLimit = 64
         /// The local address outbound connections leave from (this node's own address, which its
         /// peers check); nil: the address `listen` bound, with `leaveFromListenAddress`, else
         /// whatever the kernel picks.
@@ -45,6 +49,9 @@ public final class PeerTransport: Sendable {
         public var leaveFromListenAddress = false
         public init() {}
     }
+
+    /// Inbound connections open now (see `Options.inboundLimit`).
+    private let inbound = Atomic<Int>(0)
 
     private struct Outbound {
         var queue: [[UInt8]] = []
@@ -107,7 +114,13 @@ public final class PeerTransport: Sendable {
             // Raft messages are small and latency-bound: no Nagle delay.
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
+                let open = inbound.add(1, ordering: .relaxed).newValue
+                channel.closeFuture.whenComplete { _ in self.inbound.subtract(1, ordering: .relaxed) }
+                guard open <= options.inboundLimit else {
+                    onEvent(.rejected("\(options.inboundLimit) inbound connections are open already; closed the one from \(channel.remoteAddress.map { "\($0)" } ?? "an unknown address")"))
+                    return channel.close()
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     try self.installHandlers(on: channel, expected: nil, tls: NIOSSLServerHandler(context: identity.serverContext))
                 }
             }

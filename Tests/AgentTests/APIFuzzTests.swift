@@ -1,6 +1,7 @@
 @testable import Agent
 import Foundation
 import LocalCluster
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -96,12 +97,33 @@ import Glibc
         // idle timeout (10 s), on the API and on the health port alike.
         let silent = [Self.openSilently(port: port), Self.openSilently(port: healthPort)]
         let opened = ContinuousClock.now
+        // A request sent one byte every 300 ms (slowloris) is closed by the same timeout: the
+        // idle timer counts whole requests, not bytes.
+        let trickle = Self.openSilently(port: healthPort)
+        let trickleClosedAfter = Mutex<Duration?>(nil)
+        let trickleDone = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            defer { trickleDone.signal() }
+            let request = Array("GET /health HTTP/1.1\r\nX-Slow: ".utf8) + [UInt8](repeating: 0x61, count: 200)
+            for byte in request {
+                var one = byte
+                if send(trickle, &one, 1, Int32(MSG_NOSIGNAL)) != 1 { break }
+                usleep(300_000)
+                var probe = [UInt8](repeating: 0, count: 64)
+                if recv(trickle, &probe, probe.count, Int32(MSG_DONTWAIT)) == 0 { break }
+            }
+            trickleClosedAfter.withLock { $0 = ContinuousClock.now - opened }
+        }
         for descriptor in silent {
             #expect(descriptor >= 0)
             #expect(Self.waitForClose(descriptor, seconds: 20), "a silent connection stayed open for 20 s")
             close(descriptor)
         }
         #expect(ContinuousClock.now - opened < .seconds(20))
+        _ = trickleDone.wait(timeout: .now() + 70)
+        close(trickle)
+        let trickled = trickleClosedAfter.withLock { $0 }
+        #expect(trickled.map { $0 >= .seconds(9) && $0 < .seconds(20) } == true, "a trickled request was closed after \(trickled.map { "\($0)" } ?? "never")")
         // More connections than the cap: the ones beyond it are closed as soon as they are
         // accepted; once the flood is gone the port answers again.
         let flood = (0..<(AgentService.connectionLimit + 20)).map { _ in Self.openSilently(port: healthPort) }

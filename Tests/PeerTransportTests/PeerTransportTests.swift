@@ -255,6 +255,30 @@ import Testing
 
     /// Raw bytes on a connection: a plaintext client, garbage after a good handshake, a frame over
     /// the cap, an unsupported wire version, an unknown frame type, and a peer that sends nothing. Each is closed with a reason; nothing is delivered.
+    /// Connections beyond the inbound limit are closed at accept; the refusal is reported; once
+    /// they are gone a peer gets through again.
+    @Test func inboundConnectionsBeyondTheLimitAreClosed() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let inbox = Inbox()
+        var options = PeerTransport.Options()
+        options.inboundLimit = 4
+        let a = try fixture.transport("a", id: 1, peers: Self.members(except: 1), inbox: inbox, options: options)
+        let port = try await a.listen(host: "127.0.0.1", port: 0)
+        var strangers: [Channel] = []
+        for _ in 0..<10 { strangers.append(try await ClientBootstrap(group: fixture.group).connect(host: "127.0.0.1", port: port).get()) }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(strangers.filter { !$0.isActive }.count == 6)
+        #expect(await inbox.waitForEvent(containing: "4 inbound connections are open already"))
+        for stranger in strangers { try? await stranger.close() }
+        try await Task.sleep(for: .milliseconds(200))
+        let b = try fixture.transport("b", id: 2, peers: Self.members(a: port, except: 2), inbox: Inbox())
+        let heartbeat = Message(from: 2, to: 1, term: 1, kind: .heartbeat(commit: 0, round: 1))
+        b.send(heartbeat)
+        #expect(await inbox.waitForMessages(1) == [heartbeat])
+        await a.shutdown(); await b.shutdown()
+    }
+
     @Test func plaintextGarbageOversizedAndSilentPeersAreClosed() async throws {
         let fixture = try Fixture()
         defer { fixture.remove() }
