@@ -9,8 +9,8 @@ APT_PACKAGES=(
   libc6-dev libgcc-12-dev libstdc++-12-dev libedit2 libncurses-dev libxml2-dev zlib1g-dev
   # The partition lab (network namespaces, firewall rules) and its tests.
   iproute2 iptables util-linux
-  # HAProxy in front of the lab (the load-balancer test).
-  haproxy
+  # HAProxy in front of the lab (the load-balancer test); wrk for pgquorum-bench overload.
+  haproxy wrk
   # PostgreSQL 15: libpq to build against, the server programs for the tests (and the agent).
   libpq-dev postgresql-15
 )
