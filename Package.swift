@@ -111,7 +111,7 @@ let package = Package(
             name: "pgquorum-bench",
             dependencies: [
                 "RaftCore", "RaftSimulation", "RaftStorage", "PeerTransport", "ClusterCertificates", "LocalCluster",
-                "Lab", "Agent", "ClusterConfig", "PostgresControl", "WorkloadCheck",
+                "Lab", "Agent", "ClusterConfig", "ClusterState", "PostgresControl", "WorkloadCheck",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

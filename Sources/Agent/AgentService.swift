@@ -298,7 +298,7 @@ public final class AgentService: Service {
         let directory = local.dataDirectory + "/raft"
         let storage: RaftStorage
         do {
-            storage = try RaftStorage.open(directory: directory)
+            storage = try RaftStorage.open(directory: directory, segmentBytes: RaftStorage.agentSegmentBytes)
             if let torn = storage.tornTail {
                 logger.warning("cut off a torn write at the end of the Raft log (never synced, so never acknowledged)",
                                metadata: ["file": "\(torn.file)", "offset": "\(torn.offset)", "bytes": "\(torn.bytes)"])

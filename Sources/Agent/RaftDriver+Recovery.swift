@@ -86,7 +86,7 @@ extension RaftDriver {
                 throw AgentStartError("cannot move \(directory) aside: \(String(cString: strerror(errno)))")
             }
             try generationFile.store(newer)
-            fresh = try RaftStorage.open(directory: directory)
+            fresh = try RaftStorage.open(directory: directory, segmentBytes: RaftStorage.agentSegmentBytes)
             try fresh.initialize(.joining)
             restarted = try RaftNode(id: node.id, options: node.options, restoring: .joining)
         } catch {

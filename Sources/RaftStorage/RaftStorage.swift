@@ -64,6 +64,11 @@ public final class RaftStorage {
 
     /// Opens (creating if needed) the storage in `directory`, verifies everything on disk and
     /// recovers the durable state. A torn tail is cut off; any other damage is an error.
+    /// The segment size the agent uses: small enough that compaction deletes whole segments
+    /// often, which bounds the log on disk and the replay at start, large enough that rollovers
+    /// (a file creation and two syncs) are rare.
+    public static let agentSegmentBytes = 8 << 20
+
     public static func open(directory: String, segmentBytes: Int = 64 << 20) throws(StorageError) -> RaftStorage {
         let storage = RaftStorage(directory: directory, segmentBytes: segmentBytes, readOnly: false)
         try storage.recover()

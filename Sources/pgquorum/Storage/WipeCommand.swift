@@ -129,7 +129,7 @@ struct WipeStorage: AsyncParsableCommand {
             print("moved the old state to \(aside) (keep it for analysis)")
         }
         do {
-            let storage = try RaftStorage.open(directory: directory)
+            let storage = try RaftStorage.open(directory: directory, segmentBytes: RaftStorage.agentSegmentBytes)
             try storage.initialize(fresh)
         } catch {
             throw CommandFailure("cannot write the new state in \(directory): \(error)")
