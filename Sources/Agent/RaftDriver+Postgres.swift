@@ -116,11 +116,16 @@ extension RaftDriver {
         let members = config.nodes.filter { node.configuration.voters.contains($0.id) }.map(dutyMember)
         if let start = reportWaitStart, start.term != node.term { reportWaitStart = nil }
         let waited = reportWaitStart.map { UInt64(max(0, ticksDone - $0.tick)) * UInt64(config.timing.heartbeatMilliseconds) } ?? 0
+        let reachable = Set(reachableVoters().map(name(of:))).union([local.name])
+        // Settled once every reachable PostgreSQL member's report is here (every voter receives
+        // them, so a new leader usually holds them all at once), or three heartbeats after the
+        // election in any case.
+        let everyReachableReported = members.allSatisfy { $0.isWitness || !reachable.contains($0.name) || fresh[$0.name] != nil }
         let duty = PrimaryDuty.decide(
             me: local.name, term: node.term, state: clusterState, members: members, reports: fresh,
-            reportsSettled: ticksDone - leaderSinceTick >= 3, maximumLagBytes: config.postgres.maximumLagOnFailoverBytes,
+            reportsSettled: everyReachableReported || ticksDone - leaderSinceTick >= 3, maximumLagBytes: config.postgres.maximumLagOnFailoverBytes,
             preferred: transferredBy != nil ? local.name : nil, handedOverBy: transferredBy.map(name(of:)), silence: silenceByName(),
-            reachable: Set(reachableVoters().map(name(of:))).union([local.name]),
+            reachable: reachable,
             reportWait: (waited, UInt64(config.failover.reportWaitMilliseconds)))
         switch duty {
         case .waitForMembers: if reportWaitStart == nil { reportWaitStart = (node.term, ticksDone) }

@@ -60,8 +60,8 @@ final class RaftDriver: @unchecked Sendable {
     let maximumCatchUp: Int64
 
     var lastHeard: [NodeID: ContinuousClock.Instant] = [:]
-    /// The report last sent to the leader (see `catchUpTicks`).
-    var lastReportSent: (bytes: [UInt8], leader: NodeID?, tick: Int64) = ([], nil, 0)
+    /// The report last sent to the other voters (see `catchUpTicks`).
+    var lastReportSent: (bytes: [UInt8], tick: Int64) = ([], 0)
     var nextReadID: UInt64 = 1
     var pendingReads: [UInt64: (respond: @Sendable (Bool) -> Void, deadline: Int64)] = [:]
     /// Reads the leader confirmed, waiting until the read index is applied.
@@ -259,15 +259,16 @@ final class RaftDriver: @unchecked Sendable {
         tickLateness.record(now - (started + tickInterval * (ticksDone + 1)), ticks: due - ticksDone, at: now)
         ticksDone = due
         for _ in 0..<count { node.tick() }
-        // This node's PostgreSQL state goes to the leader once the PostgreSQL thread has said it
-        // (until then the leader counts it as not reported): at once when it changed or the
-        // leader did, else every third heartbeat, well within the leader's freshness window
-        // (an election timeout) even if one is lost.
-        if let leader = node.leader, leader != node.id, localStatus != .starting {
+        // This node's PostgreSQL state goes to every other voter once the PostgreSQL thread has
+        // said it (until then it counts as not reported): at once when it changed, else every
+        // third heartbeat, well within the freshness window (an election timeout) even if one
+        // is lost. Every voter holds it, so a newly elected leader decides from reports it has
+        // instead of waiting for them.
+        if localStatus != .starting {
             let bytes = MemberReportCodec.encode(localStatus.report)
-            if bytes != lastReportSent.bytes || leader != lastReportSent.leader || ticksDone - lastReportSent.tick >= 3 {
-                transport.sendReport(bytes, to: leader)
-                lastReportSent = (bytes, leader, ticksDone)
+            if bytes != lastReportSent.bytes || ticksDone - lastReportSent.tick >= 3 {
+                for voter in node.configuration.voters where voter != node.id { transport.sendReport(bytes, to: voter) }
+                lastReportSent = (bytes, ticksDone)
             }
         }
         if ticksDone - lastPing >= 3 {
