@@ -141,7 +141,11 @@ final class RaftDriver: @unchecked Sendable {
         self.maximumCatchUp = Int64(2 * node.options.electionTicks)
         self.lastSoftState = node.softState
         self.committedAtStart = node.commitIndex
-        self.insecureTrust = config.postgres.insecureTrust && config.nodes.contains { !$0.isWitness } ? true : nil
+        // This node's PostgreSQL lets the hosts in without a password only when it has none
+        // (PGPASSWORD or a passfile win over the flag); a witness judges by the shared config.
+        let trusts = postgres.map { !$0.usesPasswords }
+            ?? (config.postgres.insecureTrust && config.postgres.passfile == nil && config.nodes.contains { !$0.isWitness })
+        self.insecureTrust = trusts ? true : nil
         self.logger[metadataKey: "term"] = "\(node.term)"
     }
 

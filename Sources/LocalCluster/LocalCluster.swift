@@ -108,7 +108,7 @@ public final class LocalCluster: @unchecked Sendable {
 
     /// Starts `name`'s agent. With `tlsDirectory`, the agent reads a copy of the config whose
     /// `tls.dir` points there (as on a machine that holds only its own key pair).
-    public func start(_ name: String, tlsDirectory: String? = nil) throws {
+    public func start(_ name: String, tlsDirectory: String? = nil, environment: [String: String] = [:]) throws {
         var config = configPath
         if let tlsDirectory {
             config = directory + "/cluster-\(name).yaml"
@@ -119,6 +119,7 @@ public final class LocalCluster: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["agent", "--config", config, "--node", name]
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let log = directory + "/\(name).log"
         if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))

@@ -92,6 +92,17 @@ import Glibc
         #expect(cluster.log(of: "node2").contains("postgresql.insecure_trust: the nodes' hosts may connect"), "\(cluster.log(of: "node2"))")
         let status = try cluster.run(["status", "--config", cluster.configPath], includeErrors: true)
         #expect(status.output.contains("Security: PostgreSQL lets the nodes' hosts in without a password"), "\(status.output)")
+        // With PGPASSWORD the node uses passwords although the flag is set, and its view does
+        // not claim trust.
+        cluster.stop("node3", signal: SIGTERM)
+        try cluster.start("node3", environment: ["PGPASSWORD": "s3cret"])
+        var claimed: Bool?? = .none
+        for _ in 0..<300 {
+            if let own = await cluster.view(of: "node3") { claimed = .some(own.insecureTrust); break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(claimed == .some(nil), "node3's view: insecure_trust \(String(describing: claimed))")
+        #expect(await cluster.view(of: "node1")?.insecureTrust == true)
     }
 
     /// As root the agent writes its Raft state, lock and markers under data_dir: a directory on

@@ -738,7 +738,7 @@ final class PostgresManager: @unchecked Sendable {
 
     /// Passwords are in use when a passfile is configured or PGPASSWORD is set in the agent's
     /// environment (libpq reads both itself; the agent only sets the roles' passwords).
-    private var usesPasswords: Bool {
+    var usesPasswords: Bool {
         settings.passfile != nil || !(ProcessInfo.processInfo.environment["PGPASSWORD"] ?? "").isEmpty
     }
 
