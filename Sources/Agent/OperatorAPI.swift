@@ -227,8 +227,12 @@ enum OperatorAPI {
         do {
             let answer = try await client.get(host: leader.host, port: leader.apiPort, path: "/cluster?\(forwardedParameter)=1",
                                               timeout: timeout)
-            return Response(status: HTTPResponse.Status(code: answer.status), headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+            var response = Response(status: HTTPResponse.Status(code: answer.status), headers: [.contentType: "application/json"],
+                                    body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+            // The leader's 503s (too many reads waiting, leadership not confirmed) pass on
+            // retryable; the client does not see the leader's own headers.
+            if answer.status == 503 { response.headers[.retryAfter] = "1" }
+            return response
         } catch {
             return json(.serviceUnavailable, ["error": "the leader \(leaderName) did not answer: \(error); use ?stale=true for this node's own view"])
         }
