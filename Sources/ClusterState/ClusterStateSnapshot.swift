@@ -59,7 +59,7 @@ public enum ClusterStateSnapshot {
             guard version == 1 else { throw DecodingError.unsupportedVersion(version) }
             let hasIdentifier = try reader.readUInt8() == 1
             let identifier = try reader.readUInt64()
-            let primary = try text(&reader)
+            let primary = try reader.readShortText()
             let epoch = try reader.readUInt64(), primaryTerm = try reader.readUInt64(), position = try reader.readUInt64()
             let count = Int(try reader.readUInt32())
             // Each entry takes at least 36 bytes: a damaged count must not reserve gigabytes.
@@ -68,12 +68,12 @@ public enum ClusterStateSnapshot {
             history.reserveCapacity(count)
             for _ in 0..<count {
                 history.append(ClusterState.HistoryEntry(
-                    epoch: try reader.readUInt64(), primary: try text(&reader), timeline: try reader.readUInt32(),
-                    walPosition: try reader.readUInt64(), reason: try text(&reader), unixMilliseconds: try reader.readUInt64()))
+                    epoch: try reader.readUInt64(), primary: try reader.readShortText(), timeline: try reader.readUInt32(),
+                    walPosition: try reader.readUInt64(), reason: try reader.readShortText(), unixMilliseconds: try reader.readUInt64()))
             }
             var plan: ClusterState.PlannedPrimary?
             if try reader.readUInt8() == 1 {
-                plan = ClusterState.PlannedPrimary(node: try text(&reader), reason: try text(&reader), epoch: try reader.readUInt64(),
+                plan = ClusterState.PlannedPrimary(node: try reader.readShortText(), reason: try reader.readShortText(), epoch: try reader.readUInt64(),
                                                    force: try reader.readUInt8() == 1)
             }
             return ClusterState(systemIdentifier: hasIdentifier ? identifier : nil, primary: primary.isEmpty ? nil : primary,
@@ -84,11 +84,5 @@ public enum ClusterStateSnapshot {
         } catch {
             throw .malformed("\(error)")
         }
-    }
-
-    private static func text(_ reader: inout BinaryReader) throws -> String {
-        let bytes = try reader.readBytes(limit: 65_536)
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw DecodingError.malformed("text is not UTF-8") }
-        return text
     }
 }

@@ -60,18 +60,18 @@ public enum CommandCodec {
             guard version >= 1 else { throw DecodingError.unsupportedVersion(version) }
             switch try reader.readUInt8() {
             case 1:
-                let identifier = try reader.readUInt64(), primary = try text(&reader), time = try reader.readUInt64()
+                let identifier = try reader.readUInt64(), primary = try reader.readShortText(), time = try reader.readUInt64()
                 // Entries written before the timeline was recorded: it was 1.
                 let timeline = (try? reader.readUInt32()) ?? 1
                 return .bootstrap(systemIdentifier: identifier, primary: primary, unixMilliseconds: time, timeline: timeline)
             case 2:
-                return .promote(node: try text(&reader), epoch: try reader.readUInt64(), timeline: try reader.readUInt32(),
-                                walPosition: try reader.readUInt64(), reason: try text(&reader), unixMilliseconds: try reader.readUInt64())
+                return .promote(node: try reader.readShortText(), epoch: try reader.readUInt64(), timeline: try reader.readUInt32(),
+                                walPosition: try reader.readUInt64(), reason: try reader.readShortText(), unixMilliseconds: try reader.readUInt64())
             case 3:
                 return .recordPrimaryPosition(epoch: try reader.readUInt64(), walPosition: try reader.readUInt64())
             case 4:
-                let node = try text(&reader)
-                return .planPrimary(node: node.isEmpty ? nil : node, reason: try text(&reader), epoch: try reader.readUInt64(),
+                let node = try reader.readShortText()
+                return .planPrimary(node: node.isEmpty ? nil : node, reason: try reader.readShortText(), epoch: try reader.readUInt64(),
                                     force: try reader.readUInt8() == 1)
             case let kind:
                 throw DecodingError.unknownKind(kind)
@@ -81,12 +81,5 @@ public enum CommandCodec {
         } catch {
             throw .malformed("\(error)")
         }
-    }
-
-    /// Node names and reasons are short; 64 KiB bounds what a damaged length can make us read.
-    private static func text(_ reader: inout BinaryReader) throws -> String {
-        let bytes = try reader.readBytes(limit: 65_536)
-        guard let text = String(validating: bytes, as: UTF8.self) else { throw DecodingError.malformed("text is not UTF-8") }
-        return text
     }
 }

@@ -31,22 +31,7 @@ struct FootprintBenchmark: AsyncParsableCommand {
         print("pgquorum-bench footprint: 3 agents with PostgreSQL on loopback, heartbeat 100 ms, \(seconds) s idle")
         print("agents: \(agentBinary)")
         try cluster.startAll()
-        let deadline = ContinuousClock.now + .seconds(120)
-        var primary: String?
-        var replicas: [String] = []
-        while ContinuousClock.now < deadline {
-            var primaries: [String] = []
-            replicas = []
-            for name in cluster.names {
-                if await cluster.status(of: name, path: "/primary") == 200 { primaries.append(name) }
-                if await cluster.status(of: name, path: "/replica") == 200 { replicas.append(name) }
-            }
-            if primaries.count == 1, replicas.count == 2 {
-                primary = primaries[0]
-                break
-            }
-            try await Task.sleep(for: .milliseconds(200))
-        }
+        let primary = try await cluster.settled(within: 120)?.primary
         guard let primary else { throw CommandFailure("the cluster did not settle within 120 s; logs in \(cluster.directory)") }
         let leader = await cluster.view(of: primary)?.leader ?? "?"
         try await Task.sleep(for: .seconds(settle))

@@ -39,16 +39,14 @@ struct OverloadBenchmark: AsyncParsableCommand {
               + "and \(slowClients) silent clients at a replica's API during each failover")
         print("agents: \(agentBinary)")
         try cluster.startAll()
-        guard try await settled(cluster) != nil else { throw CommandFailure("the cluster did not settle; logs in \(cluster.directory)") }
-        let ports = cluster.names.map { "\(cluster.postgresPorts[$0] ?? 0)" }.joined(separator: ",")
-        let conninfo = "host=\(Array(repeating: "127.0.0.1", count: cluster.names.count).joined(separator: ",")) port=\(ports) "
-            + "user=postgres dbname=postgres connect_timeout=1 target_session_attrs=read-write tcp_user_timeout=2000 options='-c statement_timeout=2000'"
+        guard try await cluster.settled(within: 90) != nil else { throw CommandFailure("the cluster did not settle; logs in \(cluster.directory)") }
+        let conninfo = cluster.writerConninfo
         try PostgresConnection(conninfo).query(WorkloadClient.createTable)
         let writer = WorkloadClient(conninfo: conninfo, nodes: [:], interval: .milliseconds(10))
         defer { writer.stop() }
 
         // /primary throughput of one agent, no failover: 100 keep-alive connections for 10 s.
-        guard let (primary, _) = try await settled(cluster), let apiPort = cluster.apiPorts[primary] else { return }
+        guard let (primary, _) = try await cluster.settled(within: 90), let apiPort = cluster.apiPorts[primary] else { return }
         let throughput = try wrk(port: apiPort, connections: 100, seconds: 10)
         print("GET /primary on \(primary)'s API (TLS), 100 connections, 10 s: \(throughput)")
 
@@ -67,7 +65,7 @@ struct OverloadBenchmark: AsyncParsableCommand {
     /// write sent after the kill is acknowledged; with `flood`, wrk and silent clients hammer a
     /// replica's API meanwhile. The killed agent is started again before returning.
     private func failover(_ cluster: LocalCluster, writer: WorkloadClient, flood: Bool, trial: Int) async throws -> Double {
-        guard let (primary, replicas) = try await settled(cluster), let target = replicas.first,
+        guard let (primary, replicas) = try await cluster.settled(within: 90), let target = replicas.first,
               let targetPort = cluster.apiPorts[target] else {
             throw CommandFailure("the cluster did not settle before trial \(trial); logs in \(cluster.directory)")
         }
@@ -103,20 +101,6 @@ struct OverloadBenchmark: AsyncParsableCommand {
                      flood ? "; wrk at \(target): \(wrkSummary)" : ""))
         try cluster.start(primary)
         return seconds
-    }
-
-    private func settled(_ cluster: LocalCluster) async throws -> (String, [String])? {
-        let deadline = ContinuousClock.now + .seconds(90)
-        while ContinuousClock.now < deadline {
-            var primaries: [String] = [], replicas: [String] = []
-            for name in cluster.names {
-                if await cluster.status(of: name, path: "/primary") == 200 { primaries.append(name) }
-                if await cluster.status(of: name, path: "/replica") == 200 { replicas.append(name) }
-            }
-            if primaries.count == 1, replicas.count == 2 { return (primaries[0], replicas) }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        return nil
     }
 
     private func elections(_ cluster: LocalCluster, among names: [String]) async -> Int {

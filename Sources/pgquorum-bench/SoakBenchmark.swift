@@ -57,11 +57,9 @@ struct SoakBenchmark: AsyncParsableCommand {
               + "the primary moved every \(moveEvery) s, raft.snapshot_entries \(snapshotEntries), keep_entries \(keepEntries)")
         print("agents: \(agentBinary)")
         try cluster.startAll()
-        guard try await settled(cluster, within: 120) != nil else { throw CommandFailure("the cluster did not settle; logs in \(cluster.directory)") }
+        guard try await cluster.settled(within: 120) != nil else { throw CommandFailure("the cluster did not settle; logs in \(cluster.directory)") }
 
-        let ports = cluster.names.map { "\(cluster.postgresPorts[$0] ?? 0)" }.joined(separator: ",")
-        let conninfo = "host=\(Array(repeating: "127.0.0.1", count: cluster.names.count).joined(separator: ",")) port=\(ports) "
-            + "user=postgres dbname=postgres connect_timeout=1 target_session_attrs=read-write tcp_user_timeout=2000 options='-c statement_timeout=2000'"
+        let conninfo = cluster.writerConninfo
         try PostgresConnection(conninfo).query(WorkloadClient.createTable)
         let writer = WorkloadClient(conninfo: conninfo, nodes: [:], interval: .milliseconds(Int64(writeIntervalMs)))
         defer { writer.stop() }
@@ -112,7 +110,7 @@ struct SoakBenchmark: AsyncParsableCommand {
         for problem in failedMoves { print("  \(problem)") }
 
         // Start-up after a restart: a replica's agent stopped and started again.
-        guard let (_, replicas) = try await settled(cluster, within: 90), let replica = replicas.first else {
+        guard let (_, replicas) = try await cluster.settled(within: 90), let replica = replicas.first else {
             for name in cluster.names {
                 let copy = FileManager.default.temporaryDirectory.path + "/pgquorum-soak-\(name).log"
                 try? cluster.log(of: name).write(toFile: copy, atomically: true, encoding: .utf8)
@@ -134,23 +132,9 @@ struct SoakBenchmark: AsyncParsableCommand {
     }
 
     /// One primary and two streaming replicas, within `seconds`; nil when that does not happen.
-    private func settled(_ cluster: LocalCluster, within seconds: Int) async throws -> (String, [String])? {
-        let deadline = ContinuousClock.now + .seconds(seconds)
-        while ContinuousClock.now < deadline {
-            var primaries: [String] = [], replicas: [String] = []
-            for name in cluster.names {
-                if await cluster.status(of: name, path: "/primary") == 200 { primaries.append(name) }
-                if await cluster.status(of: name, path: "/replica") == 200 { replicas.append(name) }
-            }
-            if primaries.count == 1, replicas.count == 2 { return (primaries[0], replicas) }
-            try await Task.sleep(for: .milliseconds(200))
-        }
-        return nil
-    }
-
     /// A switchover (planned) or a failover to a replica; nil when it worked, else why not.
     private func movePrimary(_ cluster: LocalCluster, planned: Bool) async throws -> String? {
-        guard let (primary, replicas) = try await settled(cluster, within: 60), let target = replicas.randomElement() else {
+        guard let (primary, replicas) = try await cluster.settled(within: 60), let target = replicas.randomElement() else {
             return "the cluster was not settled (one primary, two streaming replicas) within 60 s"
         }
         let arguments = planned
