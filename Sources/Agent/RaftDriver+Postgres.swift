@@ -119,11 +119,15 @@ extension RaftDriver {
         let reachable = Set(reachableVoters().map(name(of:))).union([local.name])
         // Settled once every reachable PostgreSQL member's report is here (every voter receives
         // them, so a new leader usually holds them all at once), or three heartbeats after the
-        // election in any case.
+        // election in any case. Not early after a hand-over from a primary whose PostgreSQL
+        // last reported itself running as primary: its keeper is stopping it, and those
+        // heartbeats stay a margin between that stop and this node's promotion.
         let everyReachableReported = members.allSatisfy { $0.isWitness || !reachable.contains($0.name) || fresh[$0.name] != nil }
+        let oldPrimaryMayStillWrite = transferredBy != nil
+            && clusterState.primary.map { $0 != local.name && fresh[$0]?.role == .primary } == true
         let duty = PrimaryDuty.decide(
             me: local.name, term: node.term, state: clusterState, members: members, reports: fresh,
-            reportsSettled: everyReachableReported || ticksDone - leaderSinceTick >= 3, maximumLagBytes: config.postgres.maximumLagOnFailoverBytes,
+            reportsSettled: (everyReachableReported && !oldPrimaryMayStillWrite) || ticksDone - leaderSinceTick >= 3, maximumLagBytes: config.postgres.maximumLagOnFailoverBytes,
             preferred: transferredBy != nil ? local.name : nil, handedOverBy: transferredBy.map(name(of:)), silence: silenceByName(),
             reachable: reachable,
             reportWait: (waited, UInt64(config.failover.reportWaitMilliseconds)))
