@@ -376,6 +376,12 @@ final class RaftDriver: @unchecked Sendable {
     }
 
     private func finishDrain() {
+        // Published first: a read answered below then finds a view that includes what it waited
+        // for (its read index may have been applied in this very drain).
+        let current = snapshot()
+        logReachabilityChanges(current.view.members)
+        logPeersThatLostEntries()
+        publish(current)
         confirmedReads.removeAll { read in
             guard node.appliedIndex >= read.index else { return false }
             read.respond(true)
@@ -391,10 +397,6 @@ final class RaftDriver: @unchecked Sendable {
                 handOvers = []
             }
         }
-        let current = snapshot()
-        logReachabilityChanges(current.view.members)
-        logPeersThatLostEntries()
-        publish(current)
     }
 
     private var reachable: [String: Bool] = [:]

@@ -396,6 +396,8 @@ final class PostgresManager: @unchecked Sendable {
             "SELECT (SELECT timeline_id FROM pg_control_checkpoint()), ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")
         if let row = timelines?.first, row.count == 2, row[0] != row[1] {
             logger.info("checkpointing the just-promoted primary before the rewind", metadata: ["primary": "\(source.name)"])
+            // Bounded: a source that stalls must not hold this thread (it reports and reacts).
+            _ = try sourceConnection.query("SET statement_timeout = '60s'")
             _ = try sourceConnection.query("CHECKPOINT")
         }
         sourceConnection.close()
