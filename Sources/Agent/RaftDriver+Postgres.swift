@@ -117,22 +117,11 @@ extension RaftDriver {
         if let start = reportWaitStart, start.term != node.term { reportWaitStart = nil }
         let waited = reportWaitStart.map { UInt64(max(0, ticksDone - $0.tick)) * UInt64(config.timing.heartbeatMilliseconds) } ?? 0
         let reachable = Set(reachableVoters().map(name(of:))).union([local.name])
-        // Only the reports of members this node hears from: every voter holds every member's
-        // report now, and a dead primary's last one stays fresh for an election timeout; a
-        // candidate that cannot be reached must not be chosen.
-        let heard = fresh.filter { $0.key == local.name || reachable.contains($0.key) }
-        // Settled once every reachable PostgreSQL member's report is here (every voter receives
-        // them, so a new leader after an election usually holds them all at once), or three
-        // heartbeats after the election in any case. Those three heartbeats stay, as a margin
-        // behind the old primary's stop, after a hand-over (a failing primary's report can say
-        // "stopped" while its postmaster still runs) and while another reachable node still
-        // reports itself primary (it lost its lease; its keeper is stopping it).
-        let everyReachableReported = members.allSatisfy { $0.isWitness || !reachable.contains($0.name) || heard[$0.name] != nil }
-        let anotherClaimsPrimary = heard.contains { $0.key != local.name && $0.value.role == .primary }
-        let settledEarly = everyReachableReported && transferredBy == nil && !anotherClaimsPrimary
+        let settling = ReportSettling(me: local.name, members: members, fresh: fresh, reachable: reachable,
+                                      handedOver: transferredBy != nil, ticksSinceElection: ticksDone - leaderSinceTick)
         let duty = PrimaryDuty.decide(
-            me: local.name, term: node.term, state: clusterState, members: members, reports: heard,
-            reportsSettled: settledEarly || ticksDone - leaderSinceTick >= 3, maximumLagBytes: config.postgres.maximumLagOnFailoverBytes,
+            me: local.name, term: node.term, state: clusterState, members: members, reports: settling.reports,
+            reportsSettled: settling.settled, maximumLagBytes: config.postgres.maximumLagOnFailoverBytes,
             preferred: transferredBy != nil ? local.name : nil, handedOverBy: transferredBy.map(name(of:)), silence: silenceByName(),
             reachable: reachable,
             reportWait: (waited, UInt64(config.failover.reportWaitMilliseconds)))

@@ -115,7 +115,8 @@ final class RaftDriver: @unchecked Sendable {
     /// Entries up to here were committed before this start: applying them again is a replay of
     /// old news, logged at debug so the log does not announce a bootstrap from last month.
     let committedAtStart: LogIndex
-    /// The view's `insecure_trust`: fixed by the config, so decided once, not per snapshot.
+    /// The view's `insecure_trust`: fixed at start (the config and the environment), so decided
+    /// once, not per snapshot.
     let insecureTrust: Bool?
 
     init(node: RaftNode, clusterState: ClusterState, storage: RaftStorage, transport: PeerTransport, config: ClusterConfig, local: NodeConfig,

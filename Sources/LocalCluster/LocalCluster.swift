@@ -225,6 +225,25 @@ public final class LocalCluster: @unchecked Sendable {
         return (process.terminationStatus, String(decoding: output, as: UTF8.self))
     }
 
+    /// A TCP connection to `port` on 127.0.0.1 (a descriptor the caller closes), or nil: for
+    /// clients that must speak raw bytes, or say nothing at all.
+    public static func connectLoopback(port: Int) -> Int32? {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return nil }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            return nil
+        }
+        return descriptor
+    }
+
     /// Ports the kernel hands out for port 0 right now (bound together, then released).
     public static func freePorts(_ count: Int) throws -> [Int] {
         var sockets: [Int32] = []

@@ -62,13 +62,13 @@ public final class RaftStorage {
         if activeDescriptor >= 0 { close(activeDescriptor) }
     }
 
-    /// Opens (creating if needed) the storage in `directory`, verifies everything on disk and
-    /// recovers the durable state. A torn tail is cut off; any other damage is an error.
     /// The segment size the agent uses: small enough that compaction deletes whole segments
     /// often, which bounds the log on disk and the replay at start, large enough that rollovers
     /// (a file creation and two syncs) are rare.
     public static let agentSegmentBytes = 8 << 20
 
+    /// Opens (creating if needed) the storage in `directory`, verifies everything on disk and
+    /// recovers the durable state. A torn tail is cut off; any other damage is an error.
     public static func open(directory: String, segmentBytes: Int = 64 << 20) throws(StorageError) -> RaftStorage {
         let storage = RaftStorage(directory: directory, segmentBytes: segmentBytes, readOnly: false)
         try storage.recover()
@@ -118,7 +118,8 @@ public final class RaftStorage {
         try failing { () throws(StorageError) in
             if let snapshot = ready.snapshot { try writeSnapshotFile(snapshot) }
             if !records.isEmpty { try append(batch, sync: ready.mustSync) }
-            // Only now is the new hard state durable, and may head the next segment.
+            // Only now is the new hard state written (synced, unless only the commit index moved:
+            // a rollover syncs it first), and may head the next segment.
             if let state = ready.hardState { hardState = state }
             if let snapshot = ready.snapshot { try discardBelow(snapshot.metadata.index) }
         }

@@ -74,7 +74,7 @@ struct OverloadBenchmark: AsyncParsableCommand {
         var silent: [Int32] = []
         if flood {
             flooding = try startWrk(port: targetPort, connections: connections, seconds: 12)
-            silent = (0..<slowClients).compactMap { _ in openSilently(port: targetPort) }
+            silent = (0..<slowClients).compactMap { _ in LocalCluster.connectLoopback(port: targetPort) }
             try await Task.sleep(for: .seconds(3))
         }
         let killed = WorkloadClient.wallClock()
@@ -139,19 +139,5 @@ struct OverloadBenchmark: AsyncParsableCommand {
         let errors = lines.first { $0.hasPrefix("Socket errors:") } ?? "no socket errors"
         let non2xx = lines.first { $0.hasPrefix("Non-2xx") } ?? ""
         return "\(rate) requests/s; \(errors)\(non2xx.isEmpty ? "" : "; " + non2xx)"
-    }
-
-    private func openSilently(port: Int) -> Int32? {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return nil }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { close(descriptor); return nil }
-        return descriptor
     }
 }

@@ -148,19 +148,7 @@ import Glibc
 
     enum RawOutcome { case status(Int), closed, hung }
 
-    static func openSilently(port: Int) -> Int32 {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return -1 }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { close(descriptor); return -1 }
-        return descriptor
-    }
+    static func openSilently(port: Int) -> Int32 { LocalCluster.connectLoopback(port: port) ?? -1 }
 
     /// True once the server closed `descriptor` (end of stream or reset) within `seconds`.
     static func waitForClose(_ descriptor: Int32, seconds: Int) -> Bool {
@@ -176,19 +164,10 @@ import Glibc
 
     /// Sends `bytes` on a new TCP connection and reads the status line (3 s at most).
     static func raw(_ bytes: [UInt8], port: Int) -> RawOutcome {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { return .closed }
+        guard let descriptor = LocalCluster.connectLoopback(port: port) else { return .closed }
         defer { close(descriptor) }
         var timeout = timeval(tv_sec: 3, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return .closed }
         _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         shutdown(descriptor, Int32(SHUT_WR))
         var buffer = [UInt8](repeating: 0, count: 64)

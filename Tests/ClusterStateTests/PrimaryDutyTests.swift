@@ -242,3 +242,49 @@ private func bootstrapped(primary: String = "primary", term: UInt64 = 1) -> Clus
         #expect(discardedWAL(promoting: "secondary2", at: 400, reports: mixed).isEmpty)
     }
 }
+
+@Suite struct ReportSettlingTests {
+    private let everyone: Set<String> = ["primary", "secondary1", "secondary2"]
+    private let replicas: [String: MemberReport] = ["secondary1": replica(at: 100), "secondary2": replica(at: 90)]
+    private let primaryAlive = MemberReport(role: .primary, healthy: true, systemIdentifier: 42, timeline: 1, receivedPosition: 100)
+
+    private func settling(fresh: [String: MemberReport], reachable: Set<String>, handedOver: Bool = false, ticks: Int64 = 0,
+                          members: [PrimaryDuty.Member] = members) -> ReportSettling {
+        ReportSettling(me: "secondary1", members: members, fresh: fresh, reachable: reachable, handedOver: handedOver, ticksSinceElection: ticks)
+    }
+
+    @Test func afterAnElectionWithEveryReachableReportItDecidesAtOnce() {
+        #expect(settling(fresh: replicas, reachable: ["secondary1", "secondary2"]).settled)
+    }
+
+    @Test func aReachableMemberWithoutAReportIsWaitedForThreeHeartbeats() {
+        #expect(!settling(fresh: ["secondary1": replica(at: 100)], reachable: everyone, ticks: 2).settled)
+        #expect(settling(fresh: ["secondary1": replica(at: 100)], reachable: everyone, ticks: 3).settled)
+    }
+
+    @Test func aHandOverWaitsThreeHeartbeatsThoughEveryReportIsHere() {
+        let stopped = replicas.merging(["primary": MemberReport(role: .stopped, healthy: false)]) { $1 }
+        #expect(!settling(fresh: stopped, reachable: everyone, handedOver: true, ticks: 2).settled)
+        #expect(settling(fresh: stopped, reachable: everyone, handedOver: true, ticks: 3).settled)
+    }
+
+    @Test func anotherReachablePrimaryIsWaitedOutThreeHeartbeats() {
+        let withPrimary = replicas.merging(["primary": primaryAlive]) { $1 }
+        #expect(!settling(fresh: withPrimary, reachable: everyone, ticks: 2).settled)
+        #expect(settling(fresh: withPrimary, reachable: everyone, ticks: 3).settled)
+    }
+
+    @Test func anUnreachableMembersReportIsDroppedAndWaitsForNothing() {
+        let withDeadPrimary = replicas.merging(["primary": primaryAlive]) { $1 }
+        let result = settling(fresh: withDeadPrimary, reachable: ["secondary1", "secondary2"])
+        #expect(result.reports.keys.sorted() == ["secondary1", "secondary2"])
+        #expect(result.settled)
+        // Its own report counts even when it is not in the reachable set.
+        #expect(settling(fresh: replicas, reachable: ["secondary2"]).reports.keys.sorted() == ["secondary1", "secondary2"])
+    }
+
+    @Test func witnessesSendNoReportAndAreNotWaitedFor() {
+        let withWitness = members + [PrimaryDuty.Member(name: "w", isWitness: true)]
+        #expect(settling(fresh: replicas, reachable: ["secondary1", "secondary2", "w"], members: withWitness).settled)
+    }
+}
