@@ -12,7 +12,7 @@ final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
     /// Starts the thread; it lives as long as the process (the agent's Raft task does too).
     init(name: String) {
         let thread = Thread { [self] in
-            Thread.current.name = name   // on Linux the name set before start does not reach the thread
+            Self.nameCurrentThread(name)
             runJobs()
         }
         thread.start()
@@ -24,6 +24,19 @@ final class DedicatedThreadExecutor: TaskExecutor, @unchecked Sendable {
         jobs.append(job)
         condition.signal()
         condition.unlock()
+    }
+
+    /// Names the calling thread for `top -H`, `ps -L` and debuggers. Foundation's `Thread.name`
+    /// does not do it reliably on Linux: a name set before `start()` never reaches the thread,
+    /// and one set from inside races with `start()` recording the thread, so now and then the
+    /// thread kept the name it inherited from its creator (a cooperative pool thread's). The
+    /// kernel's own interface does not race; Linux keeps 15 bytes of a name.
+    static func nameCurrentThread(_ name: String) {
+        let fd = open("/proc/thread-self/comm", O_WRONLY)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let bytes = Array(name.utf8.prefix(15))
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
     }
 
     private func runJobs() {
