@@ -43,22 +43,36 @@ extension RaftDriver {
         }
     }
 
-    /// Renews the fence keeper's deadline while this node may write, and revokes it the moment it
-    /// may not (lease lost or forfeited by a leadership transfer).
+    /// Renews the fence keeper's deadline while this node may write, and ends writes the moment
+    /// it may not. A lease that lapsed while this node still leads the term that made it primary
+    /// may come back (a link blip): the keeper freezes PostgreSQL, and the next renewal continues
+    /// it. A lease forfeited by a leadership transfer, or a term this node no longer leads, stops
+    /// it: another node may be promoted.
     func enforceFence() {
         let expiry = leaseExpiry
         let bootstrapping = mayBootstrap && node.role == .leader && clusterState.systemIdentifier == nil
-        let writable = (isPrimaryOfCurrentTerm || bootstrapping) && expiry.map { ContinuousClock.now < $0 } == true
+        let mayWrite = isPrimaryOfCurrentTerm || bootstrapping
+        let writable = mayWrite && expiry.map { ContinuousClock.now < $0 } == true
+        let mayComeBack = mayWrite && !node.leaseForfeited
         if let permission = postgres?.permission {
             if writable, let expiry, expiry != renewedExpiry {
-                permission.allow(until: expiry)
+                if permission.lapsed { logger.notice("lease regained: PostgreSQL continues") }
+                permission.allow(until: expiry, grant: .init(term: node.term, epoch: clusterState.epoch))
                 renewedExpiry = expiry
             } else if !writable, wasWritable || renewedExpiry != nil {
-                permission.revoke()
+                if mayComeBack {
+                    logger.warning("lease lapsed: PostgreSQL is frozen until this leader regains it (stopped if it does not soon)")
+                    permission.lapse()
+                } else {
+                    logger.warning("lease handed over or leadership lost: PostgreSQL stops accepting writes now")
+                    permission.stop()
+                }
                 renewedExpiry = nil
+            } else if !writable, !mayComeBack, permission.lapsed {
+                logger.warning("the lapsed lease cannot come back (leadership lost or handed over): stopping the frozen PostgreSQL")
+                permission.stop()
             }
         }
-        if wasWritable, !writable { logger.warning("lease lost or handed over: PostgreSQL stops accepting writes now") }
         wasWritable = writable
     }
 

@@ -1,7 +1,10 @@
 #define _GNU_SOURCE
 #include "pgq_spawn.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -11,42 +14,157 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-int64_t pgq_monotonic_ns(void) {
+int64_t pgq_boottime_ns(void) {
     struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
+    clock_gettime(CLOCK_BOOTTIME, &now);
     return (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
 }
 
-/* Signals the postmaster through its pidfd when there is one, so a recycled PID is never hit. */
-static void stop_postmaster(int pidfd, pid_t postmaster) {
+/* Signals the postmaster through its pidfd, so a recycled PID is never hit; with plain kill
+   when there is no pidfd or the call fails for another reason than the process being gone (the
+   postmaster is the agent's child: its PID is not reused before the agent reaps it). */
+static void signal_postmaster(int pidfd, pid_t postmaster, int sig) {
 #ifdef SYS_pidfd_send_signal
-    if (pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, SIGQUIT, NULL, 0) == 0) return;
+    if (pidfd >= 0) {
+        if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0 || errno == ESRCH) return;
+    }
 #endif
-    if (pidfd < 0) kill(postmaster, SIGQUIT);
+    kill(postmaster, sig);
 }
 
-/* The keeper's loop. Messages are 8-byte native-endian int64: > 0 a deadline on CLOCK_MONOTONIC
-   (writable until then), 0 disarmed (a standby), -1 stop keeping (the agent reaps the
-   postmaster). End of file means the agent died: stop the postmaster at once. */
-static void keep(int input, pid_t postmaster) {
+/* The processes of a frozen tree, postmaster excluded. Stopped processes cannot exit, so their
+   PIDs stay theirs until they are continued or killed. */
+#define MAX_FROZEN 8192
+static pid_t frozen[MAX_FROZEN];
+static int frozen_count = 0;
+static int is_frozen = 0;
+
+static int already_frozen(pid_t pid) {
+    for (int i = 0; i < frozen_count; i++) if (frozen[i] == pid) return 1;
+    return 0;
+}
+
+/* The parent of `pid` from /proc/PID/stat (the field after the state, which follows the
+   command name in parentheses), or -1. */
+static pid_t parent_of(pid_t pid, char *state) {
+    char path[64], buffer[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t count = read(fd, buffer, sizeof buffer - 1);
+    close(fd);
+    if (count <= 0) return -1;
+    buffer[count] = 0;
+    char *close_paren = strrchr(buffer, ')');
+    if (!close_paren || close_paren[1] == 0 || close_paren[2] == 0) return -1;
+    if (state) *state = close_paren[2];
+    return (pid_t)strtol(close_paren + 3, NULL, 10);
+}
+
+/* Stops every descendant of `root` not stopped yet; returns how many it stopped. One pass over
+   /proc: a process is a descendant when its parent is `root` or an already frozen process
+   (passes repeat until one finds nothing new). */
+static int stop_descendants(pid_t root) {
+    DIR *proc = opendir("/proc");
+    if (!proc) return 0;
+    int stopped = 0;
+    struct dirent *entry;
+    while ((entry = readdir(proc)) != NULL) {
+        char *end;
+        long value = strtol(entry->d_name, &end, 10);
+        if (*end != 0 || value <= 0) continue;
+        pid_t pid = (pid_t)value;
+        if (pid == root || already_frozen(pid)) continue;
+        pid_t parent = parent_of(pid, NULL);
+        if (parent <= 0 || (parent != root && !already_frozen(parent))) continue;
+        if (frozen_count >= MAX_FROZEN) break;
+        if (kill(pid, SIGSTOP) == 0) {
+            frozen[frozen_count++] = pid;
+            stopped++;
+        }
+    }
+    closedir(proc);
+    return stopped;
+}
+
+/* Freezes the postmaster's whole tree: the backends first (they are what acknowledges a commit
+   to a client), then the postmaster (no more forks once it is stopped), then whatever it forked
+   meanwhile. A frozen server writes nothing and answers nobody, and is continued as if nothing
+   happened when the lease is regained: a blip costs a stall, not a restart. */
+static void freeze_tree(int pidfd, pid_t postmaster) {
+    frozen_count = 0;
+    is_frozen = 1;
+    stop_descendants(postmaster);
+    signal_postmaster(pidfd, postmaster, SIGSTOP);
+    /* SIGSTOP takes effect when the process next runs; wait (bounded) until it has, so that a
+       fork in progress has produced its child before the last passes look for it. */
+    for (int i = 0; i < 200; i++) {
+        char state = 0;
+        if (parent_of(postmaster, &state) < 0 || state == 'T' || state == 'Z') break;
+        usleep(50);
+    }
+    for (int pass = 0; pass < 8; pass++) {
+        if (stop_descendants(postmaster) == 0) break;
+    }
+}
+
+static void thaw_tree(int pidfd, pid_t postmaster) {
+    signal_postmaster(pidfd, postmaster, SIGCONT);
+    for (int i = 0; i < frozen_count; i++) kill(frozen[i], SIGCONT);
+    frozen_count = 0;
+    is_frozen = 0;
+}
+
+/* Stops the server for good. A frozen tree is killed as it stands (SIGKILL acts on stopped
+   processes; continuing them first could let a backend acknowledge a commit after the lease);
+   PostgreSQL then starts with crash recovery, as after an immediate shutdown. A running one
+   gets SIGQUIT, PostgreSQL's immediate shutdown. */
+static void stop_postmaster(int pidfd, pid_t postmaster) {
+    if (is_frozen) {
+        signal_postmaster(pidfd, postmaster, SIGKILL);
+        for (int i = 0; i < frozen_count; i++) kill(frozen[i], SIGKILL);
+        frozen_count = 0;
+        is_frozen = 0;
+        return;
+    }
+    signal_postmaster(pidfd, postmaster, SIGQUIT);
+}
+
+/* The keeper's loop. Messages are 8-byte native-endian int64: > 0 a deadline on CLOCK_BOOTTIME
+   (writable until then; continues a frozen tree), 0 disarmed (a standby), -1 stop keeping (the
+   agent stops the postmaster itself), -2 stop the postmaster now (another node may be promoted).
+   When a deadline passes the tree is frozen if `freeze_limit_ns` > 0 and killed if no new
+   deadline comes within that limit; with 0 it is stopped at once. End of file means the agent
+   died: stop the postmaster at once. */
+static void keep(int input, pid_t postmaster, int64_t freeze_limit_ns) {
     int pidfd = -1;
 #ifdef SYS_pidfd_open
     pidfd = (int)syscall(SYS_pidfd_open, postmaster, 0);
 #endif
-    int64_t deadline = 0;
+    int64_t deadline = 0, kill_at = 0;
     unsigned char buffer[8];
     size_t filled = 0;
     for (;;) {
-        int timeout = -1;
-        if (deadline > 0) {
-            int64_t left = deadline - pgq_monotonic_ns();
-            if (left <= 0) {
+        int64_t now = pgq_boottime_ns();
+        if (deadline > 0 && deadline <= now) {
+            deadline = 0;
+            if (is_frozen) continue;   /* a revoke while frozen: the kill timer already runs */
+            if (freeze_limit_ns > 0) {
+                freeze_tree(pidfd, postmaster);
+                kill_at = now + freeze_limit_ns;
+            } else {
                 stop_postmaster(pidfd, postmaster);
-                deadline = 0;
-                continue;
             }
-            timeout = (int)((left + 999999) / 1000000);
+            continue;
         }
+        if (kill_at > 0 && kill_at <= now) {
+            kill_at = 0;
+            stop_postmaster(pidfd, postmaster);
+            continue;
+        }
+        int64_t next = deadline > 0 ? deadline : 0;
+        if (kill_at > 0 && (next == 0 || kill_at < next)) next = kill_at;
+        int timeout = next > 0 ? (int)((next - now + 999999) / 1000000) : -1;
         struct pollfd fds[2] = {{.fd = input, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
         int ready = poll(fds, pidfd >= 0 ? 2 : 1, timeout);
         if (ready < 0) {
@@ -54,7 +172,11 @@ static void keep(int input, pid_t postmaster) {
             stop_postmaster(pidfd, postmaster);
             _exit(1);
         }
-        if (pidfd >= 0 && (fds[1].revents & POLLIN)) _exit(0); /* the postmaster is gone */
+        if (pidfd >= 0 && (fds[1].revents & POLLIN)) {
+            /* The postmaster is gone; what it left frozen must not stay so. */
+            if (is_frozen) stop_postmaster(pidfd, postmaster);
+            _exit(0);
+        }
         if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t count = read(input, buffer + filled, sizeof buffer - filled);
             if (count < 0 && errno == EINTR) continue;
@@ -67,16 +189,34 @@ static void keep(int input, pid_t postmaster) {
             filled = 0;
             int64_t message;
             memcpy(&message, buffer, sizeof message);
-            if (message < 0) _exit(0);
+            if (message == -1) {
+                if (is_frozen) stop_postmaster(pidfd, postmaster);
+                _exit(0);
+            }
+            if (message == -2) {
+                stop_postmaster(pidfd, postmaster);
+                deadline = 0;
+                kill_at = 0;
+                continue;
+            }
+            if (message == 0 && is_frozen) {
+                /* Disarmed while frozen: never continue a server nobody allows to write. */
+                stop_postmaster(pidfd, postmaster);
+                kill_at = 0;
+            }
+            if (message > 0 && is_frozen && message > pgq_boottime_ns()) {
+                thaw_tree(pidfd, postmaster);
+                kill_at = 0;
+            }
             deadline = message;
         }
     }
 }
 
-pid_t pgq_spawn_fence_keeper(pid_t postmaster, int input_fd) {
+pid_t pgq_spawn_fence_keeper(pid_t postmaster, int input_fd, int64_t freeze_limit_ns) {
     pid_t pid = fork();
     if (pid != 0) return pid;
-    /* Child: keep only the pipe (not the agent's lock, sockets or files). */
+    /* Child: keep only the line from the agent (not the agent's lock, sockets or files). */
     if (input_fd != 3) {
         if (dup2(input_fd, 3) < 0) _exit(126);
     }
@@ -98,6 +238,6 @@ pid_t pgq_spawn_fence_keeper(pid_t postmaster, int input_fd) {
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
-    keep(3, postmaster);
+    keep(3, postmaster, freeze_limit_ns);
     _exit(0);
 }

@@ -505,19 +505,18 @@ public enum Lab {
     }
 
     /// Rewrites every namespace's chain from the state's cuts: a cut A → B drops, in A, what
-    /// goes to B and, in B, what comes from A (new and established connections alike).
+    /// goes to B and, in B, what comes from A (new and established connections alike). One
+    /// `iptables-restore` per namespace replaces its chain at once: a rule per command took a
+    /// few hundred milliseconds for an isolation, which stretched a 300 ms blip well beyond that.
     private static func applyCuts(_ state: LabState) throws(LabError) {
         for node in state.nodes {
-            let exec = ["ip", "netns", "exec", node.namespace, "iptables"]
-            try Shell.must(exec + ["-F", chain])
+            var rules = ["*filter", "-F \(chain)"]
             for cut in state.cuts {
-                if cut.from == node.name, let target = state.node(cut.to) {
-                    try Shell.must(exec + ["-A", chain, "-d", target.address, "-j", "DROP"])
-                }
-                if cut.to == node.name, let source = state.node(cut.from) {
-                    try Shell.must(exec + ["-A", chain, "-s", source.address, "-j", "DROP"])
-                }
+                if cut.from == node.name, let target = state.node(cut.to) { rules.append("-A \(chain) -d \(target.address) -j DROP") }
+                if cut.to == node.name, let source = state.node(cut.from) { rules.append("-A \(chain) -s \(source.address) -j DROP") }
             }
+            rules.append("COMMIT")
+            try Shell.must(["ip", "netns", "exec", node.namespace, "iptables-restore", "--noflush"], input: rules.joined(separator: "\n") + "\n")
         }
     }
 

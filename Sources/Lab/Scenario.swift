@@ -16,6 +16,12 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     case coldRestart = "cold-restart"
     case coldRestartStaggered = "cold-restart-staggered"
 
+    /// What one trial does with `blip` as the flapping isolations' length, for the run's header.
+    public func summary(blip: Duration) -> String {
+        guard self == .flapping else { return summary }
+        return "the primary's links toggled every \(Int(blip / .milliseconds(1))) ms, 10 times, then heal"
+    }
+
     /// What one trial does, for the table and `--help`.
     public var summary: String {
         switch self {
@@ -26,7 +32,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
         case .asymmetricCut: "the primary's traffic to one replica dropped, 3 s, then heal: the primary keeps its majority"
         case .agentKill: "SIGKILL of the primary's agent alone: its PostgreSQL must stop with it; restart the agent"
         case .agentPause: "SIGSTOP of the primary's agent for 4 election timeouts, then SIGCONT: the fence keeper stops PostgreSQL"
-        case .flapping: "the primary's links toggled every 300 ms for 6 s, then heal"
+        case .flapping: "the primary's links toggled every 300 ms (--blip-ms), 10 times, then heal: a blip shorter than the election timeout must not restart PostgreSQL"
         case .rollingRestart: "every node restarted gracefully (SIGTERM) in turn, replicas first: the primary is handed over cleanly"
         case .coldRestart: "every node (agent and PostgreSQL) killed at once, all restarted after 1 s: a primary again, nothing acknowledged lost"
         case .coldRestartStaggered: "both replicas killed, the primary acknowledges writes alone for 0.5 s, then killed too; all restarted: the primary's extra WAL kept"

@@ -13,18 +13,21 @@ public struct ScenarioRunner: Sendable {
     public var directory: String
     public var binary: String
     public var interval: Duration
+    /// How long each isolation of the flapping scenario lasts (and each heal between them).
+    public var blip: Duration
     /// Leave the lab running afterwards.
     public var keep: Bool
     /// One line per step, for the operator watching.
     public var progress: @Sendable (String) -> Void
 
     public init(scenario: Scenario, trials: Int, directory: String, binary: String, interval: Duration = .milliseconds(20),
-                keep: Bool = false, progress: @escaping @Sendable (String) -> Void = { _ in }) {
+                blip: Duration = .milliseconds(300), keep: Bool = false, progress: @escaping @Sendable (String) -> Void = { _ in }) {
         self.scenario = scenario
         self.trials = trials
         self.directory = directory
         self.binary = binary
         self.interval = interval
+        self.blip = blip
         self.keep = keep
         self.progress = progress
     }
@@ -55,10 +58,12 @@ public struct ScenarioRunner: Sendable {
             guard let primary = await probe.primary() else { throw LabError("no primary before trial \(number)") }
             let replicas = state.nodes.map(\.name).filter { $0 != primary }
             let start = WorkloadClient.wallClock()
+            let startsBefore = postgresStarts(state)
             let fault = try await inject(primary: primary, replicas: replicas, trial: number, client: client, probe: probe, checks: &checks)
             try await probe.waitUntilWhole(within: .seconds(120), what: "the cluster to be whole after trial \(number)")
             let ended = WorkloadClient.wallClock()
-            recorded.append(.init(number: number, fault: fault, at: start, primaryBefore: primary, endedAt: ended))
+            recorded.append(.init(number: number, fault: fault, at: start, primaryBefore: primary, endedAt: ended,
+                                  postgresStarts: postgresStarts(state) - startsBefore))
             let now = await probe.primary() ?? "none"
             progress(String(format: "trial %d: %@; primary now %@, whole again after %.1f s", number, fault, now, (ended - start) / 1_000))
         }
@@ -72,6 +77,15 @@ public struct ScenarioRunner: Sendable {
                                       trials: recorded, finalPrimary: final.primary, finalRows: final.rows,
                                       intervalMilliseconds: Double(interval / .microseconds(1)) / 1_000)
         return ScenarioOutcome(scenario: scenario, history: history, report: WorkloadChecker.check(history), checks: checks)
+    }
+
+    /// PostgreSQL servers the agents have started so far, from their logs (which agent restarts
+    /// append to): one `started PostgreSQL` line each.
+    private func postgresStarts(_ state: LabState) -> Int {
+        state.nodes.reduce(0) { count, node in
+            let log = (try? String(contentsOfFile: "\(directory)/logs/\(node.name).log", encoding: .utf8)) ?? ""
+            return count + log.split(separator: "\n").filter { $0.contains("] started PostgreSQL") }.count
+        }
     }
 
     /// Carries out one trial's fault and waits for the behaviour it should cause; returns what
@@ -123,13 +137,14 @@ public struct ScenarioRunner: Sendable {
             try Lab.heal(directory: directory)
             return "cut \(primary) → \(replicas[0])"
         case .flapping:
+            let seconds = Double(blip / .milliseconds(1)) / 1_000
             for _ in 0..<10 {
                 try Lab.isolate(directory: directory, node: primary)
-                await rest(0.3)
+                await rest(seconds)
                 try Lab.heal(directory: directory)
-                await rest(0.3)
+                await rest(seconds)
             }
-            return "flap \(primary)'s links"
+            return "flap \(primary)'s links (\(Int(blip / .milliseconds(1))) ms)"
         case .rollingRestart:
             for node in replicas + [primary] {
                 try Lab.restart(directory: directory, node: node, graceful: true)

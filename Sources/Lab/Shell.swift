@@ -7,10 +7,10 @@ enum Shell {
         var output: String
     }
 
-    /// Runs `arguments[0]` (found on PATH or in the sbin folders) and returns its status and its
-    /// combined output.
+    /// Runs `arguments[0]` (found on PATH or in the sbin folders), with `input` on its standard
+    /// input, and returns its status and its combined output.
     @discardableResult
-    static func run(_ arguments: [String]) throws(LabError) -> Result {
+    static func run(_ arguments: [String], input: String? = nil) throws(LabError) -> Result {
         guard let tool = arguments.first, let path = locate(tool) else {
             throw LabError("\(arguments.first ?? "?") is not installed; the lab needs iproute2 and iptables (scripts/install-deps.sh installs them)")
         }
@@ -20,10 +20,16 @@ enum Shell {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
+        let stdin = input.map { _ in Pipe() }
+        if let stdin { process.standardInput = stdin }
         do {
             try process.run()
         } catch {
             throw LabError("cannot run \(path): \(error)")
+        }
+        if let stdin, let input {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try? stdin.fileHandleForWriting.close()
         }
         let output = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
@@ -31,8 +37,8 @@ enum Shell {
     }
 
     /// Runs a command that must succeed.
-    static func must(_ arguments: [String]) throws(LabError) {
-        let result = try run(arguments)
+    static func must(_ arguments: [String], input: String? = nil) throws(LabError) {
+        let result = try run(arguments, input: input)
         guard result.status == 0 else {
             let output = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
             throw LabError("`\(arguments.joined(separator: " "))` failed (exit \(result.status)): \(output)")

@@ -107,12 +107,19 @@ public final class PeerTransport: Sendable {
         self.onEvent = onEvent
     }
 
+    /// TCP_THIN_LINEAR_TIMEOUTS: a thin stream (a few segments in flight, as heartbeats are)
+    /// retransmits at a steady interval instead of doubling it each time. After a short link blip
+    /// the doubled timeouts kept a connection silent for up to a second after the link was back,
+    /// long enough for the leader's lease to lapse and for a follower to call an election.
+    static let linearRetransmissions = ChannelOptions.Types.SocketOption(level: .init(rawValue: CInt(IPPROTO_TCP)), name: .init(rawValue: 16))
+
     /// Starts accepting peer connections; returns the bound port (useful with port 0).
     public func listen(host: String, port: Int) async throws -> Int {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             // Raft messages are small and latency-bound: no Nagle delay.
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(Self.linearRetransmissions, value: 1)
             .childChannelInitializer { [self] channel in
                 let open = inbound.add(1, ordering: .relaxed).newValue
                 channel.closeFuture.whenComplete { _ in self.inbound.subtract(1, ordering: .relaxed) }
@@ -223,6 +230,7 @@ public final class PeerTransport: Sendable {
         let connection = bootstrap
             .connectTimeout(options.handshakeTimeout)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(Self.linearRetransmissions, value: 1)
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try self.installHandlers(on: channel, expected: id,

@@ -7,19 +7,23 @@ import Glibc
 
 /// A postmaster the agent started itself (not through `pg_ctl`), so that it is the agent's child:
 /// it gets SIGQUIT (immediate shutdown) when the thread that started it ends — the agent process
-/// dying — and a fence keeper stops it when the agent stops renewing the writable deadline
-/// (frozen, or lost its lease). Blocking; one owner thread.
+/// dying — and a fence keeper freezes or stops it when the agent stops renewing the writable
+/// deadline (frozen, or lost its lease). Blocking; one owner thread.
 public final class Postmaster {
     public let pid: pid_t
     public let keeperPID: pid_t
-    /// The keeper's pipe: any thread may renew the writable deadline through it.
+    /// The keeper's line (a socket pair): any thread may renew the writable deadline through it.
     public let fence: FenceLine
     private var exitStatus: Int32?
     private var keeperExited = false
 
     /// Starts `postgres -D dataDirectory` with `options` (`-c name=value` each) as `user`, output
-    /// appended to `logFile`, and its fence keeper (disarmed: a standby needs no deadline).
-    public static func start(server: PostgresServer, options: [String: String], logFile: String) throws(PostgresError) -> Postmaster {
+    /// appended to `logFile`, and its fence keeper (disarmed: a standby needs no deadline). When
+    /// a deadline passes, the keeper freezes the server's processes for up to `freezeLimit`
+    /// (a new deadline continues them, a blip costs a stall) and then kills them; with nil it
+    /// stops the server at once.
+    public static func start(server: PostgresServer, options: [String: String], logFile: String,
+                             freezeLimit: Duration? = nil) throws(PostgresError) -> Postmaster {
         let path = server.binDirectory + "/postgres"
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw PostgresError("\(path) does not exist; install PostgreSQL 15 (apt-get install postgresql-15) or set postgresql.bin_dir")
@@ -39,22 +43,23 @@ public final class Postmaster {
         }
         guard pid > 0 else { throw PostgresError("cannot start \(path): \(String(cString: strerror(errno)))") }
 
-        var pipeEnds: [Int32] = [0, 0]
-        guard pipe(&pipeEnds) == 0 else {
+        // A socket pair, not a pipe: a write after the keeper exited (with its postmaster) must
+        // fail with EPIPE (MSG_NOSIGNAL), not kill the agent with SIGPIPE.
+        var ends: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
             kill(pid, SIGQUIT)
-            throw PostgresError("cannot create the fence keeper's pipe: \(String(cString: strerror(errno)))")
+            throw PostgresError("cannot create the fence keeper's socket pair: \(String(cString: strerror(errno)))")
         }
-        _ = fcntl(pipeEnds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(pipeEnds[1], F_SETFD, FD_CLOEXEC)
-        let keeper = pgq_spawn_fence_keeper(pid, pipeEnds[0])
-        close(pipeEnds[0])
+        let limit = freezeLimit.map { max(0, $0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000) } ?? 0
+        let keeper = pgq_spawn_fence_keeper(pid, ends[0], limit)
+        close(ends[0])
         guard keeper > 0 else {
-            close(pipeEnds[1])
+            close(ends[1])
             kill(pid, SIGQUIT)
             throw PostgresError("cannot start the fence keeper: \(String(cString: strerror(errno)))")
         }
-        _ = fcntl(pipeEnds[1], F_SETFL, fcntl(pipeEnds[1], F_GETFL) | O_NONBLOCK)
-        return Postmaster(pid: pid, keeperPID: keeper, fence: FenceLine(descriptor: pipeEnds[1]))
+        _ = fcntl(ends[1], F_SETFL, fcntl(ends[1], F_GETFL) | O_NONBLOCK)
+        return Postmaster(pid: pid, keeperPID: keeper, fence: FenceLine(descriptor: ends[1]))
     }
 
     private init(pid: pid_t, keeperPID: pid_t, fence: FenceLine) {
@@ -64,10 +69,7 @@ public final class Postmaster {
     }
 
     deinit {
-        if exitStatus == nil {
-            kill(pid, SIGQUIT)
-            _ = waitForExit(seconds: 10)
-        }
+        if exitStatus == nil { stopImmediately() }
         fence.close()
         reapKeeper()
     }
@@ -94,20 +96,30 @@ public final class Postmaster {
         return !keeperExited
     }
 
-    /// Immediate shutdown (SIGQUIT): every backend exits at once, nothing more is written. Waits
-    /// (bounded) for the postmaster to exit.
+    /// Whether the keeper has frozen the server (the postmaster is stopped by a signal).
+    public var isFrozen: Bool {
+        guard isRunning, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[close...].dropFirst(2).first == "T"
+    }
+
+    /// Immediate shutdown (SIGQUIT): every backend exits at once, nothing more is written. A
+    /// frozen server cannot act on a signal: the keeper kills it as it stands. Waits (bounded)
+    /// for the postmaster to exit.
     @discardableResult
     public func stopImmediately(seconds: Double = 10) -> Bool {
         guard isRunning else { return true }
+        fence.stopNow()
         kill(pid, SIGQUIT)
         return waitForExit(seconds: seconds)
     }
 
     /// Fast shutdown (SIGINT): clients disconnected, a shutdown checkpoint, WAL sent to connected
-    /// standbys. Waits (bounded); falls back to an immediate stop.
+    /// standbys. Waits (bounded); falls back to an immediate stop, at once for a frozen server.
     @discardableResult
     public func stopFast(seconds: Double = 30) -> Bool {
         guard isRunning else { return true }
+        if isFrozen { return stopImmediately() }
         kill(pid, SIGINT)
         if waitForExit(seconds: seconds) { return true }
         return stopImmediately()
@@ -133,20 +145,24 @@ public final class Postmaster {
     }
 }
 
-/// The agent's end of a fence keeper's pipe. Thread-safe: the Raft task renews the deadline on
+/// The agent's end of a fence keeper's socket pair. Thread-safe: the Raft task renews the deadline on
 /// every tick it holds the lease, while the PostgreSQL thread may be busy with a promotion.
 public final class FenceLine: Sendable {
     private let descriptor: Mutex<Int32>
 
     init(descriptor: Int32) { self.descriptor = Mutex(descriptor) }
 
-    /// PostgreSQL may accept writes for `remaining` from now; past that, without a renewal, the
-    /// keeper stops it (immediate shutdown). Never blocks.
+    /// PostgreSQL may accept writes for `remaining` from now (a frozen server is continued);
+    /// past that, without a renewal, the keeper freezes or stops it. Never blocks.
     public func allowWrites(for remaining: Duration) {
         let nanoseconds = remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000
-        // A deadline already past: stop now rather than leave the last one standing.
-        send(nanoseconds > 0 ? pgq_monotonic_ns() + nanoseconds : 1)
+        // A deadline already past: end writes now rather than leave the last one standing.
+        send(nanoseconds > 0 ? pgq_boottime_ns() + nanoseconds : 1)
     }
+
+    /// Stop the server now, frozen or not (another node may be promoted): the keeper kills a
+    /// frozen tree and sends SIGQUIT to a running one.
+    public func stopNow() { send(-2) }
 
     func sendDeadline(_ value: Int64) { send(value) }
 
@@ -163,12 +179,13 @@ public final class FenceLine: Sendable {
         descriptor.withLock { fd in
             guard fd >= 0 else { return }
             var message = value
-            _ = withUnsafeBytes(of: &message) { write(fd, $0.baseAddress, 8) }
+            _ = withUnsafeBytes(of: &message) { Glibc.send(fd, $0.baseAddress, 8, Int32(MSG_NOSIGNAL)) }
         }
     }
 }
 
 extension FenceLine {
-    /// Writes must stop now: a deadline already past, so the keeper stops PostgreSQL at once.
+    /// Writes must stop now: a deadline already past, so the keeper freezes PostgreSQL at once
+    /// (or stops it, without a freeze limit); a later deadline may continue it.
     public func revoke() { sendDeadline(1) }
 }

@@ -51,7 +51,7 @@ public struct RaftNode: Sendable {
     private var transferTimeoutNowSent = false
     /// Once a TimeoutNow has gone out in this term, another node may win an election at any
     /// moment: the lease is forfeit until this node leads again.
-    private var leaseForfeited = false
+    public private(set) var leaseForfeited = false
     private var pendingReads: [(requestID: UInt64, index: LogIndex, round: UInt64)] = []
     private var readsAwaitingLeaderCommit: [UInt64] = []
 

@@ -30,6 +30,8 @@ public struct WorkloadReport: Sendable, Equatable, Codable {
         public var longestGapMilliseconds: Double
         public var lostWrites: Int
         public var splitBrainWrites: Int
+        /// PostgreSQL servers started during the trial (nil: not counted).
+        public var postgresStarts: Int?
     }
 
     public var acknowledged: Int
@@ -100,7 +102,8 @@ public enum WorkloadChecker {
                 failoverMilliseconds: failover.flatMap { $0.ackedAt <= trial.endedAt ? $0.ackedAt - trial.at : nil },
                 longestGapMilliseconds: longestGap(writes, from: trial.at, to: trial.endedAt),
                 lostWrites: lost.filter(inTrial).count,
-                splitBrainWrites: splitBrain.filter { inTrial($0.write) }.count))
+                splitBrainWrites: splitBrain.filter { inTrial($0.write) }.count,
+                postgresStarts: trial.postgresStarts))
         }
 
         return WorkloadReport(acknowledged: writes.count, failedAttempts: history.failedAttempts, lost: lost, splitBrain: splitBrain,

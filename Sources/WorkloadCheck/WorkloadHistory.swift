@@ -54,13 +54,17 @@ public struct WorkloadHistory: Sendable, Equatable, Codable {
         public var primaryBefore: String?
         /// When the trial ended: faults healed, every node back and replicating.
         public var endedAt: Double
+        /// PostgreSQL servers started by the agents during the trial (fences, crashes, rewinds);
+        /// nil when not counted.
+        public var postgresStarts: Int?
 
-        public init(number: Int, fault: String, at: Double, primaryBefore: String?, endedAt: Double) {
+        public init(number: Int, fault: String, at: Double, primaryBefore: String?, endedAt: Double, postgresStarts: Int? = nil) {
             self.number = number
             self.fault = fault
             self.at = at
             self.primaryBefore = primaryBefore
             self.endedAt = endedAt
+            self.postgresStarts = postgresStarts
         }
     }
 

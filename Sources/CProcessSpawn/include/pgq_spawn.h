@@ -17,15 +17,19 @@ pid_t pgq_spawn(const char *path, char *const argv[], int stdin_fd, int stdout_f
                 int uid, int gid, int death_signal);
 
 /// Forks a fence keeper for `postmaster`: a small process (no exec; it keeps only `input_fd`,
-/// the read end of a pipe from the agent) that stops the postmaster with SIGQUIT (PostgreSQL's
-/// immediate shutdown) when a writable deadline passes without renewal, or at once when the
-/// agent goes away (end of file). It outlives a frozen (SIGSTOP) or killed agent, which is the
-/// point. Messages: 8-byte int64, > 0 a deadline in `pgq_monotonic_ns` time, 0 disarmed, -1 exit.
-/// Returns the keeper's PID, or -1 with errno set.
-pid_t pgq_spawn_fence_keeper(pid_t postmaster, int input_fd);
+/// one end of a socket pair from the agent) that ends the postmaster's writes when a writable
+/// deadline passes without renewal, and stops it at once when the agent goes away (end of file).
+/// It outlives a frozen (SIGSTOP) or killed agent, which is the point. With `freeze_limit_ns` > 0
+/// a passed deadline freezes the postmaster's process tree (SIGSTOP), a new deadline continues
+/// it, and it is killed when none comes within the limit; with 0 it gets SIGQUIT (PostgreSQL's
+/// immediate shutdown) at once. Messages: 8-byte int64, > 0 a deadline in `pgq_boottime_ns`
+/// time, 0 disarmed, -1 exit, -2 stop the postmaster now. Returns the keeper's PID, or -1 with
+/// errno set.
+pid_t pgq_spawn_fence_keeper(pid_t postmaster, int input_fd, int64_t freeze_limit_ns);
 
-/// CLOCK_MONOTONIC in nanoseconds: the keeper's clock.
-int64_t pgq_monotonic_ns(void);
+/// CLOCK_BOOTTIME in nanoseconds: the keeper's clock, and the one Swift's `ContinuousClock`
+/// reads on Linux (it keeps counting while the machine is suspended).
+int64_t pgq_boottime_ns(void);
 
 /// Whether `path` carries a POSIX access ACL: 1 yes, 0 no (or unknown).
 int pgq_has_access_acl(const char *path);

@@ -34,6 +34,9 @@ struct LabScenario: AsyncParsableCommand {
     @Option(help: "Milliseconds between the client's writes.")
     var intervalMs = 20
 
+    @Option(help: "flapping: milliseconds each isolation of the primary lasts (and each heal between them).")
+    var blipMs = 300
+
     @Option(help: "The lab directory (must not hold a running lab; removed at the end unless --keep).")
     var dir = "scenario-lab"
 
@@ -46,14 +49,15 @@ struct LabScenario: AsyncParsableCommand {
         }
         guard (1...100).contains(trials) else { throw ValidationError("--trials must be between 1 and 100") }
         guard (5...1_000).contains(intervalMs) else { throw ValidationError("--interval-ms must be between 5 and 1000") }
+        guard (50...10_000).contains(blipMs) else { throw ValidationError("--blip-ms must be between 50 and 10000") }
     }
 
     func run() async throws {
         guard let scenario = Scenario(rawValue: name) else { throw ExitCode.validationFailure }
         let directory = URL(fileURLWithPath: dir).standardizedFileURL.path
-        print("scenario \(scenario.rawValue): \(scenario.summary)")
+        print("scenario \(scenario.rawValue): \(scenario.summary(blip: .milliseconds(Int64(blipMs))))")
         let runner = ScenarioRunner(scenario: scenario, trials: trials, directory: directory, binary: LabUp.ownBinary(),
-                                    interval: .milliseconds(Int64(intervalMs)), keep: keep) { line in print("  " + line) }
+                                    interval: .milliseconds(Int64(intervalMs)), blip: .milliseconds(Int64(blipMs)), keep: keep) { line in print("  " + line) }
         let outcome: ScenarioOutcome
         do { outcome = try await runner.run() } catch { throw CommandFailure(error.description) }
         print()
@@ -76,11 +80,11 @@ enum ScenarioTable {
     static func render(_ outcome: ScenarioOutcome) -> String {
         let report = outcome.report
         func ms(_ value: Double?) -> String { value.map { String(format: "%.0f ms", $0) } ?? "-" }
-        var lines = [row("trial", "fault", "primary before", "new primary", "detection", "failover", "longest gap", "lost", "split-brain")]
+        var lines = [row("trial", "fault", "primary before", "new primary", "detection", "failover", "longest gap", "lost", "split-brain", "pg starts")]
         for trial in report.trials {
             lines.append(row("\(trial.number)", trial.fault, trial.primaryBefore ?? "-", trial.newPrimary ?? "-",
                              ms(trial.detectionMilliseconds), ms(trial.failoverMilliseconds), ms(trial.longestGapMilliseconds),
-                             "\(trial.lostWrites)", "\(trial.splitBrainWrites)"))
+                             "\(trial.lostWrites)", "\(trial.splitBrainWrites)", trial.postgresStarts.map { "\($0)" } ?? "-"))
         }
         func figures(_ what: String, _ values: [Double]) -> String? {
             Percentiles(values).map { String(format: "%@: median %.0f ms, p99 %.0f ms, min %.0f ms, max %.0f ms (n=%d)", what, $0.median, $0.p99, $0.min, $0.max, $0.count) }
@@ -89,6 +93,10 @@ enum ScenarioTable {
         if let line = figures("failover (fault → first write acknowledged by the new primary)", report.trials.compactMap(\.failoverMilliseconds)) { lines.append(line) }
         if let line = figures("detection (fault → the cluster committed the new primary)", report.trials.compactMap(\.detectionMilliseconds)) { lines.append(line) }
         if let line = figures("longest write gap per trial", report.trials.map(\.longestGapMilliseconds)) { lines.append(line) }
+        let starts = report.trials.compactMap(\.postgresStarts)
+        if !starts.isEmpty {
+            lines.append("PostgreSQL starts during the trials (fences, crashes, rewinds): \(starts.reduce(0, +)) in \(starts.count) trials, at most \(starts.max() ?? 0) in one")
+        }
         let longest = report.unavailable.map(\.milliseconds).max()
         lines.append("acknowledged writes: \(report.acknowledged) (failed attempts \(report.failedAttempts)); lost: \(report.lost.count)"
                      + (outcome.scenario.guaranteesNoLoss ? " (none may be)" : " (asynchronous replication: the unstreamed tail may be)")
@@ -104,7 +112,7 @@ enum ScenarioTable {
     }
 
     private static func row(_ cells: String...) -> String {
-        let widths = [5, 42, 14, 12, 10, 10, 11, 5, 11]
+        let widths = [5, 42, 14, 12, 10, 10, 11, 5, 11, 9]
         return zip(cells, widths).enumerated().map { index, pair in
             let (cell, width) = pair
             let padding = String(repeating: " ", count: max(0, width - cell.count))
