@@ -156,7 +156,7 @@ section_lab() {
   P4=$(pgquorum lab wait --whole --timeout 120 --dir $L)
   [ "$P4" != "$P3" ] || { echo "capture-docs: the frozen primary is still primary" >&2; exit 1; }
   cap resume "grep -h -e 'lease' -e 'fence' -e rewind -e 'PostgreSQL' $L/logs/$P3.log | tail -n 6"
-  cap resume "grep -h -e 'immediate shutdown' -e 'database system is shut down' $L/data/$P3/postgres.log | tail -n 2"
+  cap resume "grep -h -e 'immediate shutdown' -e 'database system is shut down' -e 'not properly shut down' $L/data/$P3/postgres.log | tail -n 2"
 
   # PostgreSQL alone, then the whole agent of a replica.
   R=$P3

@@ -1,10 +1,7 @@
 #define _GNU_SOURCE
 #include "pgq_spawn.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -44,46 +41,83 @@ static int already_frozen(pid_t pid) {
     return 0;
 }
 
+/* The keeper is forked from the multi-threaded agent without exec: it keeps to calls that are
+   safe there (no malloc, no stdio, no locale): raw open/read, getdents64, its own number
+   parsing and formatting. */
+
+/* A decimal number at `text` (stops at the first non-digit); -1 when there is none. */
+static long parse_number(const char *text) {
+    long value = -1;
+    for (; *text >= '0' && *text <= '9'; text++) value = (value < 0 ? 0 : value * 10) + (*text - '0');
+    return value;
+}
+
+/* "/proc/PID/stat" into `path` (at least 32 bytes). */
+static void stat_path(pid_t pid, char *path) {
+    char digits[16];
+    int count = 0;
+    unsigned long value = (unsigned long)pid;
+    do { digits[count++] = (char)('0' + value % 10); value /= 10; } while (value > 0 && count < 15);
+    memcpy(path, "/proc/", 6);
+    int at = 6;
+    while (count > 0) path[at++] = digits[--count];
+    memcpy(path + at, "/stat", 6);
+}
+
 /* The parent of `pid` from /proc/PID/stat (the field after the state, which follows the
    command name in parentheses), or -1. */
 static pid_t parent_of(pid_t pid, char *state) {
-    char path[64], buffer[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char path[32], buffer[512];
+    stat_path(pid, path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     ssize_t count = read(fd, buffer, sizeof buffer - 1);
     close(fd);
     if (count <= 0) return -1;
     buffer[count] = 0;
-    char *close_paren = strrchr(buffer, ')');
-    if (!close_paren || close_paren[1] == 0 || close_paren[2] == 0) return -1;
+    char *close_paren = NULL;
+    for (char *at = buffer; *at; at++) if (*at == ')') close_paren = at;
+    if (!close_paren || close_paren[1] == 0 || close_paren[2] == 0 || close_paren[3] == 0) return -1;
     if (state) *state = close_paren[2];
-    return (pid_t)strtol(close_paren + 3, NULL, 10);
+    return (pid_t)parse_number(close_paren + 4);
 }
+
+struct linux_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
 
 /* Stops every descendant of `root` not stopped yet; returns how many it stopped. One pass over
    /proc: a process is a descendant when its parent is `root` or an already frozen process
    (passes repeat until one finds nothing new). */
 static int stop_descendants(pid_t root) {
-    DIR *proc = opendir("/proc");
-    if (!proc) return 0;
+    int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (proc < 0) return 0;
     int stopped = 0;
-    struct dirent *entry;
-    while ((entry = readdir(proc)) != NULL) {
-        char *end;
-        long value = strtol(entry->d_name, &end, 10);
-        if (*end != 0 || value <= 0) continue;
-        pid_t pid = (pid_t)value;
-        if (pid == root || already_frozen(pid)) continue;
-        pid_t parent = parent_of(pid, NULL);
-        if (parent <= 0 || (parent != root && !already_frozen(parent))) continue;
-        if (frozen_count >= MAX_FROZEN) break;
-        if (kill(pid, SIGSTOP) == 0) {
-            frozen[frozen_count++] = pid;
-            stopped++;
+    char buffer[8192];
+    for (;;) {
+        long count = syscall(SYS_getdents64, proc, buffer, sizeof buffer);
+        if (count <= 0) break;
+        for (long offset = 0; offset < count;) {
+            struct linux_dirent64 *entry = (struct linux_dirent64 *)(buffer + offset);
+            offset += entry->d_reclen;
+            long value = parse_number(entry->d_name);
+            if (value <= 0) continue;
+            pid_t pid = (pid_t)value;
+            if (pid == root || already_frozen(pid)) continue;
+            pid_t parent = parent_of(pid, NULL);
+            if (parent <= 0 || (parent != root && !already_frozen(parent))) continue;
+            if (frozen_count >= MAX_FROZEN) break;
+            if (kill(pid, SIGSTOP) == 0) {
+                frozen[frozen_count++] = pid;
+                stopped++;
+            }
         }
     }
-    closedir(proc);
+    close(proc);
     return stopped;
 }
 
@@ -101,7 +135,8 @@ static void freeze_tree(int pidfd, pid_t postmaster) {
     for (int i = 0; i < 200; i++) {
         char state = 0;
         if (parent_of(postmaster, &state) < 0 || state == 'T' || state == 'Z') break;
-        usleep(50);
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 50000};
+        nanosleep(&pause, NULL);
     }
     for (int pass = 0; pass < 8; pass++) {
         if (stop_descendants(postmaster) == 0) break;

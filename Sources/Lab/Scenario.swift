@@ -11,6 +11,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     case agentKill = "agent-kill"
     case agentPause = "agent-pause"
     case flapping
+    case agentStall = "agent-stall"
     case rollingRestart = "rolling-restart"
     case storageWipe = "storage-wipe"
     case coldRestart = "cold-restart"
@@ -31,7 +32,8 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
         case .partitionHalves: "the primary and one replica | the other replica, 3 s, then heal: the primary keeps its majority"
         case .asymmetricCut: "the primary's traffic to one replica dropped, 3 s, then heal: the primary keeps its majority"
         case .agentKill: "SIGKILL of the primary's agent alone: its PostgreSQL must stop with it; restart the agent"
-        case .agentPause: "SIGSTOP of the primary's agent for 4 election timeouts, then SIGCONT: the fence keeper stops PostgreSQL"
+        case .agentPause: "SIGSTOP of the primary's agent for 4 election timeouts, then SIGCONT: the fence keeper freezes PostgreSQL, then kills it"
+        case .agentStall: "SIGSTOP of the primary's agent for 700 ms, five times: its PostgreSQL is frozen and continued, never restarted"
         case .flapping: "the primary's links toggled every 300 ms (--blip-ms), 10 times, then heal: a blip shorter than the election timeout must not restart PostgreSQL"
         case .rollingRestart: "every node restarted gracefully (SIGTERM) in turn, replicas first: the primary is handed over cleanly"
         case .coldRestart: "every node (agent and PostgreSQL) killed at once, all restarted after 1 s: a primary again, nothing acknowledged lost"
@@ -44,7 +46,7 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     public var expectsFailover: Bool {
         switch self {
         case .primaryCrash, .sameCityDisaster, .partitionPrimary, .agentKill, .agentPause, .rollingRestart: true
-        case .partitionHalves, .asymmetricCut, .flapping, .storageWipe, .coldRestart, .coldRestartStaggered: false
+        case .partitionHalves, .asymmetricCut, .flapping, .agentStall, .storageWipe, .coldRestart, .coldRestartStaggered: false
         }
     }
 
@@ -54,11 +56,19 @@ public enum Scenario: String, CaseIterable, Sendable, Codable {
     /// over cleanly, nothing may be lost.
     public var guaranteesNoLoss: Bool {
         switch self {
-        case .partitionHalves, .asymmetricCut, .rollingRestart, .storageWipe, .coldRestart, .coldRestartStaggered: true
+        case .partitionHalves, .asymmetricCut, .agentStall, .rollingRestart, .storageWipe, .coldRestart, .coldRestartStaggered: true
         case .primaryCrash, .sameCityDisaster, .partitionPrimary, .agentKill, .agentPause, .flapping: false
         }
     }
 
+    /// Whether every fault is shorter than the election timeout, so that PostgreSQL must ride
+    /// through it: frozen while the lease lapses, continued when it comes back, never restarted.
+    public var ridesThrough: Bool {
+        switch self {
+        case .flapping, .agentStall: true
+        default: false
+        }
+    }
 }
 
 /// Everything one `lab scenario` run produced: the raw history, the checker's report, and the
@@ -83,6 +93,10 @@ public struct ScenarioOutcome: Sendable, Codable {
         var violations: [String] = []
         if !report.splitBrain.isEmpty {
             violations.append("\(report.splitBrain.count) split-brain writes (acknowledged by a node after another was promoted in a newer epoch)")
+        }
+        if scenario.ridesThrough {
+            let starts = history.trials.compactMap(\.postgresStarts).reduce(0, +)
+            if starts > 0 { violations.append("PostgreSQL started \(starts) times, where every fault is shorter than the election timeout and must be ridden through") }
         }
         if scenario.guaranteesNoLoss, !report.lost.isEmpty {
             violations.append("\(report.lost.count) acknowledged writes lost, where the guarantee says none may be")

@@ -120,6 +120,17 @@ public struct ScenarioRunner: Sendable {
             try await takeover()
             try Lab.pause(directory: directory, node: primary, resume: true)
             return "pause agent of \(primary) 4 s"
+        case .agentStall:
+            // As long as the lease (700 ms after the last confirmed round, which started up to
+            // a heartbeat before the stall), so the keeper freezes PostgreSQL; shorter than the
+            // election timeout by a margin for the heartbeat that follows the wake-up.
+            for _ in 0..<5 {
+                try Lab.pause(directory: directory, node: primary, resume: false)
+                await rest(0.7)
+                try Lab.pause(directory: directory, node: primary, resume: true)
+                await rest(1)
+            }
+            return "stall agent of \(primary) 700 ms, 5 times"
         case .partitionPrimary:
             try Lab.isolate(directory: directory, node: primary)
             try await takeover()

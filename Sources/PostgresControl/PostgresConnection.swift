@@ -1,4 +1,7 @@
 import CLibPQ
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Why a PostgreSQL call failed, in one line (libpq's message without its trailing newline).
 /// Connection strings never appear in it: they may hold a password.
@@ -36,11 +39,19 @@ public final class PostgresConnection {
 
     deinit { if let connection { PQfinish(connection) } }
 
-    /// Runs one statement; returns its rows as text (nil for SQL NULL).
+    /// Runs one statement; returns its rows as text (nil for SQL NULL). With a `timeout`, a
+    /// server that does not answer in time (frozen, or stuck on a stalled disk) gets the
+    /// connection closed and the call throws, instead of holding the caller forever.
     @discardableResult
-    public func query(_ sql: String) throws(PostgresError) -> [[String?]] {
+    public func query(_ sql: String, timeout: Duration? = nil) throws(PostgresError) -> [[String?]] {
         guard let connection else { throw PostgresError("the connection is closed") }
-        guard let result = PQexec(connection, sql) else { throw PostgresError(Self.message(PQerrorMessage(connection))) }
+        let answer: OpaquePointer?
+        if let timeout {
+            answer = try send(sql, on: connection, within: timeout)
+        } else {
+            answer = PQexec(connection, sql)
+        }
+        guard let result = answer else { throw PostgresError(Self.message(PQerrorMessage(connection))) }
         defer { PQclear(result) }
         switch PQresultStatus(result) {
         case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
@@ -57,9 +68,50 @@ public final class PostgresConnection {
         }
     }
 
+    /// `sql` sent without blocking, its result awaited until `timeout` (libpq's asynchronous
+    /// calls: PQsendQuery, then poll on the socket and PQconsumeInput). The last result is
+    /// returned (one statement gives one); on timeout the connection is closed.
+    private func send(_ sql: String, on connection: OpaquePointer, within timeout: Duration) throws(PostgresError) -> OpaquePointer? {
+        let deadline = ContinuousClock.now + timeout
+        func waitFor(_ events: Int16) throws(PostgresError) {
+            let remaining = deadline - .now
+            let milliseconds = max(0, remaining.components.seconds * 1_000 + remaining.components.attoseconds / 1_000_000_000_000_000)
+            var descriptor = pollfd(fd: PQsocket(connection), events: events, revents: 0)
+            let ready = poll(&descriptor, 1, Int32(min(milliseconds, Int64(Int32.max))))
+            if ready == 0 || ContinuousClock.now >= deadline {
+                close()
+                throw PostgresError("PostgreSQL did not answer within \(timeout); the connection is closed")
+            }
+        }
+        guard PQsendQuery(connection, sql) == 1 else { return nil }
+        while true {
+            let flushed = PQflush(connection)
+            if flushed == 0 { break }
+            if flushed < 0 { return nil }
+            try waitFor(Int16(POLLOUT | POLLIN))
+            if PQconsumeInput(connection) == 0 { return nil }
+        }
+        var last: OpaquePointer?
+        while true {
+            while PQisBusy(connection) == 1 {
+                do { try waitFor(Int16(POLLIN)) } catch {
+                    if let last { PQclear(last) }
+                    throw error
+                }
+                if PQconsumeInput(connection) == 0 {
+                    if let last { PQclear(last) }
+                    return nil
+                }
+            }
+            guard let next = PQgetResult(connection) else { return last }
+            if let last { PQclear(last) }
+            last = next
+        }
+    }
+
     /// The single value of a one-row, one-column query.
-    public func value(_ sql: String) throws(PostgresError) -> String? {
-        let rows = try query(sql)
+    public func value(_ sql: String, timeout: Duration? = nil) throws(PostgresError) -> String? {
+        let rows = try query(sql, timeout: timeout)
         guard rows.count == 1, rows[0].count == 1 else {
             throw PostgresError("expected one value from the query, got \(rows.count) rows")
         }

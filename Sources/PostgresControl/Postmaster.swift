@@ -109,9 +109,36 @@ public final class Postmaster {
     @discardableResult
     public func stopImmediately(seconds: Double = 10) -> Bool {
         guard isRunning else { return true }
+        if isFrozen, !keeperIsAlive { killFrozenTree() }
         fence.stopNow()
         kill(pid, SIGQUIT)
         return waitForExit(seconds: seconds)
+    }
+
+    /// A frozen server whose keeper is gone (killed by hand while it held the freeze): nobody
+    /// else would ever continue or kill it. Kills every process of the tree as it stands, the
+    /// children first (they are found by their parent, which the postmaster's death would
+    /// change).
+    private func killFrozenTree() {
+        var tree: Set<pid_t> = [pid]
+        var found = true
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        let parents: [(pid_t, pid_t)] = entries.compactMap { name in
+            guard let child = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 1, let parent = Int32(fields[1]) else { return nil }
+            return (child, parent)
+        }
+        while found {
+            found = false
+            for (child, parent) in parents where tree.contains(parent) && !tree.contains(child) {
+                tree.insert(child)
+                found = true
+            }
+        }
+        for member in tree where member != pid { kill(member, SIGKILL) }
+        kill(pid, SIGKILL)
     }
 
     /// Fast shutdown (SIGINT): clients disconnected, a shutdown checkpoint, WAL sent to connected

@@ -14,7 +14,9 @@ import Glibc
         let cluster = try LocalCluster(nodes: 3)
         defer { cluster.tearDown() }
         try cluster.startAll()
-        let elected = try #require(await cluster.agreedLeader())
+        // A generous wait: this test starts with the run, while synchronous tests (initdb and
+        // the like) hold both threads of the cooperative pool, which this loop needs too.
+        let elected = try #require(await cluster.agreedLeader(within: 60))
 
         // The linearizable view, asked of every node (followers forward to the leader), agrees.
         for name in cluster.names {

@@ -28,6 +28,10 @@ extension LabTests {
             #expect(trial.newPrimary == nil)
             #expect(report.lost.isEmpty)
         }
+        if scenario.ridesThrough {
+            #expect(trial.newPrimary == nil, "a blip moved the primary")
+            #expect(trial.postgresStarts == 0, "a blip restarted PostgreSQL")
+        }
         if scenario == .sameCityDisaster {
             // The survivor, forced: the history names the operator's reason.
             #expect(outcome.history.promotions.contains { $0.reason.contains("same-city disaster drill") })

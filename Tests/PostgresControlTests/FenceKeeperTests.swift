@@ -86,7 +86,9 @@ private final class KeptTree {
 
 /// The fence keeper ends a primary's writes when its lease lapses by freezing the whole process
 /// tree, so that a blip costs a stall instead of a restart (issue 19, item 4).
-@Suite struct FenceKeeperTests {
+/// Serialized: each test waits in a blocking loop, which in parallel would hold both threads of
+/// the cooperative pool that the run's asynchronous tests need.
+@Suite(.serialized) struct FenceKeeperTests {
     @Test func aPassedDeadlineFreezesEveryProcessAndANewOneContinuesThem() throws {
         let tree = try KeptTree(freezeLimit: .seconds(30))
         let children = tree.children()

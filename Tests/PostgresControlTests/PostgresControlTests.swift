@@ -78,6 +78,41 @@ import Glibc
         #expect(try #require(server.cleanShutdownCheckpoint()) > 0)
     }
 
+    /// A primary frozen by its keeper (the lease lapsed): a query with a timeout gives up
+    /// instead of holding the agent's PostgreSQL thread; if the keeper is killed meanwhile, the
+    /// agent's immediate stop kills the frozen tree itself, and the data survives.
+    @Test func aFrozenServerNeitherHoldsAQueryNorOutlivesItsKeeper() throws {
+        let temp = try TempServer()
+        let server = temp.server
+        try server.initdb()
+        let log = temp.root + "/postgres.log"
+        try server.prepareSocketDirectory()
+        let postmaster = try Postmaster.start(server: server, options: ["port": "\(server.port)", "unix_socket_directories": temp.root + "/socket"],
+                                              logFile: log, freezeLimit: .seconds(60))
+        var connection: PostgresConnection?
+        for _ in 0..<300 where connection == nil {
+            connection = try? server.connect()
+            if connection == nil { usleep(20_000) }
+        }
+        let open = try #require(connection)
+        try open.query("CREATE TABLE kept (id int)")
+        try open.query("INSERT INTO kept VALUES (1)")
+        postmaster.fence.allowWrites(for: .seconds(60))
+        postmaster.fence.revoke()
+        for _ in 0..<200 where !postmaster.isFrozen { usleep(5_000) }
+        #expect(postmaster.isFrozen)
+        let started = ContinuousClock.now
+        #expect(throws: PostgresError.self) { try open.query("SELECT 1", timeout: .milliseconds(300)) }
+        #expect(ContinuousClock.now - started < .seconds(2), "the query gave up on time")
+
+        kill(postmaster.keeperPID, SIGKILL)
+        for _ in 0..<200 where postmaster.keeperIsAlive { usleep(5_000) }
+        #expect(postmaster.stopImmediately(seconds: 5), "a frozen server without its keeper was left frozen")
+        // No process of the old server is left (stopped processes would hold its port and memory).
+        try server.start()
+        #expect(try server.connect().value("SELECT count(*) FROM kept") == "1")
+    }
+
     @Test func errorsAreOneClearLine() throws {
         let temp = try TempServer()
         let server = temp.server

@@ -634,6 +634,12 @@ final class PostgresManager: @unchecked Sendable {
         return report
     }
 
+    /// How long a health query may take. A server that does not answer by then (frozen past
+    /// its keeper, or stuck on a stalled disk) loses the connection and counts as a failed
+    /// check, so the thread goes on and the report says so, instead of the last healthy one
+    /// standing while the thread waits forever.
+    static let healthQueryTimeout = Duration.seconds(5)
+
     private func measure(_ connection: PostgresConnection, epoch: UInt64) throws -> MemberReport {
         guard let row = try connection.query("""
             SELECT pg_is_in_recovery(),
@@ -651,7 +657,7 @@ final class PostgresManager: @unchecked Sendable {
                    -- behind a timeline switch it has already received (the history file is there).
                    COALESCE((SELECT max(('x' || substr(name, 1, 8))::bit(32)::int) FROM pg_ls_waldir()
                              WHERE name ~ '^[0-9A-F]{8}[.]history$'), 0)
-            """).first, row.count == 9 else {
+            """, timeout: Self.healthQueryTimeout).first, row.count == 9 else {
             throw PostgresError("unexpected answer to the health query")
         }
         let recovering = row[0] == "t"
@@ -673,7 +679,7 @@ final class PostgresManager: @unchecked Sendable {
     }
 
     private func isPrimary(_ connection: PostgresConnection) throws -> Bool {
-        try connection.value("SELECT pg_is_in_recovery()") == "f"
+        try connection.value("SELECT pg_is_in_recovery()", timeout: Self.healthQueryTimeout) == "f"
     }
 
     private func problem(_ text: String) {
