@@ -44,36 +44,35 @@ extension RaftDriver {
     }
 
     /// Renews the fence keeper's deadline while this node may write, and ends writes the moment
-    /// it may not. A lease that lapsed while this node still leads the term that made it primary
-    /// may come back (a link blip): the keeper freezes PostgreSQL, and the next renewal continues
-    /// it. A lease forfeited by a leadership transfer, or a term this node no longer leads, stops
-    /// it: another node may be promoted.
+    /// it may not: a freeze when the lease may come back, a stop when it cannot (`FenceOrder`).
     func enforceFence() {
         let expiry = leaseExpiry
         let bootstrapping = mayBootstrap && node.role == .leader && clusterState.systemIdentifier == nil
         let mayWrite = isPrimaryOfCurrentTerm || bootstrapping
-        let writable = mayWrite && expiry.map { ContinuousClock.now < $0 } == true
-        let mayComeBack = mayWrite && !node.leaseForfeited
-        if let permission = postgres?.permission {
-            if writable, let expiry, expiry != renewedExpiry {
-                if permission.lapsed { logger.notice("lease regained: PostgreSQL continues") }
-                permission.allow(until: expiry, grant: .init(term: node.term, epoch: clusterState.epoch))
-                renewedExpiry = expiry
-            } else if !writable, wasWritable || renewedExpiry != nil {
-                if mayComeBack {
-                    logger.warning("lease lapsed: PostgreSQL is frozen until this leader regains it (stopped if it does not soon)")
-                    permission.lapse()
-                } else {
-                    logger.warning("lease handed over or leadership lost: PostgreSQL stops accepting writes now")
-                    permission.stop()
-                }
-                renewedExpiry = nil
-            } else if !writable, !mayComeBack, permission.lapsed {
-                logger.warning("the lapsed lease cannot come back (leadership lost or handed over): stopping the frozen PostgreSQL")
-                permission.stop()
-            }
+        let leaseHeld = expiry.map { ContinuousClock.now < $0 } == true
+        defer { wasWritable = mayWrite && leaseHeld }
+        guard let permission = postgres?.permission else { return }
+        let order = FenceOrder.decide(mayWrite: mayWrite, leaseHeld: leaseHeld, leaseForfeited: node.leaseForfeited,
+                                      leaseMoved: expiry != renewedExpiry, keeperHolds: wasWritable || renewedExpiry != nil,
+                                      frozen: permission.lapsed)
+        switch order {
+        case .none:
+            break
+        case .renew(let continuing):
+            guard let expiry else { return }
+            if continuing { logger.notice("lease regained: PostgreSQL continues") }
+            permission.allow(until: expiry, grant: .init(term: node.term, epoch: clusterState.epoch))
+            renewedExpiry = expiry
+        case .freeze:
+            logger.warning("lease lapsed: PostgreSQL is frozen until this leader regains it (stopped if it does not soon)")
+            permission.lapse()
+            renewedExpiry = nil
+        case .stop(let frozen):
+            logger.warning(frozen ? "the lapsed lease cannot come back (leadership lost or handed over): stopping the frozen PostgreSQL"
+                                  : "lease handed over or leadership lost: PostgreSQL stops accepting writes now")
+            permission.stop()
+            renewedExpiry = nil
         }
-        wasWritable = writable
     }
 
     func intent() -> PostgresIntent {

@@ -29,17 +29,22 @@ static void signal_postmaster(int pidfd, pid_t postmaster, int sig) {
     kill(postmaster, sig);
 }
 
-/* The processes of a frozen tree, postmaster excluded. Stopped processes cannot exit, so their
-   PIDs stay theirs until they are continued or killed. */
-#define MAX_FROZEN 8192
-static pid_t frozen[MAX_FROZEN];
-static int frozen_count = 0;
-static int is_frozen = 0;
+/* Processes signalled as part of one tree, its root excluded. */
+#define MAX_TREE 8192
+struct process_set {
+    pid_t pids[MAX_TREE];
+    int count;
+};
 
-static int already_frozen(pid_t pid) {
-    for (int i = 0; i < frozen_count; i++) if (frozen[i] == pid) return 1;
+static int contains(const struct process_set *set, pid_t pid) {
+    for (int i = 0; i < set->count; i++) if (set->pids[i] == pid) return 1;
     return 0;
 }
+
+/* The processes of a frozen tree, postmaster excluded. Stopped processes cannot exit, so their
+   PIDs stay theirs until they are continued or killed. */
+static struct process_set frozen;
+static int is_frozen = 0;
 
 /* The keeper is forked from the multi-threaded agent without exec: it keeps to calls that are
    safe there (no malloc, no stdio, no locale): raw open/read, getdents64, its own number
@@ -90,13 +95,13 @@ struct linux_dirent64 {
     char d_name[];
 };
 
-/* Stops every descendant of `root` not stopped yet; returns how many it stopped. One pass over
-   /proc: a process is a descendant when its parent is `root` or an already frozen process
-   (passes repeat until one finds nothing new). */
-static int stop_descendants(pid_t root) {
+/* Sends `sig` to every descendant of `root` not in `done` yet, adding it there; returns how
+   many it signalled. One pass over /proc: a process is a descendant when its parent is `root`
+   or already in `done` (passes repeat until one finds nothing new). */
+static int signal_descendants(pid_t root, int sig, struct process_set *done) {
     int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (proc < 0) return 0;
-    int stopped = 0;
+    int signalled = 0;
     char buffer[8192];
     for (;;) {
         long count = syscall(SYS_getdents64, proc, buffer, sizeof buffer);
@@ -107,18 +112,32 @@ static int stop_descendants(pid_t root) {
             long value = parse_number(entry->d_name);
             if (value <= 0) continue;
             pid_t pid = (pid_t)value;
-            if (pid == root || already_frozen(pid)) continue;
+            if (pid == root || contains(done, pid)) continue;
             pid_t parent = parent_of(pid, NULL);
-            if (parent <= 0 || (parent != root && !already_frozen(parent))) continue;
-            if (frozen_count >= MAX_FROZEN) break;
-            if (kill(pid, SIGSTOP) == 0) {
-                frozen[frozen_count++] = pid;
-                stopped++;
+            if (parent <= 0 || (parent != root && !contains(done, parent))) continue;
+            if (done->count >= MAX_TREE) break;
+            if (kill(pid, sig) == 0) {
+                done->pids[done->count++] = pid;
+                signalled++;
             }
         }
     }
     close(proc);
-    return stopped;
+    return signalled;
+}
+
+char pgq_process_state(pid_t pid) {
+    char state = 0;
+    return parent_of(pid, &state) < 0 ? 0 : state;
+}
+
+void pgq_kill_tree(pid_t root) {
+    static struct process_set killed;   /* 32 KiB: not on a caller's stack */
+    killed.count = 0;
+    for (int pass = 0; pass < 8; pass++) {
+        if (signal_descendants(root, SIGKILL, &killed) == 0) break;
+    }
+    kill(root, SIGKILL);
 }
 
 /* Freezes the postmaster's whole tree: the backends first (they are what acknowledges a commit
@@ -126,9 +145,9 @@ static int stop_descendants(pid_t root) {
    meanwhile. A frozen server writes nothing and answers nobody, and is continued as if nothing
    happened when the lease is regained: a blip costs a stall, not a restart. */
 static void freeze_tree(int pidfd, pid_t postmaster) {
-    frozen_count = 0;
+    frozen.count = 0;
     is_frozen = 1;
-    stop_descendants(postmaster);
+    signal_descendants(postmaster, SIGSTOP, &frozen);
     signal_postmaster(pidfd, postmaster, SIGSTOP);
     /* SIGSTOP takes effect when the process next runs; wait (bounded) until it has, so that a
        fork in progress has produced its child before the last passes look for it. */
@@ -139,14 +158,14 @@ static void freeze_tree(int pidfd, pid_t postmaster) {
         nanosleep(&pause, NULL);
     }
     for (int pass = 0; pass < 8; pass++) {
-        if (stop_descendants(postmaster) == 0) break;
+        if (signal_descendants(postmaster, SIGSTOP, &frozen) == 0) break;
     }
 }
 
 static void thaw_tree(int pidfd, pid_t postmaster) {
     signal_postmaster(pidfd, postmaster, SIGCONT);
-    for (int i = 0; i < frozen_count; i++) kill(frozen[i], SIGCONT);
-    frozen_count = 0;
+    for (int i = 0; i < frozen.count; i++) kill(frozen.pids[i], SIGCONT);
+    frozen.count = 0;
     is_frozen = 0;
 }
 
@@ -157,8 +176,8 @@ static void thaw_tree(int pidfd, pid_t postmaster) {
 static void stop_postmaster(int pidfd, pid_t postmaster) {
     if (is_frozen) {
         signal_postmaster(pidfd, postmaster, SIGKILL);
-        for (int i = 0; i < frozen_count; i++) kill(frozen[i], SIGKILL);
-        frozen_count = 0;
+        for (int i = 0; i < frozen.count; i++) kill(frozen.pids[i], SIGKILL);
+        frozen.count = 0;
         is_frozen = 0;
         return;
     }

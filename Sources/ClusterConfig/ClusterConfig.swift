@@ -144,6 +144,18 @@ public struct Timing: Sendable, Equatable {
         options.leaseTicks = min(max(2, options.electionTicks * 7 / 10), max(2, options.electionTicks - 2))
         return options
     }
+
+    /// How long the fence keeper keeps PostgreSQL frozen after its lease lapsed before killing
+    /// it: `electionTicks − leaseTicks + 3` ticks. No other node can accept writes before a
+    /// follower that acknowledged the leader's last round may vote again (the election timeout
+    /// after that round, the lease being the first part of it) and a new leader has promoted a
+    /// replica (a few heartbeats more). Until then a frozen server costs clients nothing, and a
+    /// blip shorter than the election timeout is ridden through; after it, clients held by the
+    /// frozen server should be let go to find the new primary.
+    public var freezeLimitMilliseconds: Int {
+        let options = raftOptions
+        return (options.electionTicks - options.leaseTicks + 3) * heartbeatMilliseconds
+    }
 }
 
 /// How long the Raft log grows before it is compacted (`raft:` in the config).

@@ -74,8 +74,7 @@ public final class PostgresConnection {
     private func send(_ sql: String, on connection: OpaquePointer, within timeout: Duration) throws(PostgresError) -> OpaquePointer? {
         let deadline = ContinuousClock.now + timeout
         func waitFor(_ events: Int16) throws(PostgresError) {
-            let remaining = deadline - .now
-            let milliseconds = max(0, remaining.components.seconds * 1_000 + remaining.components.attoseconds / 1_000_000_000_000_000)
+            let milliseconds = max(0, (deadline - .now).nanoseconds / 1_000_000)
             var descriptor = pollfd(fd: PQsocket(connection), events: events, revents: 0)
             let ready = poll(&descriptor, 1, Int32(min(milliseconds, Int64(Int32.max))))
             if ready == 0 || ContinuousClock.now >= deadline {

@@ -50,8 +50,7 @@ public final class Postmaster {
             kill(pid, SIGQUIT)
             throw PostgresError("cannot create the fence keeper's socket pair: \(String(cString: strerror(errno)))")
         }
-        let limit = freezeLimit.map { max(0, $0.components.seconds * 1_000_000_000 + $0.components.attoseconds / 1_000_000_000) } ?? 0
-        let keeper = pgq_spawn_fence_keeper(pid, ends[0], limit)
+        let keeper = pgq_spawn_fence_keeper(pid, ends[0], max(0, freezeLimit?.nanoseconds ?? 0))
         close(ends[0])
         guard keeper > 0 else {
             close(ends[1])
@@ -97,11 +96,7 @@ public final class Postmaster {
     }
 
     /// Whether the keeper has frozen the server (the postmaster is stopped by a signal).
-    public var isFrozen: Bool {
-        guard isRunning, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        return stat[close...].dropFirst(2).first == "T"
-    }
+    public var isFrozen: Bool { isRunning && pgq_process_state(pid) == CChar(UInt8(ascii: "T")) }
 
     /// Immediate shutdown (SIGQUIT): every backend exits at once, nothing more is written. A
     /// frozen server cannot act on a signal: the keeper kills it as it stands. Waits (bounded)
@@ -109,36 +104,12 @@ public final class Postmaster {
     @discardableResult
     public func stopImmediately(seconds: Double = 10) -> Bool {
         guard isRunning else { return true }
-        if isFrozen, !keeperIsAlive { killFrozenTree() }
+        // A frozen server whose keeper is gone (killed by hand while it held the freeze):
+        // nobody else would ever continue or kill it, and it cannot act on SIGQUIT.
+        if isFrozen, !keeperIsAlive { pgq_kill_tree(pid) }
         fence.stopNow()
         kill(pid, SIGQUIT)
         return waitForExit(seconds: seconds)
-    }
-
-    /// A frozen server whose keeper is gone (killed by hand while it held the freeze): nobody
-    /// else would ever continue or kill it. Kills every process of the tree as it stands, the
-    /// children first (they are found by their parent, which the postmaster's death would
-    /// change).
-    private func killFrozenTree() {
-        var tree: Set<pid_t> = [pid]
-        var found = true
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        let parents: [(pid_t, pid_t)] = entries.compactMap { name in
-            guard let child = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return nil }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 1, let parent = Int32(fields[1]) else { return nil }
-            return (child, parent)
-        }
-        while found {
-            found = false
-            for (child, parent) in parents where tree.contains(parent) && !tree.contains(child) {
-                tree.insert(child)
-                found = true
-            }
-        }
-        for member in tree where member != pid { kill(member, SIGKILL) }
-        kill(pid, SIGKILL)
     }
 
     /// Fast shutdown (SIGINT): clients disconnected, a shutdown checkpoint, WAL sent to connected
@@ -182,9 +153,8 @@ public final class FenceLine: Sendable {
     /// PostgreSQL may accept writes for `remaining` from now (a frozen server is continued);
     /// past that, without a renewal, the keeper freezes or stops it. Never blocks.
     public func allowWrites(for remaining: Duration) {
-        let nanoseconds = remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000
         // A deadline already past: end writes now rather than leave the last one standing.
-        send(nanoseconds > 0 ? pgq_boottime_ns() + nanoseconds : 1)
+        send(remaining.nanoseconds > 0 ? pgq_boottime_ns() + remaining.nanoseconds : 1)
     }
 
     /// Stop the server now, frozen or not (another node may be promoted): the keeper kills a

@@ -84,6 +84,23 @@ nodes:
         }
     }
 
+    /// The freeze limits of docs/configuration.md's timing table.
+    @Test func theFreezeLimitEndsWhenAnotherNodeCouldTakeOver() {
+        #expect(Timing().freezeLimitMilliseconds == 600)
+        #expect(Timing(heartbeatMilliseconds: 50, electionTimeoutMilliseconds: 500).freezeLimitMilliseconds == 300)
+        #expect(Timing(heartbeatMilliseconds: 100, electionTimeoutMilliseconds: 500).freezeLimitMilliseconds == 500)
+        #expect(Timing(heartbeatMilliseconds: 150, electionTimeoutMilliseconds: 900).freezeLimitMilliseconds == 750)
+        #expect(Timing(heartbeatMilliseconds: 200, electionTimeoutMilliseconds: 3_000).freezeLimitMilliseconds == 1_600)
+        // Always past the lease's end by the two ticks the lease keeps in hand before any vote,
+        // plus the three heartbeats of a promotion.
+        for heartbeat in [10, 50, 100, 250] {
+            for factor in 5...30 {
+                let timing = Timing(heartbeatMilliseconds: heartbeat, electionTimeoutMilliseconds: heartbeat * factor)
+                #expect(timing.freezeLimitMilliseconds >= 5 * heartbeat, "heartbeat \(heartbeat), factor \(factor)")
+            }
+        }
+    }
+
     @Test func unknownKeysAreNamedWithTheirLine() {
         let found = problems(minimal + "\n    prority: 3\n")
         #expect(found.count == 1)

@@ -12,6 +12,8 @@ private final class KeptTree {
     let parent: pid_t
     let keeper: pid_t
     let line: FenceLine
+    /// The parent's two children, found once they are forked.
+    private(set) var children: [pid_t] = []
     private var reaped = false
 
     init(freezeLimit: Duration) throws {
@@ -23,34 +25,36 @@ private final class KeptTree {
         try #require(parent > 0)
         var ends: [Int32] = [-1, -1]
         try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &ends) == 0)
-        let limit = freezeLimit.components.seconds * 1_000_000_000 + freezeLimit.components.attoseconds / 1_000_000_000
-        keeper = pgq_spawn_fence_keeper(parent, ends[0], limit)
+        keeper = pgq_spawn_fence_keeper(parent, ends[0], freezeLimit.nanoseconds)
         close(ends[0])
         try #require(keeper > 0)
         line = FenceLine(descriptor: ends[1])
         // Both children forked.
-        for _ in 0..<200 where children().count < 2 { usleep(5_000) }
-        try #require(children().count == 2)
+        for _ in 0..<200 where children.count < 2 {
+            usleep(5_000)
+            children = currentChildren()
+        }
+        try #require(children.count == 2)
     }
 
     deinit {
         line.close()
         kill(parent, SIGKILL)
-        for child in children() { kill(child, SIGKILL) }
+        for child in currentChildren() { kill(child, SIGKILL) }
         kill(parent, SIGCONT)
         reap()
         var status: Int32 = 0
         _ = waitpid(keeper, &status, 0)
     }
 
-    /// The parent's children (found by their parent PID, as the keeper finds them).
-    func children() -> [pid_t] {
+    /// The parent's children now (found by their parent PID, as the keeper finds them).
+    func currentChildren() -> [pid_t] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         return entries.compactMap { Int32($0) }.filter { Self.stat($0)?.parent == parent }
     }
 
     /// Every process of the tree (the parent first) with its state letter; a dead one is "-".
-    func states(_ children: [pid_t]) -> String {
+    func states() -> String {
         ([parent] + children).map { pid in
             guard let stat = Self.stat(pid), stat.state != "Z" else { return "-" }
             return String(stat.state)
@@ -64,15 +68,22 @@ private final class KeptTree {
     }
 
     /// Waits (bounded) until the tree's states are `expected`; returns the last ones seen.
-    func wait(for expected: String, children: [pid_t], within: Duration = .seconds(2)) -> String {
+    func wait(for expected: String, within: Duration = .seconds(2)) -> String {
         let deadline = ContinuousClock.now + within
-        var seen = states(children)
+        var seen = states()
         while seen != expected, ContinuousClock.now < deadline {
             usleep(5_000)
             reap()
-            seen = states(children)
+            seen = states()
         }
         return seen
+    }
+
+    /// Arms the keeper, then revokes: returns the states once the tree is frozen ("TTT").
+    func freeze() -> String {
+        line.allowWrites(for: .seconds(30))
+        line.revoke()
+        return wait(for: "TTT")
     }
 
     private static func stat(_ pid: pid_t) -> (state: Character, parent: pid_t)? {
@@ -91,52 +102,41 @@ private final class KeptTree {
 @Suite(.serialized) struct FenceKeeperTests {
     @Test func aPassedDeadlineFreezesEveryProcessAndANewOneContinuesThem() throws {
         let tree = try KeptTree(freezeLimit: .seconds(30))
-        let children = tree.children()
         tree.line.allowWrites(for: .milliseconds(100))
-        #expect(tree.states(children) == "SSS")
-        #expect(tree.wait(for: "TTT", children: children) == "TTT", "frozen once the deadline passed")
+        #expect(tree.states() == "SSS")
+        #expect(tree.wait(for: "TTT") == "TTT", "frozen once the deadline passed")
         tree.line.allowWrites(for: .seconds(30))
-        #expect(tree.wait(for: "SSS", children: children) == "SSS", "continued by a new deadline")
+        #expect(tree.wait(for: "SSS") == "SSS", "continued by a new deadline")
     }
 
     @Test func aFrozenTreeIsKilledAfterTheFreezeLimit() throws {
         let tree = try KeptTree(freezeLimit: .milliseconds(300))
-        let children = tree.children()
-        tree.line.allowWrites(for: .seconds(30))
-        tree.line.revoke()
-        #expect(tree.wait(for: "TTT", children: children) == "TTT")
-        #expect(tree.wait(for: "---", children: children) == "---", "killed as it stood once the limit passed")
+        #expect(tree.freeze() == "TTT")
+        #expect(tree.wait(for: "---") == "---", "killed as it stood once the limit passed")
     }
 
     @Test func aStopKillsAFrozenTreeAtOnce() throws {
         let tree = try KeptTree(freezeLimit: .seconds(30))
-        let children = tree.children()
-        tree.line.allowWrites(for: .seconds(30))
-        tree.line.revoke()
-        #expect(tree.wait(for: "TTT", children: children) == "TTT")
+        #expect(tree.freeze() == "TTT")
         tree.line.stopNow()
-        #expect(tree.wait(for: "---", children: children, within: .seconds(1)) == "---")
+        #expect(tree.wait(for: "---", within: .seconds(1)) == "---")
     }
 
-    /// The agent died (its end of the pipe closed) while the server was frozen: nothing is left
+    /// The agent died (its end of the socket pair closed) while the server was frozen: nothing is left
     /// frozen, nothing continues.
     @Test func theAgentsDeathKillsAFrozenTree() throws {
         let tree = try KeptTree(freezeLimit: .seconds(30))
-        let children = tree.children()
-        tree.line.allowWrites(for: .seconds(30))
-        tree.line.revoke()
-        #expect(tree.wait(for: "TTT", children: children) == "TTT")
+        #expect(tree.freeze() == "TTT")
         tree.line.close()
-        #expect(tree.wait(for: "---", children: children, within: .seconds(1)) == "---")
+        #expect(tree.wait(for: "---", within: .seconds(1)) == "---")
     }
 
     /// Without a freeze limit the keeper stops the server at once (SIGQUIT), as before freezing.
     @Test func withoutAFreezeLimitAPassedDeadlineStopsTheServer() throws {
         let tree = try KeptTree(freezeLimit: .zero)
-        let children = tree.children()
         tree.line.allowWrites(for: .milliseconds(50))
         // SIGQUIT ends the shell; its children (not a real postmaster's) are left running.
-        #expect(tree.wait(for: "-SS", children: children).first == "-")
+        #expect(tree.wait(for: "-SS").first == "-")
     }
 
     /// The keeper exits with its postmaster; the Raft task may renew the deadline before the

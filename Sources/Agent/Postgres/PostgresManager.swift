@@ -76,19 +76,6 @@ final class PostgresManager: @unchecked Sendable {
     }
 
     var settings: PostgresSettings { config.postgres }
-    /// How long the keeper keeps a server frozen after its lease lapsed before killing it. No
-    /// other node can accept writes before a follower that acknowledged the leader's last round
-    /// may vote again (the election timeout after that round, the lease being the first part of
-    /// it) and the new leader has promoted a replica (a few heartbeats more). Until then a
-    /// frozen server costs clients nothing, and a blip shorter than the election timeout is
-    /// ridden through; after it, clients held by the frozen server should be let go to find the
-    /// new primary.
-    var freezeLimit: Duration {
-        let options = config.timing.raftOptions
-        let ticks = max(2, options.electionTicks - options.leaseTicks) + 3
-        return .milliseconds(Int64(ticks * config.timing.heartbeatMilliseconds))
-    }
-
     private var markerPath: String { local.dataDirectory + "/postgres.uncommitted-initdb" }
     /// Present while the data directory was last a primary and has not been rewound since: it may
     /// hold WAL the current primary never had, so it must be rewound before it follows anyone.
@@ -491,7 +478,7 @@ final class PostgresManager: @unchecked Sendable {
             let started = try Postmaster.start(server: server, options: [
                 "port": "\(server.port)", "listen_addresses": local.host == "localhost" ? "localhost" : local.host,
                 "unix_socket_directories": socketDirectory, "cluster_name": local.name,
-            ], logFile: local.dataDirectory + "/postgres.log", freezeLimit: freezeLimit)
+            ], logFile: local.dataDirectory + "/postgres.log", freezeLimit: .milliseconds(Int64(config.timing.freezeLimitMilliseconds)))
             postmaster = started
             permission.attach(started.fence)
             logger.info("started PostgreSQL", metadata: ["pid": "\(started.pid)", "upstream": "\(source?.name ?? "none")"])

@@ -27,6 +27,15 @@ pid_t pgq_spawn(const char *path, char *const argv[], int stdin_fd, int stdout_f
 /// errno set.
 pid_t pgq_spawn_fence_keeper(pid_t postmaster, int input_fd, int64_t freeze_limit_ns);
 
+/// The state letter of `pid` in /proc/PID/stat (`T` stopped, `Z` zombie, …), or 0 when there
+/// is no such process.
+char pgq_process_state(pid_t pid);
+
+/// SIGKILL to every descendant of `root` (found through /proc by parent PID, children before
+/// the root, whose death would reparent them), then to `root`: the end of a frozen server
+/// whose keeper is gone.
+void pgq_kill_tree(pid_t root);
+
 /// CLOCK_BOOTTIME in nanoseconds: the keeper's clock, and the one Swift's `ContinuousClock`
 /// reads on Linux (it keeps counting while the machine is suspended).
 int64_t pgq_boottime_ns(void);
