@@ -125,7 +125,7 @@ let package = Package(
         .target(
             name: "PeerTransport",
             dependencies: [
-                "RaftCore", "RaftCodec",
+                "RaftCore", "RaftCodec", "ClusterCertificates",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,3 +1,5 @@
+import ClusterCertificates
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -17,11 +19,14 @@ public struct APIClient: Sendable {
     public enum Failure: Error, CustomStringConvertible {
         case timedOut(Duration)
         case connection(String)
+        /// No usable client certificate (which one to use and how to make it).
+        case certificate(String)
 
         public var description: String {
             switch self {
             case .timedOut(let limit): "no answer within \(limit)"
             case .connection(let why): why
+            case .certificate(let why): why
             }
         }
     }
@@ -36,6 +41,42 @@ public struct APIClient: Sendable {
     public init(tlsDirectory: String, identity: String? = nil, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         try self.init(caFile: tlsDirectory + "/ca.crt",
                       certificate: identity.map { (tlsDirectory + "/\($0).crt", tlsDirectory + "/\($0).key") }, group: group)
+    }
+
+    /// Presents the operator's certificate, `<tlsDirectory>/operators/<name>.crt` and `.key`
+    /// (what actions on the cluster require).
+    public init(tlsDirectory: String, operator name: String, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        let folder = tlsDirectory + "/" + OperatorIdentity.directoryName
+        try self.init(caFile: tlsDirectory + "/ca.crt", certificate: (folder + "/\(name).crt", folder + "/\(name).key"), group: group)
+    }
+
+    /// For the CLI's reads: presents the operator's certificate when one can be chosen (an agent
+    /// with `api.require_client_certificate` wants one), else none.
+    public static func reader(tlsDirectory: String, loginName: String?) throws -> APIClient {
+        guard let name = try? chooseOperator(tlsDirectory: tlsDirectory, named: nil, loginName: loginName) else {
+            return try APIClient(tlsDirectory: tlsDirectory)
+        }
+        return try APIClient(tlsDirectory: tlsDirectory, operator: name)
+    }
+
+    /// The operator whose certificate the CLI presents from `<tlsDirectory>/operators`: `named`,
+    /// else the only one there, else the one named like the login user. One line when none fits.
+    public static func chooseOperator(tlsDirectory: String, named: String?, loginName: String?) throws(Failure) -> String {
+        let folder = tlsDirectory + "/" + OperatorIdentity.directoryName
+        let available = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [])
+            .filter { $0.hasSuffix(".key") }.map { String($0.dropLast(4)) }.sorted()
+        if let named {
+            guard available.contains(named) else {
+                throw Failure.certificate("no operator certificate \(named) in \(folder) (make one with pgquorum certs issue --operator \(named)\(available.isEmpty ? "" : "; there: " + available.joined(separator: ", ")))")
+            }
+            return named
+        }
+        if available.count == 1 { return available[0] }
+        if let loginName, available.contains(loginName) { return loginName }
+        if available.isEmpty {
+            throw Failure.certificate("no operator certificate in \(folder); make one with pgquorum certs issue --operator NAME (where the CA key is) and copy it there")
+        }
+        throw Failure.certificate("several operator certificates in \(folder) (\(available.joined(separator: ", "))); choose one with --as NAME")
     }
 
     public init(caFile: String, certificate: (chain: String, key: String)? = nil,

@@ -93,7 +93,7 @@ public final class AgentService: Service {
         // the agent listens on (unless this node is known to connect from elsewhere, behind NAT).
         transportOptions.leaveFromListenAddress = local.peerAddressCheck == .configuredHost
         let transport = PeerTransport(
-            identity: identity, localID: local.id, peers: peers, group: MultiThreadedEventLoopGroup.singleton,
+            identity: identity, localID: local.id, peers: peers, group: AgentEventLoops.peers,
             options: transportOptions,
             onMessage: { continuation.yield(.message($0)) },
             onReport: { continuation.yield(.report(from: $0, $1)) },
@@ -335,7 +335,8 @@ public final class AgentService: Service {
         } catch {
             throw AgentStartError("cannot load the API certificate from \(config.tlsDirectory): \(error)")
         }
-        let client = try? APIClient(tlsDirectory: config.tlsDirectory)
+        // A forwarded read presents this node's certificate (the leader may require one).
+        let client = try? APIClient(tlsDirectory: config.tlsDirectory, identity: local.name)
         let limit = ConnectionLimit(limit: AgentService.connectionLimit, refusals: RefusalLog(logger: logger, subject: "API connection"))
         var apiLogger = logger
         // Hummingbird logs every request at info and below; operator actions are notices.

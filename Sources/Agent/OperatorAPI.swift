@@ -6,7 +6,7 @@ import NIOSSL
 import PeerTransport
 import RaftCore
 
-/// A request context that can tell who the client is: the node named in the client
+/// A request context that can tell who the client is: the node or operator named in the client
 /// certificate, when one signed by the cluster CA was presented (TLS verified it).
 struct OperatorRequestContext: RequestContext {
     var coreContext: CoreRequestContextStorage
@@ -17,13 +17,30 @@ struct OperatorRequestContext: RequestContext {
         channel = source.channel
     }
 
-    /// The identity in the client certificate (`pgquorum://<cluster>/<name>`), or nil.
-    func clientIdentity(cluster: String) async -> String? {
+    /// Whom the client certificate names, or nil (none presented, or it names neither).
+    func client(cluster: String) async -> CertificateSubject? {
         let der = try? await channel.pipeline.handler(type: NIOSSLHandler.self)
             .map { handler in try? handler.peerCertificate?.toDERBytes() }.get()
         guard let bytes = der ?? nil else { return nil }
-        return PeerIdentity.node(inCertificateDER: bytes, cluster: cluster)
+        return PeerIdentity.subject(inCertificateDER: bytes, cluster: cluster)
     }
+
+    /// The operator who may change the cluster, or the 403 that says which certificate to use.
+    func requireOperator(cluster: String, action: String) async -> Result<String, OperatorRefusal> {
+        switch await client(cluster: cluster) {
+        case .operator(let name)?:
+            return .success(name)
+        case .node(let name)?:
+            return .failure(OperatorRefusal(message: "\(action) needs an operator certificate; \(name)'s is a node certificate, which only identifies agents to each other (make one with pgquorum certs issue --operator NAME)"))
+        case nil:
+            return .failure(OperatorRefusal(message: "\(action) needs an operator certificate from the cluster CA (pgquorum certs issue --operator NAME; the CLI presents it from tls.dir/operators)"))
+        }
+    }
+}
+
+/// Why an action was refused (403), in one line.
+struct OperatorRefusal: Error {
+    let message: String
 }
 
 /// What the API handlers may do with the running agent: read its latest published state, and
@@ -46,16 +63,19 @@ enum OperatorAPI {
     static func router(agent: AgentHandle, config: ClusterConfig, client: APIClient?) -> Router<OperatorRequestContext> {
         let router = Router(context: OperatorRequestContext.self)
         addHealthChecks(to: router, agent: agent)
-        router.get("/history") { _, _ -> Response in
+        router.get("/history") { _, context -> Response in
+            if let refused = await certificateMissing(context, config: config) { return refused }
             guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["error": "the agent is starting"]) }
             return encode(.ok, snapshot.history)
         }
-        router.get("/metrics") { _, _ -> Response in
+        router.get("/metrics") { _, context -> Response in
+            if let refused = await certificateMissing(context, config: config) { return refused }
             guard let snapshot = agent.latest() else { return json(.serviceUnavailable, ["state": "starting"]) }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                             body: .init(byteBuffer: ByteBuffer(string: snapshot.prometheusText)))
         }
-        router.get("/cluster") { request, _ -> Response in
+        router.get("/cluster") { request, context -> Response in
+            if let refused = await certificateMissing(context, config: config) { return refused }
             let stale: Bool
             switch request.uri.queryParameters.get("stale") {
             case nil, "false": stale = false
@@ -67,9 +87,11 @@ enum OperatorAPI {
                                      forwarded: request.uri.queryParameters.get(forwardedParameter) != nil)
         }
         router.post("/switchover") { request, context -> Response in
-            // Mutating: only a client holding a certificate from the cluster CA that names a node.
-            guard let caller = await context.clientIdentity(cluster: config.cluster), config.node(named: caller) != nil else {
-                return await refusal(context, config: config, action: "switchover")
+            // Mutating: only an operator's certificate from the cluster CA.
+            let caller: String
+            switch await context.requireOperator(cluster: config.cluster, action: "switchover") {
+            case .success(let name): caller = name
+            case .failure(let refusal): return json(.forbidden, ["error": refusal.message])
             }
             let to = request.uri.queryParameters.get("to")
             if let to, config.node(named: to) == nil {
@@ -94,8 +116,10 @@ enum OperatorAPI {
             }
         }
         router.post("/failover") { request, context -> Response in
-            guard let caller = await context.clientIdentity(cluster: config.cluster), config.node(named: caller) != nil else {
-                return await refusal(context, config: config, action: "failover")
+            let caller: String
+            switch await context.requireOperator(cluster: config.cluster, action: "failover") {
+            case .success(let name): caller = name
+            case .failure(let refusal): return json(.forbidden, ["error": refusal.message])
             }
             guard let to = request.uri.queryParameters.get("to"), config.node(named: to) != nil else {
                 return json(.badRequest, ["error": "failover needs ?to=NODE, a node of this cluster (\(config.nodes.map(\.name).joined(separator: ", ")))"])
@@ -115,8 +139,10 @@ enum OperatorAPI {
         }
         router.post("/recover-quorum") { request, context -> Response in
             // Sent to the survivor itself (pgquorum recover-quorum): it becomes the whole cluster.
-            guard let caller = await context.clientIdentity(cluster: config.cluster), config.node(named: caller) != nil else {
-                return await refusal(context, config: config, action: "recover-quorum")
+            let caller: String
+            switch await context.requireOperator(cluster: config.cluster, action: "recover-quorum") {
+            case .success(let name): caller = name
+            case .failure(let refusal): return json(.forbidden, ["error": refusal.message])
             }
             guard let reason = request.uri.queryParameters.get("reason"), !reason.isEmpty else {
                 return json(.badRequest, ["error": "recover-quorum needs ?reason=TEXT; it is recorded in the cluster history"])
@@ -129,13 +155,12 @@ enum OperatorAPI {
         return router
     }
 
-    /// Who may change the cluster: a client certificate from the cluster CA that names one of its
-    /// nodes (any other name the CA signed is refused). The 403 that says which was missing.
-    static func refusal(_ context: OperatorRequestContext, config: ClusterConfig, action: String) async -> Response {
-        guard let caller = await context.clientIdentity(cluster: config.cluster) else {
-            return json(.forbidden, ["error": "\(action) needs a client certificate from the cluster CA (pgquorum \(action) presents one)"])
-        }
-        return json(.forbidden, ["error": "the client certificate names \(caller), not a node of this cluster; \(action) needs one of the cluster's node certificates"])
+    /// With `api.require_client_certificate`, a read without a client certificate from the
+    /// cluster CA gets 403: topology, hosts, positions and the history are not for anyone who
+    /// reaches the port. The load-balancer checks stay open.
+    static func certificateMissing(_ context: OperatorRequestContext, config: ClusterConfig) async -> Response? {
+        guard config.requireClientCertificate, await context.client(cluster: config.cluster) == nil else { return nil }
+        return json(.forbidden, ["error": "this agent requires a client certificate from the cluster CA (api.require_client_certificate); present an operator's (pgquorum certs issue --operator NAME)"])
     }
 
     /// The load-balancer checks (Patroni's): on the API, and alone on `health_port`.

@@ -19,6 +19,16 @@ public struct NodeIdentity: Sendable, Equatable {
     public static func uri(cluster: String, node: String) -> String { "pgquorum://\(cluster)/\(node)" }
 }
 
+/// An operator as certificates see it: a person or a script that changes the cluster
+/// (switchover, failover, quorum recovery) through the API. Its certificate is for TLS client
+/// authentication only, and its URI has a scheme of its own, so that no operator certificate can
+/// pass for a node on the peer port and no node key can act as an operator on the API.
+public enum OperatorIdentity {
+    public static func uri(cluster: String, name: String) -> String { "pgquorum-operator://\(cluster)/\(name)" }
+    /// Operators' files live apart from the nodes': `<tls.dir>/operators/<name>.crt` and `.key`.
+    public static let directoryName = "operators"
+}
+
 public enum CertificateError: Error, Equatable, CustomStringConvertible {
     case invalidNodeName(String)
     case duplicateNode(String)
@@ -30,8 +40,8 @@ public enum CertificateError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidNodeName(let name):
-            "invalid node name \"\(name)\": use letters, digits, '-' and '_' only"
-        case .duplicateNode(let name): "node \"\(name)\" is listed twice"
+            "invalid name \"\(name)\": use letters, digits, '-' and '_' only"
+        case .duplicateNode(let name): "\"\(name)\" is listed twice"
         case .fileExists(let path):
             "\(path) already exists: refusing to overwrite certificates or keys (remove it first, or use another --dir)"
         case .cannotWrite(let path, let why): "cannot write \(path): \(why)"
@@ -45,9 +55,9 @@ public enum CertificateError: Error, Equatable, CustomStringConvertible {
 /// (swift-certificates and swift-crypto), as PEM files: `ca.crt`, `ca.key` and, per node,
 /// `<node>.crt` and `<node>.key`. Private keys are written with mode 0600.
 public enum ClusterCertificates {
-    /// Writes a new CA and one key + certificate per node into `directory`. Refuses to overwrite
-    /// anything that exists.
-    public static func create(cluster: String, nodes: [NodeIdentity], directory: String,
+    /// Writes a new CA, one key + certificate per node and one per operator (`operators`, in
+    /// `operators/`) into `directory`. Refuses to overwrite anything that exists.
+    public static func create(cluster: String, nodes: [NodeIdentity], operators: [String] = ["admin"], directory: String,
                               validity: TimeInterval = 825 * 86_400, now: Date = Date()) throws -> [String] {
         var seen: Set<String> = []
         for node in nodes {
@@ -55,7 +65,8 @@ public enum ClusterCertificates {
             guard seen.insert(node.name).inserted else { throw CertificateError.duplicateNode(node.name) }
         }
         guard isValidName(cluster) else { throw CertificateError.invalidNodeName(cluster) }
-        let files = ["ca.crt", "ca.key"] + nodes.flatMap { ["\($0.name).crt", "\($0.name).key"] }
+        for name in operators where !isValidName(name) { throw CertificateError.invalidNodeName(name) }
+        let files = ["ca.crt", "ca.key"] + nodes.flatMap { ["\($0.name).crt", "\($0.name).key"] } + operatorFiles(operators)
         for file in files where FileManager.default.fileExists(atPath: directory + "/" + file) {
             throw CertificateError.fileExists(directory + "/" + file)
         }
@@ -89,6 +100,9 @@ public enum ClusterCertificates {
             try issueNode(node, cluster: cluster, caName: caName, caKey: caKey, directory: directory,
                           validity: validity, now: now)
         }
+        for name in operators {
+            try issueOperator(name, cluster: cluster, caName: caName, caKey: caKey, directory: directory, validity: validity, now: now)
+        }
         return files.map { directory + "/" + $0 }
     }
 
@@ -98,6 +112,44 @@ public enum ClusterCertificates {
                              validity: TimeInterval = 825 * 86_400, now: Date = Date()) throws -> [String] {
         guard isValidName(cluster) else { throw CertificateError.invalidNodeName(cluster) }
         for node in nodes where !isValidName(node.name) { throw CertificateError.invalidNodeName(node.name) }
+        let (caCertificate, caKey) = try loadAuthority(directory)
+        let files = nodes.flatMap { ["\($0.name).crt", "\($0.name).key"] }
+        for file in files where FileManager.default.fileExists(atPath: directory + "/" + file) {
+            throw CertificateError.fileExists(directory + "/" + file)
+        }
+        for node in nodes {
+            try issueNode(node, cluster: cluster, caName: caCertificate.subject, caKey: caKey, directory: directory,
+                          validity: validity, now: now)
+        }
+        return files.map { directory + "/" + $0 }
+    }
+
+    /// Issues operator certificates from the CA already in `directory`, into `operators/`.
+    /// Refuses to overwrite an operator's existing files.
+    public static func issueOperators(cluster: String, names: [String], directory: String,
+                                      validity: TimeInterval = 825 * 86_400, now: Date = Date()) throws -> [String] {
+        guard isValidName(cluster) else { throw CertificateError.invalidNodeName(cluster) }
+        for name in names where !isValidName(name) { throw CertificateError.invalidNodeName(name) }
+        var seen: Set<String> = []
+        for name in names where !seen.insert(name).inserted { throw CertificateError.duplicateNode(name) }
+        let (caCertificate, caKey) = try loadAuthority(directory)
+        let files = operatorFiles(names)
+        for file in files where FileManager.default.fileExists(atPath: directory + "/" + file) {
+            throw CertificateError.fileExists(directory + "/" + file)
+        }
+        for name in names {
+            try issueOperator(name, cluster: cluster, caName: caCertificate.subject, caKey: caKey, directory: directory,
+                              validity: validity, now: now)
+        }
+        return files.map { directory + "/" + $0 }
+    }
+
+    static func operatorFiles(_ names: [String]) -> [String] {
+        names.flatMap { ["\(OperatorIdentity.directoryName)/\($0).crt", "\(OperatorIdentity.directoryName)/\($0).key"] }
+    }
+
+    /// The CA certificate and its key from `directory`, checked to belong together.
+    private static func loadAuthority(_ directory: String) throws -> (Certificate, P256.Signing.PrivateKey) {
         let caCertificate = try loadCertificate(directory + "/ca.crt")
         let caKey: P256.Signing.PrivateKey
         do {
@@ -108,15 +160,42 @@ public enum ClusterCertificates {
         guard Certificate.PublicKey(caKey.publicKey) == caCertificate.publicKey else {
             throw CertificateError.invalid(directory + "/ca.key", "does not belong to \(directory)/ca.crt")
         }
-        let files = nodes.flatMap { ["\($0.name).crt", "\($0.name).key"] }
-        for file in files where FileManager.default.fileExists(atPath: directory + "/" + file) {
-            throw CertificateError.fileExists(directory + "/" + file)
+        return (caCertificate, caKey)
+    }
+
+    private static func issueOperator(_ name: String, cluster: String, caName: DistinguishedName,
+                                      caKey: P256.Signing.PrivateKey, directory: String, validity: TimeInterval, now: Date) throws {
+        let folder = directory + "/" + OperatorIdentity.directoryName
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw CertificateError.cannotWrite(folder, "\(error)")
         }
-        for node in nodes {
-            try issueNode(node, cluster: cluster, caName: caCertificate.subject, caKey: caKey, directory: directory,
-                          validity: validity, now: now)
-        }
-        return files.map { directory + "/" + $0 }
+        let key = P256.Signing.PrivateKey()
+        let certificate = try Certificate(
+            version: .v3,
+            serialNumber: Certificate.SerialNumber(),
+            publicKey: .init(key.publicKey),
+            notValidBefore: now.addingTimeInterval(-300),
+            notValidAfter: now.addingTimeInterval(validity),
+            issuer: caName,
+            subject: try DistinguishedName {
+                OrganizationName("pgquorum")
+                OrganizationalUnitName("operators of \(cluster)")
+                CommonName(name)
+            },
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                // A client only: an operator's key cannot serve as a node's server certificate.
+                try ExtendedKeyUsage([.clientAuth])
+                SubjectAlternativeNames([.uniformResourceIdentifier(OperatorIdentity.uri(cluster: cluster, name: name))])
+            },
+            issuerPrivateKey: .init(caKey)
+        )
+        try write(certificate.serializeAsPEM().pemString, to: folder + "/\(name).crt", mode: 0o644)
+        try write(key.pemRepresentation, to: folder + "/\(name).key", mode: 0o600)
     }
 
     private static func issueNode(_ node: NodeIdentity, cluster: String, caName: DistinguishedName,

@@ -16,6 +16,9 @@ public struct ClusterConfig: Sendable, Equatable {
     public var postgres: PostgresSettings
     public var failover = FailoverSettings()
     public var raftLog = RaftLogSettings()
+    /// `api.require_client_certificate`: every API endpoint but the load-balancer checks wants
+    /// a client certificate from the cluster CA (a node's or an operator's).
+    public var requireClientCertificate = false
     /// The file this configuration was read from (absolute), for messages.
     public var path: String
 

@@ -131,8 +131,10 @@ private struct ConfigReader {
             }
         }
         var healthPort: Int?
-        if let section = mapping(top["api"], "api", keys: ["health_port"]) {
+        var requireClientCertificate = false
+        if let section = mapping(top["api"], "api", keys: ["health_port", "require_client_certificate"]) {
             healthPort = port(section["health_port"], "api.health_port")
+            requireClientCertificate = bool(section["require_client_certificate"], "api.require_client_certificate") ?? false
         }
         var failover = FailoverSettings()
         if let section = mapping(top["failover"], "failover", keys: ["report_wait_ms"]),
@@ -168,6 +170,7 @@ private struct ConfigReader {
         var config = ClusterConfig(cluster: name, nodes: nodes, tlsDirectory: tlsDirectory, timing: timing, alerts: alerts, postgres: postgres, path: path)
         config.failover = failover
         config.raftLog = raftLog
+        config.requireClientCertificate = requireClientCertificate
         return config
     }
 

@@ -86,7 +86,8 @@ public final class LocalCluster: @unchecked Sendable {
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         _ = try ClusterCertificates.create(cluster: "test", nodes: names.map { NodeIdentity(name: $0, hosts: ["127.0.0.1"]) },
                                            directory: directory + "/tls", validity: 86_400, now: Date())
-        client = try APIClient(tlsDirectory: directory + "/tls")
+        // The operator certificate `create` made: reads work also where the agents require one.
+        client = try APIClient(tlsDirectory: directory + "/tls", operator: "admin")
     }
 
     deinit { tearDown() }

@@ -1,3 +1,4 @@
+import ClusterCertificates
 import NIOCore
 import NIOSSL
 import X509
@@ -33,15 +34,29 @@ public struct TransportIdentity: Sendable {
 }
 
 /// Reads the node a certificate names: its SAN URI `pgquorum://<cluster>/<node>`.
+/// Whom a certificate from the cluster CA names (its SAN URI, `ClusterCertificates`): a node
+/// (peer links; a follower forwarding a read) or an operator (actions on the API).
+public enum CertificateSubject: Sendable, Equatable {
+    case node(String)
+    case `operator`(String)
+}
+
 public enum PeerIdentity {
+    /// The node a certificate names, or nil (an operator's certificate names no node).
     public static func node(inCertificateDER der: [UInt8], cluster: String) -> String? {
+        guard case .node(let name)? = subject(inCertificateDER: der, cluster: cluster) else { return nil }
+        return name
+    }
+
+    public static func subject(inCertificateDER der: [UInt8], cluster: String) -> CertificateSubject? {
         guard let certificate = try? Certificate(derEncoded: der),
               let names = try? certificate.extensions.subjectAlternativeNames else { return nil }
-        let prefix = "pgquorum://\(cluster)/"
+        let node = NodeIdentity.uri(cluster: cluster, node: "")
+        let operatorPrefix = OperatorIdentity.uri(cluster: cluster, name: "")
         for name in names {
-            if case .uniformResourceIdentifier(let uri) = name, uri.hasPrefix(prefix) {
-                return String(uri.dropFirst(prefix.count))
-            }
+            guard case .uniformResourceIdentifier(let uri) = name else { continue }
+            if uri.hasPrefix(node) { return .node(String(uri.dropFirst(node.count))) }
+            if uri.hasPrefix(operatorPrefix) { return .operator(String(uri.dropFirst(operatorPrefix.count))) }
         }
         return nil
     }

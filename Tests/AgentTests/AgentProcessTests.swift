@@ -199,37 +199,83 @@ import Glibc
         #expect(verify.status == 0, "\(verify.output)")
     }
 
-    @Test func switchoverMovesLeadershipOnlyForClusterCertificates() async throws {
+    @Test func switchoverMovesLeadershipOnlyForOperatorCertificates() async throws {
         let cluster = try LocalCluster(nodes: 3)
         defer { cluster.tearDown() }
         try cluster.startAll()
         let first = try #require(await cluster.agreedLeader())
         let target = try #require(cluster.names.last { $0 != first.name })
+        let tls = cluster.directory + "/tls"
+        let port = try #require(cluster.apiPorts[first.name])
+        func refusal(_ client: APIClient) async throws -> (Int, String) {
+            let answer = try await client.post(host: "127.0.0.1", port: port, path: "/switchover?to=\(target)", timeout: .seconds(3))
+            return (answer.status, String(decoding: answer.body, as: UTF8.self))
+        }
 
         // Without a client certificate the mutating endpoint refuses; reads still work.
-        let anonymous = try APIClient(tlsDirectory: cluster.directory + "/tls")
-        let port = try #require(cluster.apiPorts[first.name])
-        let refused = try await anonymous.post(host: "127.0.0.1", port: port, path: "/switchover?to=\(target)", timeout: .seconds(3))
-        #expect(refused.status == 403)
-        // A certificate the CA signed for a name that is no node of the cluster is refused too.
-        _ = try ClusterCertificates.issue(cluster: "test", nodes: [NodeIdentity(name: "alice", hosts: ["127.0.0.1"])],
-                                          directory: cluster.directory + "/tls")
-        let stranger = try APIClient(tlsDirectory: cluster.directory + "/tls", identity: "alice")
-        let strangerAnswer = try await stranger.post(host: "127.0.0.1", port: port, path: "/switchover?to=\(target)", timeout: .seconds(3))
-        #expect(strangerAnswer.status == 403 && String(decoding: strangerAnswer.body, as: UTF8.self).contains("names alice, not a node of this cluster"),
-                "\(String(decoding: strangerAnswer.body, as: UTF8.self))")
+        let (anonymousStatus, anonymousBody) = try await refusal(try APIClient(tlsDirectory: tls))
+        #expect(anonymousStatus == 403 && anonymousBody.contains("needs an operator certificate"), "\(anonymousBody)")
+        // A node's certificate only identifies agents to each other: refused, saying which to use.
+        let (nodeStatus, nodeBody) = try await refusal(try APIClient(tlsDirectory: tls, identity: target))
+        #expect(nodeStatus == 403 && nodeBody.contains("\(target)'s is a node certificate") && nodeBody.contains("certs issue --operator"),
+                "\(nodeBody)")
+        // A node certificate the CA signed for a name outside the cluster is no operator either.
+        _ = try ClusterCertificates.issue(cluster: "test", nodes: [NodeIdentity(name: "alice", hosts: ["127.0.0.1"])], directory: tls)
+        let (strangerStatus, _) = try await refusal(try APIClient(tlsDirectory: tls, identity: "alice"))
+        #expect(strangerStatus == 403)
         #expect(await cluster.agreedLeader(among: cluster.names)?.name == first.name)
 
-        // With a node certificate: the named node takes over, by transfer (no PreVote).
-        let moved = try cluster.run(["switchover", "--config", cluster.configPath, "--to", target], includeErrors: true)
+        // Two operators: the CLI wants to know which one, then records who asked.
+        _ = try ClusterCertificates.issueOperators(cluster: "test", names: ["bob"], directory: tls)
+        let ambiguous = try cluster.run(["switchover", "--config", cluster.configPath, "--to", target],
+                                        environment: ["USER": "nobody-here"], includeErrors: true)
+        #expect(ambiguous.status != 0 && ambiguous.output.contains("several operator certificates") && ambiguous.output.contains("--as NAME"),
+                "\(ambiguous.output)")
+        // With an operator certificate: the named node takes over, by transfer (no PreVote).
+        let moved = try cluster.run(["switchover", "--config", cluster.configPath, "--to", target, "--as", "bob"], includeErrors: true)
         #expect(moved.status == 0, "\(moved.output)")
         #expect(moved.output.contains("leadership moved from \(first.name) to \(target)"), "\(moved.output)")
         let after = try #require(await cluster.agreedLeader(among: cluster.names))
         #expect(after.name == target && after.term == first.term + 1)
+        #expect(cluster.log(of: first.name).contains("by=bob"), "the leader did not log who asked")
 
         // An unknown target is a clear refusal, and nothing moves.
-        let unknown = try cluster.run(["switchover", "--config", cluster.configPath, "--to", "node9"], includeErrors: true)
+        let unknown = try cluster.run(["switchover", "--config", cluster.configPath, "--to", "node9", "--as", "bob"], includeErrors: true)
         #expect(unknown.status != 0 && unknown.output.contains("no node node9"), "\(unknown.output)")
+    }
+
+    /// `api.require_client_certificate`: reads want a certificate from the cluster CA (an
+    /// operator's or a node's); the load-balancer checks stay open; a follower's forwarded read
+    /// and the CLI's reads present theirs.
+    @Test func aRequiredClientCertificateClosesReadsButNotLoadBalancerChecks() async throws {
+        let cluster = try LocalCluster(nodes: 3)
+        defer { cluster.tearDown() }
+        let config = try String(contentsOfFile: cluster.configPath, encoding: .utf8)
+        try config.replacingOccurrences(of: "timing:\n", with: "api:\n  require_client_certificate: true\ntiming:\n")
+            .write(toFile: cluster.configPath, atomically: true, encoding: .utf8)
+        try cluster.startAll()
+        let leader = try #require(await cluster.agreedLeader())
+        let follower = try #require(cluster.names.first { $0 != leader.name })
+        let port = try #require(cluster.apiPorts[follower])
+        let tls = cluster.directory + "/tls"
+        let anonymous = try APIClient(tlsDirectory: tls)
+        for path in ["/cluster", "/cluster?stale=true", "/history", "/metrics"] {
+            let answer = try await anonymous.get(host: "127.0.0.1", port: port, path: path, timeout: .seconds(3))
+            #expect(answer.status == 403 && String(decoding: answer.body, as: UTF8.self).contains("requires a client certificate"),
+                    "\(path): \(answer.status) \(String(decoding: answer.body, as: UTF8.self))")
+        }
+        for path in ["/primary", "/replica", "/health", "/leader"] {
+            let status = try await anonymous.get(host: "127.0.0.1", port: port, path: path, timeout: .seconds(3)).status
+            #expect(status == 200 || status == 503, "\(path): \(status)")
+        }
+        // A node's certificate reads; an operator's linearizable read at a follower is forwarded
+        // to the leader, which wants the follower's certificate.
+        let node = try APIClient(tlsDirectory: tls, identity: leader.name)
+        #expect(try await node.get(host: "127.0.0.1", port: port, path: "/cluster?stale=true", timeout: .seconds(3)).status == 200)
+        let forwarded = try await APIClient(tlsDirectory: tls, operator: "admin").get(host: "127.0.0.1", port: port, path: "/cluster", timeout: .seconds(3))
+        #expect(forwarded.status == 200, "\(String(decoding: forwarded.body, as: UTF8.self))")
+        let status = try cluster.run(["status", "--config", cluster.configPath], includeErrors: true)
+        #expect(status.status == 0, "\(status.output)")
     }
 
     @Test func aMinorityNeverElectsALeader() async throws {
@@ -267,7 +313,7 @@ import Glibc
         #expect(unconfirmed.output.contains("\(minority[0])'s own view: leader none"), "\(unconfirmed.output)")
         // The endpoint itself: a forced failover sent straight to a node that hears no leader is
         // a failover (refused: not the leader), never a recovery, which has its own request.
-        let member = try APIClient(tlsDirectory: cluster.directory + "/tls", identity: minority[1])
+        let member = try APIClient(tlsDirectory: cluster.directory + "/tls", operator: "admin")
         let survivorPort = try #require(cluster.apiPorts[minority[0]])
         let direct = try await member.post(host: "127.0.0.1", port: survivorPort,
                                            path: "/failover?to=\(minority[0])&force=true&reason=test", timeout: .seconds(5))

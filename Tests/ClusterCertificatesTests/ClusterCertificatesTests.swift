@@ -18,7 +18,8 @@ import X509
         let dir = temporary()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let files = try ClusterCertificates.create(cluster: "three-dc", nodes: nodes, directory: dir)
-        #expect(files.count == 8)
+        #expect(files.count == 10)
+        #expect(files.suffix(2) == [dir + "/operators/admin.crt", dir + "/operators/admin.key"])
         for file in files where file.hasSuffix(".key") {
             let mode = try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int
             #expect(mode == 0o600, "\(file)")
@@ -130,6 +131,40 @@ import X509
         try FileManager.default.copyItem(atPath: other + "/ca.key", toPath: dir + "/ca.key")
         #expect(throws: CertificateError.invalid(dir + "/ca.key", "does not belong to \(dir)/ca.crt")) {
             try ClusterCertificates.issue(cluster: "c", nodes: [NodeIdentity(name: "x", hosts: [])], directory: dir)
+        }
+    }
+}
+
+@Suite struct OperatorCertificateTests {
+    /// An operator's certificate names the operator in a scheme of its own and serves TLS client
+    /// authentication only: it can pass neither for a node on the peer port nor as a server.
+    @Test func anOperatorCertificateIsAClientOfItsOwnKind() async throws {
+        let dir = NSTemporaryDirectory() + "pgquorum-operator-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try ClusterCertificates.create(cluster: "c", nodes: [NodeIdentity(name: "a", hosts: [])], operators: [], directory: dir)
+        let files = try ClusterCertificates.issueOperators(cluster: "c", names: ["alice"], directory: dir)
+        #expect(files == [dir + "/operators/alice.crt", dir + "/operators/alice.key"])
+        let mode = try FileManager.default.attributesOfItem(atPath: dir + "/operators")[.posixPermissions] as? Int
+        #expect(mode == 0o700)
+        let leaf = try ClusterCertificates.loadCertificate(dir + "/operators/alice.crt")
+        let names = try #require(try leaf.extensions.subjectAlternativeNames)
+        #expect(Array(names) == [.uniformResourceIdentifier("pgquorum-operator://c/alice")])
+        let usage = try #require(try leaf.extensions.extendedKeyUsage)
+        #expect(usage.contains(.clientAuth) && !usage.contains(.serverAuth))
+        let ca = try ClusterCertificates.loadCertificate(dir + "/ca.crt")
+        var verifier = Verifier(rootCertificates: CertificateStore([ca])) { RFC5280Policy() }
+        guard case .validCertificate = await verifier.validate(leaf: leaf, intermediates: CertificateStore()) else {
+            Issue.record("the operator certificate does not validate against the CA")
+            return
+        }
+        #expect(ClusterCertificates.checkOperators(cluster: "c", directory: dir).map { "\($0.node): \($0.problems)" } == ["operator alice: []"])
+        // Checked against another cluster's name it names nobody there.
+        #expect(ClusterCertificates.checkOperators(cluster: "other", directory: dir).first?.problems.first?.contains("does not name operator alice") == true)
+        #expect(throws: CertificateError.fileExists(dir + "/operators/alice.crt")) {
+            try ClusterCertificates.issueOperators(cluster: "c", names: ["alice"], directory: dir)
+        }
+        #expect(throws: CertificateError.invalidNodeName("../x")) {
+            try ClusterCertificates.issueOperators(cluster: "c", names: ["../x"], directory: dir)
         }
     }
 }

@@ -88,6 +88,49 @@ import Testing
         await a.shutdown(); await a2.shutdown(); await b.shutdown()
     }
 
+    /// Both ends of a peer link retransmit after 20 ms, not TCP's 200 ms minimum, where the
+    /// kernel has TCP_RTO_MIN_US (Linux 6.15): a frame lost in a blip arrives soon after the
+    /// link is back. An older kernel refuses the option and the link works as before.
+    @Test func peerLinksRetransmitSoonAfterABlip() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let inboxA = Inbox(), inboxB = Inbox()
+        let a = try fixture.transport("a", id: 1, peers: Self.members(except: 1), inbox: inboxA)
+        let portA = try await a.listen(host: "127.0.0.1", port: 0)
+        let b = try fixture.transport("b", id: 2, peers: Self.members(a: portA, except: 2), inbox: inboxB)
+        _ = try await b.listen(host: "127.0.0.1", port: 0)
+        let heartbeat = Message(from: 2, to: 1, term: 3, kind: .heartbeat(commit: 9, round: 4))
+        b.send(heartbeat)
+        #expect(await inboxA.waitForMessages(1) == [heartbeat])
+        // `ss` prints each end's current retransmission timeout ("rto:20.3"): the dialled end
+        // has local port portA, the dialling end remote port portA.
+        let output = try Self.run("/usr/bin/ss", ["-Htin", "( sport = :\(portA) or dport = :\(portA) )"])
+        let timeouts = output.split(separator: " ").compactMap { field -> Double? in
+            field.hasPrefix("rto:") ? Double(field.dropFirst(4)) : nil
+        }
+        #expect(timeouts.count == 2, "ss: \(output)")
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(probe) }
+        var value = CInt(PeerTransport.minimumRetransmissionMicroseconds)
+        let supported = setsockopt(probe, CInt(IPPROTO_TCP), 45, &value, socklen_t(MemoryLayout<CInt>.size)) == 0
+        for timeout in timeouts {
+            if supported { #expect(timeout < 100, "ss: \(output)") } else { #expect(timeout >= 200, "ss: \(output)") }
+        }
+        await a.shutdown(); await b.shutdown()
+    }
+
+    static func run(_ tool: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// A peer that stops reading (its event loop blocked, like a stalled process) does not make
     /// the sender buffer without bound: past the connection's high-water mark messages are
     /// dropped, as on a lossy link, and the ones sent after it reads again arrive.
@@ -173,6 +216,21 @@ import Testing
         #expect(await inbox.waitForEvent(containing: "handshake"))
         #expect(inbox.messages.withLockedValue { $0.isEmpty })
         await a.shutdown(); await b.shutdown()
+    }
+
+    /// An operator's certificate from the cluster CA is no node's: the peer port refuses it.
+    @Test func anOperatorCertificateIsRefusedOnThePeerPort() async throws {
+        let fixture = try Fixture()
+        defer { fixture.remove() }
+        let inbox = Inbox(), operatorInbox = Inbox()
+        let a = try fixture.transport("a", id: 1, peers: Self.members(except: 1), inbox: inbox)
+        let port = try await a.listen(host: "127.0.0.1", port: 0)
+        let posing = try fixture.transport("b", id: 2, peers: Self.members(a: port, except: 2), inbox: operatorInbox,
+                                           certificateOf: "operators/admin")
+        posing.send(Message(from: 2, to: 1, term: 1, kind: .timeoutNow))
+        #expect(await inbox.waitForEvent(containing: "peer certificate names no node of cluster lab"))
+        #expect(inbox.messages.withLockedValue { $0.isEmpty })
+        await a.shutdown(); await posing.shutdown()
     }
 
     /// b's certificate is signed by the right CA but expired: the handshake fails.

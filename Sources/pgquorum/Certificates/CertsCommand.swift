@@ -6,7 +6,7 @@ import Foundation
 struct CertsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "certs",
-        abstract: "Create and check the cluster CA and the node certificates for mutual TLS.",
+        abstract: "Create and check the cluster CA, the node certificates and the operators' certificates for mutual TLS.",
         subcommands: [InitCerts.self, IssueCerts.self, CheckCerts.self]
     )
 }
@@ -46,7 +46,7 @@ struct CertificateSetOptions: ParsableArguments {
     var nodes: NodeList?
 
     func validate() throws {
-        if config == nil, dir == nil || nodes == nil {
+        if config == nil, dir == nil {
             throw ValidationError("give --config FILE, or --dir and --nodes")
         }
     }
@@ -74,6 +74,7 @@ struct CertificateSetOptions: ParsableArguments {
     ) throws {
         guard days > 0 else { throw CommandFailure("--days must be positive") }
         let (cluster, dir, nodes) = try resolved()
+        guard !nodes.isEmpty else { throw CommandFailure("no nodes: give --config FILE, or --nodes with --dir") }
         let files: [String]
         do {
             files = try write(cluster, nodes, dir, TimeInterval(days) * 86_400, Date())
@@ -92,8 +93,11 @@ struct InitCerts: ParsableCommand {
             Writes DIR/ca.crt, DIR/ca.key and, per node, DIR/<node>.crt and DIR/<node>.key (keys \
             with mode 0600). Each node certificate names the node (SAN URI \
             pgquorum://<cluster>/<node>, CN <node>) and carries its hosts as DNS or IP SANs; it is \
-            valid for TLS server and client authentication. Existing files are never overwritten. \
-            Keep ca.key offline once the node certificates are issued.
+            valid for TLS server and client authentication between agents. It also writes one \
+            operator certificate, DIR/operators/<name>.crt and .key (SAN URI \
+            pgquorum-operator://<cluster>/<name>; client authentication only): what switchover, \
+            failover and recover-quorum present; node certificates are refused there. Existing \
+            files are never overwritten. Keep ca.key offline once the certificates are issued.
             Examples: pgquorum certs init --config cluster-configs/three-dc.yaml
                       pgquorum certs init --dir /etc/pgquorum/tls --cluster seed-3dc \\
                         --nodes primary=10.0.1.100,secondary1=10.0.2.100,secondary2=10.1.1.100
@@ -102,12 +106,17 @@ struct InitCerts: ParsableCommand {
 
     @OptionGroup var set: CertificateSetOptions
 
-    @Option(help: "Validity of the node certificates, in days (the CA gets one more day).")
+    @Option(help: "Validity of the node and operator certificates, in days (the CA gets one more day).")
     var days = 825
 
+    @Option(name: .customLong("operator"), help: "The operator certificate to make (repeat for more).")
+    var operators: [String] = ["admin"]
+
     func run() throws {
-        try set.writeCertificates(days: days, ClusterCertificates.create)
-        print("Node certificates are valid for \(days) days. Copy each node's .crt and .key, and ca.crt, to that node; keep ca.key offline.")
+        try set.writeCertificates(days: days) { cluster, nodes, directory, validity, now in
+            try ClusterCertificates.create(cluster: cluster, nodes: nodes, operators: operators, directory: directory, validity: validity, now: now)
+        }
+        print("Certificates are valid for \(days) days. Copy each node's .crt and .key, and ca.crt, to that node; give each operator their files from operators/ (with ca.crt); keep ca.key offline.")
     }
 }
 
@@ -129,7 +138,7 @@ struct CheckCerts: ParsableCommand {
                                                warnWithin: TimeInterval(warnDays) * 86_400)
         var failed = !result.ca.isEmpty
         print("CA \(dir)/ca.crt: " + (result.ca.isEmpty ? "ok" : result.ca.joined(separator: "; ")))
-        for status in result.nodes {
+        for status in result.nodes + ClusterCertificates.checkOperators(cluster: cluster, directory: dir, warnWithin: TimeInterval(warnDays) * 86_400) {
             let expiry = status.notValidAfter.map { " (valid until \($0), hosts \(status.hosts.joined(separator: ", ")))" } ?? ""
             if status.problems.isEmpty {
                 print("\(status.node): ok\(expiry)")
@@ -145,19 +154,35 @@ struct CheckCerts: ParsableCommand {
 struct IssueCerts: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "issue",
-        abstract: "Issue certificates for more nodes (a new member, or a renewal) from the CA already in --dir.",
+        abstract: "Issue certificates for more nodes (a new member, or a renewal) or for operators, from the CA already in --dir.",
         discussion: """
-            Needs DIR/ca.crt and DIR/ca.key. Writes DIR/<node>.crt and DIR/<node>.key; an existing \
-            file is never overwritten (move the old pair aside to renew).
+            Needs DIR/ca.crt and DIR/ca.key. Writes DIR/<node>.crt and DIR/<node>.key, or with \
+            --operator NAME DIR/operators/NAME.crt and .key (a certificate for switchover, failover \
+            and recover-quorum; nodes are not issued then). An existing file is never overwritten \
+            (move the old pair aside to renew).
+            Examples: pgquorum certs issue --config cluster.yaml --operator alice
+                      pgquorum certs issue --dir /etc/pgquorum/tls --nodes node4=10.0.3.100
             """
     )
 
     @OptionGroup var set: CertificateSetOptions
 
-    @Option(help: "Validity of the node certificates, in days.")
+    @Option(help: "Validity of the certificates, in days.")
     var days = 825
 
+    @Option(name: .customLong("operator"), help: "Issue an operator's certificate instead of nodes' (repeat for more).")
+    var operators: [String] = []
+
     func run() throws {
-        try set.writeCertificates(days: days, ClusterCertificates.issue)
+        guard !operators.isEmpty else { return try set.writeCertificates(days: days, ClusterCertificates.issue) }
+        guard days > 0 else { throw CommandFailure("--days must be positive") }
+        let (cluster, dir, _) = try set.resolved()
+        let files: [String]
+        do {
+            files = try ClusterCertificates.issueOperators(cluster: cluster, names: operators, directory: dir, validity: TimeInterval(days) * 86_400)
+        } catch {
+            throw CommandFailure("\(error)")
+        }
+        for file in files { print("wrote \(file)") }
     }
 }

@@ -22,7 +22,7 @@ struct HistoryCommand: AsyncParsableCommand {
         let loaded = try loadConfig(config)
         let client: APIClient
         do {
-            client = try APIClient(tlsDirectory: loaded.tlsDirectory)
+            client = try APIClient.reader(tlsDirectory: loaded.tlsDirectory, loginName: OperatorClient.loginName())
         } catch {
             throw CommandFailure("cannot load the CA from \(loaded.tlsDirectory): \(error)")
         }

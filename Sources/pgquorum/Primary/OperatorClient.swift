@@ -2,27 +2,35 @@ import Agent
 import ClusterConfig
 import Foundation
 
-/// The CLI's side of the operator API for commands that act on the cluster: a client holding a
-/// node certificate, the leader confirmed by a quorum, and waiting for the primary to move.
+/// The CLI's side of the operator API for commands that act on the cluster: a client holding an
+/// operator certificate, the leader confirmed by a quorum, and waiting for the primary to move.
 struct OperatorClient {
     let config: ClusterConfig
     let configPath: String
     let client: APIClient
 
-    /// `identity`: the node whose certificate to present (default: the first whose key is in tls.dir).
-    init(configPath: String, identity: String?) throws {
+    /// `operatorName`: whose certificate to present from `<tls.dir>/operators` (default: the
+    /// only one there, or the one named like the login user).
+    init(configPath: String, operatorName: String?) throws {
         let loaded = try loadConfig(configPath)
-        let name = identity ?? loaded.nodes.first { FileManager.default.fileExists(atPath: loaded.tlsDirectory + "/\($0.name).key") }?.name
-        guard let name else {
-            throw CommandFailure("no node key in \(loaded.tlsDirectory) to present as a client certificate; run this on a node, or name one with --as")
-        }
+        let name: String
         do {
-            client = try APIClient(tlsDirectory: loaded.tlsDirectory, identity: name)
+            name = try APIClient.chooseOperator(tlsDirectory: loaded.tlsDirectory, named: operatorName, loginName: Self.loginName())
+            client = try APIClient(tlsDirectory: loaded.tlsDirectory, operator: name)
+        } catch let failure as APIClient.Failure {
+            throw CommandFailure("\(failure)")
         } catch {
-            throw CommandFailure("cannot load \(name)'s certificate from \(loaded.tlsDirectory): \(error)")
+            throw CommandFailure("cannot load the operator certificate from \(loaded.tlsDirectory)/operators: \(error)")
         }
         config = loaded
         self.configPath = configPath
+    }
+
+    /// Who runs the command (`$USER`, else the password database), to pick their certificate.
+    static func loginName() -> String? {
+        if let user = ProcessInfo.processInfo.environment["USER"], !user.isEmpty { return user }
+        guard let entry = getpwuid(getuid()), let name = entry.pointee.pw_name else { return nil }
+        return String(cString: name)
     }
 
     func requireNode(_ name: String) throws -> NodeConfig {

@@ -12,12 +12,12 @@ struct PrimaryChangeOptions: ParsableArguments {
     @Option(help: "The cluster config file.")
     var config: String
 
-    @Option(name: .customLong("as"), help: "Present this node's certificate from tls.dir (default: the first node whose key is there).")
-    var identity: String?
+    @Option(name: .customLong("as"), help: "Present this operator's certificate from tls.dir/operators (default: the only one there, or the one named like your login).")
+    var operatorName: String?
 
     func validate() throws {
         if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why; it is recorded in the cluster history") }
     }
 
-    func client() throws -> OperatorClient { try OperatorClient(configPath: config, identity: identity) }
+    func client() throws -> OperatorClient { try OperatorClient(configPath: config, operatorName: operatorName) }
 }

@@ -26,11 +26,11 @@ struct SwitchoverCommand: AsyncParsableCommand {
     @Option(help: "Why (recorded in the cluster history).")
     var reason = "planned switchover"
 
-    @Option(name: .customLong("as"), help: "Present this node's certificate from tls.dir (default: the first node whose key is there).")
-    var identity: String?
+    @Option(name: .customLong("as"), help: "Present this operator's certificate from tls.dir/operators (default: the only one there, or the one named like your login).")
+    var operatorName: String?
 
     func run() async throws {
-        let operatorClient = try OperatorClient(configPath: config, identity: identity)
+        let operatorClient = try OperatorClient(configPath: config, operatorName: operatorName)
         if let to { _ = try operatorClient.requireNode(to) }
         let view = try await operatorClient.confirmedView()
         if let to, to == view.primary || (view.epoch == 0 && to == view.leader) {

@@ -59,7 +59,9 @@ struct StatusCommand: AsyncParsableCommand {
         let caFile = ca ?? (loaded.map { $0.tlsDirectory + "/ca.crt" } ?? "")
         let client: APIClient
         do {
-            client = try APIClient(caFile: caFile)
+            // With the config and no --ca: the operator's certificate too, where one is there.
+            client = try loaded.flatMap { config in ca == nil ? try APIClient.reader(tlsDirectory: config.tlsDirectory, loginName: OperatorClient.loginName()) : nil }
+                ?? APIClient(caFile: caFile)
         } catch {
             throw CommandFailure("cannot load the CA certificate \(caFile): \(error)")
         }

@@ -53,7 +53,7 @@ struct WipeStorage: AsyncParsableCommand {
         // 2. Every other voter's own term, and the leader's confirmed view.
         let client: APIClient
         do {
-            client = try APIClient(tlsDirectory: loaded.tlsDirectory)
+            client = try APIClient.reader(tlsDirectory: loaded.tlsDirectory, loginName: OperatorClient.loginName())
         } catch {
             throw CommandFailure("cannot load \(loaded.tlsDirectory)/ca.crt: \(error)")
         }
