@@ -53,10 +53,11 @@ public struct APIClient: Sendable {
     /// For the CLI's reads: presents the operator's certificate when one can be chosen (an agent
     /// with `api.require_client_certificate` wants one), else none.
     public static func reader(tlsDirectory: String, loginName: String?) throws -> APIClient {
-        guard let name = try? chooseOperator(tlsDirectory: tlsDirectory, named: nil, loginName: loginName) else {
+        guard let name = try? chooseOperator(tlsDirectory: tlsDirectory, named: nil, loginName: loginName),
+              let client = try? APIClient(tlsDirectory: tlsDirectory, operator: name) else {
             return try APIClient(tlsDirectory: tlsDirectory)
         }
-        return try APIClient(tlsDirectory: tlsDirectory, operator: name)
+        return client
     }
 
     /// The operator whose certificate the CLI presents from `<tlsDirectory>/operators`: `named`,

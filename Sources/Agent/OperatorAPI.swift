@@ -53,8 +53,9 @@ public struct AgentHandle: Sendable {
     let movePrimary: @Sendable (PrimaryMoveRequest) async -> PrimaryMoveResult
 }
 
-/// The operator HTTP API (docs/api.md). Read-only endpoints in this release; they need TLS to the
-/// cluster CA but no client certificate, so load balancers and probes can use them.
+/// The operator HTTP API (docs/api.md). Reads need TLS to the cluster CA and no client
+/// certificate (unless `api.require_client_certificate`), so load balancers and probes can use
+/// them; actions need an operator's certificate.
 enum OperatorAPI {
     /// Query parameter set on a read forwarded from a follower to the leader, so that it is never
     /// forwarded twice (the leader may have just changed).
@@ -159,7 +160,13 @@ enum OperatorAPI {
     /// cluster CA gets 403: topology, hosts, positions and the history are not for anyone who
     /// reaches the port. The load-balancer checks stay open.
     static func certificateMissing(_ context: OperatorRequestContext, config: ClusterConfig) async -> Response? {
-        guard config.requireClientCertificate, await context.client(cluster: config.cluster) == nil else { return nil }
+        guard config.requireClientCertificate else { return nil }
+        switch await context.client(cluster: config.cluster) {
+        case .operator?: return nil
+        // A node of this cluster (a follower forwarding a read); not any name the CA signed.
+        case .node(let name)? where config.node(named: name) != nil: return nil
+        default: break
+        }
         return json(.forbidden, ["error": "this agent requires a client certificate from the cluster CA (api.require_client_certificate); present an operator's (pgquorum certs issue --operator NAME)"])
     }
 

@@ -33,7 +33,6 @@ public struct TransportIdentity: Sendable {
     }
 }
 
-/// Reads the node a certificate names: its SAN URI `pgquorum://<cluster>/<node>`.
 /// Whom a certificate from the cluster CA names (its SAN URI, `ClusterCertificates`): a node
 /// (peer links; a follower forwarding a read) or an operator (actions on the API).
 public enum CertificateSubject: Sendable, Equatable {

@@ -272,6 +272,10 @@ import Glibc
         // to the leader, which wants the follower's certificate.
         let node = try APIClient(tlsDirectory: tls, identity: leader.name)
         #expect(try await node.get(host: "127.0.0.1", port: port, path: "/cluster?stale=true", timeout: .seconds(3)).status == 200)
+        // A node certificate the CA signed for a name outside the cluster reads nothing.
+        _ = try ClusterCertificates.issue(cluster: "test", nodes: [NodeIdentity(name: "alice", hosts: ["127.0.0.1"])], directory: tls)
+        let stranger = try APIClient(tlsDirectory: tls, identity: "alice")
+        #expect(try await stranger.get(host: "127.0.0.1", port: port, path: "/cluster?stale=true", timeout: .seconds(3)).status == 403)
         let forwarded = try await APIClient(tlsDirectory: tls, operator: "admin").get(host: "127.0.0.1", port: port, path: "/cluster", timeout: .seconds(3))
         #expect(forwarded.status == 200, "\(String(decoding: forwarded.body, as: UTF8.self))")
         let status = try cluster.run(["status", "--config", cluster.configPath], includeErrors: true)

@@ -357,8 +357,8 @@ import Glibc
 
         let history = try cluster.run(["history", "--config", cluster.configPath])
         #expect(history.status == 0)
-        #expect(history.output.contains("switchover by node") && history.output.contains("kernel upgrade"), "\(history.output)")
-        #expect(history.output.contains("failover by node") && history.output.contains("drill 7"), "\(history.output)")
+        #expect(history.output.contains("switchover by admin") && history.output.contains("kernel upgrade"), "\(history.output)")
+        #expect(history.output.contains("failover by admin") && history.output.contains("drill 7"), "\(history.output)")
         let entries = await Self.history(of: third, in: cluster)
         #expect(entries.map(\.epoch) == [1, 2, 3] && entries.map(\.primary) == [first, target, third], "\(entries)")
     }
@@ -370,11 +370,17 @@ import Glibc
         let cluster = try LocalCluster(nodes: 3, postgres: true, postgresSettings: "  restart_timeout_s: 3\n")
         defer { cluster.tearDown() }
         let (stalled, others) = try await Self.settled(cluster)
-        // A stalled disk: every query of the agent hangs. Each backend the agent opens on the
-        // Unix socket is frozen as soon as it appears (its health query gives up after 5 s and
-        // it reconnects), the test's own probe excepted.
+        // A stalled disk: every query of the agent hangs. The postmaster is frozen, so no new
+        // connection gets through (a reconnect that won a race with the freezer once answered
+        // a query and reset the agent's count of failed checks), and each backend the agent
+        // has on the Unix socket is frozen as soon as it appears, the test's own probe excepted.
         let probe = try PostgresConnection(cluster.conninfo(of: stalled))
-        let frozen = Mutex<Set<Int32>>([])
+        let backend = try #require(try probe.value("SELECT pg_backend_pid()").flatMap { Int32($0) })
+        let status = try String(contentsOfFile: "/proc/\(backend)/status", encoding: .utf8)
+        let postmaster = try #require(status.split(separator: "\n").first { $0.hasPrefix("PPid:") }
+            .flatMap { Int32($0.dropFirst(5).trimmingCharacters(in: .whitespaces)) })
+        kill(postmaster, SIGSTOP)
+        let frozen = Mutex<Set<Int32>>([postmaster])
         let freezer = Task {
             let until = ContinuousClock.now + .seconds(45)
             while ContinuousClock.now < until, !Task.isCancelled {

@@ -47,7 +47,7 @@ struct CertificateSetOptions: ParsableArguments {
 
     func validate() throws {
         if config == nil, dir == nil {
-            throw ValidationError("give --config FILE, or --dir and --nodes")
+            throw ValidationError("give --config FILE, or --dir DIR (with --nodes for node certificates)")
         }
     }
 
@@ -106,6 +106,10 @@ struct InitCerts: ParsableCommand {
 
     @OptionGroup var set: CertificateSetOptions
 
+    func validate() throws {
+        if set.config == nil, set.nodes == nil { throw ValidationError("give --config FILE, or --dir and --nodes") }
+    }
+
     @Option(help: "Validity of the node and operator certificates, in days (the CA gets one more day).")
     var days = 825
 
@@ -139,7 +143,8 @@ struct CheckCerts: ParsableCommand {
         var failed = !result.ca.isEmpty
         print("CA \(dir)/ca.crt: " + (result.ca.isEmpty ? "ok" : result.ca.joined(separator: "; ")))
         for status in result.nodes + ClusterCertificates.checkOperators(cluster: cluster, directory: dir, warnWithin: TimeInterval(warnDays) * 86_400) {
-            let expiry = status.notValidAfter.map { " (valid until \($0), hosts \(status.hosts.joined(separator: ", ")))" } ?? ""
+            let hosts = status.hosts.isEmpty ? "" : ", hosts \(status.hosts.joined(separator: ", "))"
+            let expiry = status.notValidAfter.map { " (valid until \($0)\(hosts))" } ?? ""
             if status.problems.isEmpty {
                 print("\(status.node): ok\(expiry)")
             } else {
@@ -176,6 +181,9 @@ struct IssueCerts: ParsableCommand {
     func run() throws {
         guard !operators.isEmpty else { return try set.writeCertificates(days: days, ClusterCertificates.issue) }
         guard days > 0 else { throw CommandFailure("--days must be positive") }
+        guard set.config != nil || set.cluster != nil else {
+            throw CommandFailure("--operator with --dir needs --cluster NAME (the cluster's name, as in its config), or give --config FILE")
+        }
         let (cluster, dir, _) = try set.resolved()
         let files: [String]
         do {
