@@ -50,9 +50,11 @@ public struct APIClient: Sendable {
         try self.init(caFile: tlsDirectory + "/ca.crt", certificate: (folder + "/\(name).crt", folder + "/\(name).key"), group: group)
     }
 
-    /// For the CLI's reads: presents the operator's certificate when one can be chosen (an agent
-    /// with `api.require_client_certificate` wants one), else none.
-    public static func reader(tlsDirectory: String, loginName: String?) throws -> APIClient {
+    /// For the CLI's reads: presents the operator's certificate (an agent with
+    /// `api.require_client_certificate` wants one): `named` or it fails, else the one that can be
+    /// chosen, else none.
+    public static func reader(tlsDirectory: String, named: String?, loginName: String?) throws -> APIClient {
+        if let named { return try APIClient(tlsDirectory: tlsDirectory, operator: chooseOperator(tlsDirectory: tlsDirectory, named: named, loginName: nil)) }
         guard let name = try? chooseOperator(tlsDirectory: tlsDirectory, named: nil, loginName: loginName),
               let client = try? APIClient(tlsDirectory: tlsDirectory, operator: name) else {
             return try APIClient(tlsDirectory: tlsDirectory)

@@ -19,10 +19,20 @@ struct OperatorRequestContext: RequestContext {
 
     /// Whom the client certificate names, or nil (none presented, or it names neither).
     func client(cluster: String) async -> CertificateSubject? {
+        guard let bytes = await certificate() else { return nil }
+        return PeerIdentity.subject(inCertificateDER: bytes, cluster: cluster)
+    }
+
+    /// The client certificate's DER (TLS verified it against the cluster CA), or nil.
+    private func certificate() async -> [UInt8]? {
         let der = try? await channel.pipeline.handler(type: NIOSSLHandler.self)
             .map { handler in try? handler.peerCertificate?.toDERBytes() }.get()
-        guard let bytes = der ?? nil else { return nil }
-        return PeerIdentity.subject(inCertificateDER: bytes, cluster: cluster)
+        return der ?? nil
+    }
+
+    /// What a refusal says about a certificate that names nobody allowed here.
+    func whatTheCertificateIs(cluster: String) async -> String {
+        await certificate() == nil ? "no client certificate was presented" : "the client certificate names no operator or node of cluster \(cluster)"
     }
 
     /// The operator who may change the cluster, or the 403 that says which certificate to use.
@@ -33,7 +43,7 @@ struct OperatorRequestContext: RequestContext {
         case .node(let name)?:
             return .failure(OperatorRefusal(message: "\(action) needs an operator certificate; \(name)'s is a node certificate, which only identifies agents to each other (make one with pgquorum certs issue --operator NAME)"))
         case nil:
-            return .failure(OperatorRefusal(message: "\(action) needs an operator certificate from the cluster CA (pgquorum certs issue --operator NAME; the CLI presents it from tls.dir/operators)"))
+            return .failure(OperatorRefusal(message: "\(action) needs an operator certificate from the cluster CA, and \(await whatTheCertificateIs(cluster: cluster)) (pgquorum certs issue --operator NAME; the CLI presents it from tls.dir/operators)"))
         }
     }
 }
@@ -167,7 +177,7 @@ enum OperatorAPI {
         case .node(let name)? where config.node(named: name) != nil: return nil
         default: break
         }
-        return json(.forbidden, ["error": "this agent requires a client certificate from the cluster CA (api.require_client_certificate); present an operator's (pgquorum certs issue --operator NAME)"])
+        return json(.forbidden, ["error": "this agent requires a client certificate from the cluster CA naming an operator or one of its nodes (api.require_client_certificate), and \(await context.whatTheCertificateIs(cluster: config.cluster)); present an operator's (pgquorum certs issue --operator NAME)"])
     }
 
     /// The load-balancer checks (Patroni's): on the API, and alone on `health_port`.

@@ -144,6 +144,19 @@ public enum ClusterCertificates {
         return files.map { directory + "/" + $0 }
     }
 
+    /// The cluster the CA in `directory` was made for (its common name says so), or nil.
+    public static func clusterOfAuthority(in directory: String) -> String? {
+        guard let ca = try? loadCertificate(directory + "/ca.crt") else { return nil }
+        let prefix = "pgquorum CA for cluster "
+        for name in ca.subject {
+            for attribute in name where attribute.type == .RDNAttributeType.commonName {
+                guard let text = String(attribute.value), text.hasPrefix(prefix) else { continue }
+                return String(text.dropFirst(prefix.count))
+            }
+        }
+        return nil
+    }
+
     static func operatorFiles(_ names: [String]) -> [String] {
         names.flatMap { ["\(OperatorIdentity.directoryName)/\($0).crt", "\(OperatorIdentity.directoryName)/\($0).key"] }
     }
@@ -171,38 +184,25 @@ public enum ClusterCertificates {
         } catch {
             throw CertificateError.cannotWrite(folder, "\(error)")
         }
-        let key = P256.Signing.PrivateKey()
-        let certificate = try Certificate(
-            version: .v3,
-            serialNumber: Certificate.SerialNumber(),
-            publicKey: .init(key.publicKey),
-            notValidBefore: now.addingTimeInterval(-300),
-            notValidAfter: now.addingTimeInterval(validity),
-            issuer: caName,
-            subject: try DistinguishedName {
-                OrganizationName("pgquorum")
-                OrganizationalUnitName("operators of \(cluster)")
-                CommonName(name)
-            },
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.notCertificateAuthority)
-                Critical(KeyUsage(digitalSignature: true))
-                // A client only: an operator's key cannot serve as a node's server certificate.
-                try ExtendedKeyUsage([.clientAuth])
-                SubjectAlternativeNames([.uniformResourceIdentifier(OperatorIdentity.uri(cluster: cluster, name: name))])
-            },
-            issuerPrivateKey: .init(caKey)
-        )
-        try write(certificate.serializeAsPEM().pemString, to: folder + "/\(name).crt", mode: 0o644)
-        try write(key.pemRepresentation, to: folder + "/\(name).key", mode: 0o600)
+        // A client only: an operator's key cannot serve as a node's server certificate.
+        try issueLeaf(commonName: name, unit: "operators of \(cluster)", usages: [.clientAuth],
+                      names: [.uniformResourceIdentifier(OperatorIdentity.uri(cluster: cluster, name: name))],
+                      caName: caName, caKey: caKey, validity: validity, now: now, path: folder + "/" + name)
     }
 
     private static func issueNode(_ node: NodeIdentity, cluster: String, caName: DistinguishedName,
                                   caKey: P256.Signing.PrivateKey, directory: String, validity: TimeInterval, now: Date) throws {
-        let key = P256.Signing.PrivateKey()
         let names: [GeneralName] = [.uniformResourceIdentifier(NodeIdentity.uri(cluster: cluster, node: node.name))]
             + node.hosts.map(generalName(forHost:))
+        try issueLeaf(commonName: node.name, unit: cluster, usages: [.serverAuth, .clientAuth], names: names,
+                      caName: caName, caKey: caKey, validity: validity, now: now, path: directory + "/" + node.name)
+    }
+
+    /// A new key and a certificate for it signed by the CA: `<path>.crt` and `<path>.key`.
+    private static func issueLeaf(commonName: String, unit: String, usages: [ExtendedKeyUsage.Usage], names: [GeneralName],
+                                  caName: DistinguishedName, caKey: P256.Signing.PrivateKey, validity: TimeInterval, now: Date,
+                                  path: String) throws {
+        let key = P256.Signing.PrivateKey()
         let certificate = try Certificate(
             version: .v3,
             serialNumber: Certificate.SerialNumber(),
@@ -212,20 +212,20 @@ public enum ClusterCertificates {
             issuer: caName,
             subject: try DistinguishedName {
                 OrganizationName("pgquorum")
-                OrganizationalUnitName(cluster)
-                CommonName(node.name)
+                OrganizationalUnitName(unit)
+                CommonName(commonName)
             },
             signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true))
-                try ExtendedKeyUsage([.serverAuth, .clientAuth])
+                try ExtendedKeyUsage(usages)
                 SubjectAlternativeNames(names)
             },
             issuerPrivateKey: .init(caKey)
         )
-        try write(certificate.serializeAsPEM().pemString, to: directory + "/\(node.name).crt", mode: 0o644)
-        try write(key.pemRepresentation, to: directory + "/\(node.name).key", mode: 0o600)
+        try write(certificate.serializeAsPEM().pemString, to: path + ".crt", mode: 0o644)
+        try write(key.pemRepresentation, to: path + ".key", mode: 0o600)
     }
 
     /// An IP address becomes an IP SAN, anything else a DNS SAN.
@@ -234,7 +234,7 @@ public enum ClusterCertificates {
         return .dnsName(host)
     }
 
-    static func isValidName(_ name: String) -> Bool {
+    public static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy {
             ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
         }

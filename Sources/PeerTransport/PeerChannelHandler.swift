@@ -85,6 +85,9 @@ final class PeerChannelHandler: ChannelDuplexHandler {
             return reject(context: context, "peer presented no certificate")
         }
         guard let name = PeerIdentity.node(inCertificateDER: der, cluster: cluster) else {
+            if case .operator(let name)? = PeerIdentity.subject(inCertificateDER: der, cluster: cluster) {
+                return reject(context: context, "peer presented operator \(name)'s certificate; the peer port takes node certificates only")
+            }
             return reject(context: context, "peer certificate names no node of cluster \(cluster)")
         }
         guard let id = members[name], id != localID else {

@@ -121,6 +121,12 @@ public final class PeerTransport: Sendable {
     /// variance) still rules. Older kernels refuse the option; the connection goes on without.
     static let minimumRetransmissionTimeout = ChannelOptions.Types.SocketOption(level: .init(rawValue: CInt(IPPROTO_TCP)), name: .init(rawValue: 45))
     static let minimumRetransmissionMicroseconds = 20_000
+    /// TCP_DELACK_MAX_US (Linux 6.15): the longest an acknowledgement waits to ride on data,
+    /// 200 ms by default (and at least 40 ms in practice). A one-way frame (a report, a notice)
+    /// would otherwise wait for its acknowledgement longer than the sender's 20 ms timeout and be
+    /// sent again for nothing.
+    static let maximumAcknowledgementDelay = ChannelOptions.Types.SocketOption(level: .init(rawValue: CInt(IPPROTO_TCP)), name: .init(rawValue: 46))
+    static let maximumAcknowledgementDelayMicroseconds = 5_000
 
     /// Starts accepting peer connections; returns the bound port (useful with port 0).
     public func listen(host: String, port: Int) async throws -> Int {
@@ -144,6 +150,7 @@ public final class PeerTransport: Sendable {
         // Accepted connections inherit it from the listener before their handshake's first
         // round-trip sample (set on the child later, it would decay to 20 ms only slowly).
         _ = try? await channel.setOption(Self.minimumRetransmissionTimeout, value: Self.minimumRetransmissionMicroseconds).get()
+        _ = try? await channel.setOption(Self.maximumAcknowledgementDelay, value: Self.maximumAcknowledgementDelayMicroseconds).get()
         state.withLockedValue { $0.serverChannel = channel }
         return channel.localAddress?.port ?? port
     }
@@ -309,6 +316,7 @@ public final class PeerTransport: Sendable {
     private func installHandlers(on channel: Channel, expected: NodeID?, tls: NIOSSLHandler) throws {
         // Before the dialling end's SYN (see minimumRetransmissionTimeout).
         _ = try? channel.syncOptions?.setOption(Self.minimumRetransmissionTimeout, value: Self.minimumRetransmissionMicroseconds)
+        _ = try? channel.syncOptions?.setOption(Self.maximumAcknowledgementDelay, value: Self.maximumAcknowledgementDelayMicroseconds)
         let callbacks = PeerChannelHandler.Callbacks(
             authenticated: { [self] id, channel in authenticated(id, channel: channel, outbound: expected != nil) },
             message: onMessage,

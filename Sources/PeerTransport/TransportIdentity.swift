@@ -54,8 +54,15 @@ public enum PeerIdentity {
         let operatorPrefix = OperatorIdentity.uri(cluster: cluster, name: "")
         for name in names {
             guard case .uniformResourceIdentifier(let uri) = name else { continue }
-            if uri.hasPrefix(node) { return .node(String(uri.dropFirst(node.count))) }
-            if uri.hasPrefix(operatorPrefix) { return .operator(String(uri.dropFirst(operatorPrefix.count))) }
+            // Only names `certs` can issue: no path, no escapes, nothing odd in logs and history.
+            if uri.hasPrefix(node) {
+                let name = String(uri.dropFirst(node.count))
+                return ClusterCertificates.isValidName(name) ? .node(name) : nil
+            }
+            if uri.hasPrefix(operatorPrefix) {
+                let name = String(uri.dropFirst(operatorPrefix.count))
+                return ClusterCertificates.isValidName(name) ? .operator(name) : nil
+            }
         }
         return nil
     }

@@ -219,6 +219,17 @@ import Glibc
         let (nodeStatus, nodeBody) = try await refusal(try APIClient(tlsDirectory: tls, identity: target))
         #expect(nodeStatus == 403 && nodeBody.contains("\(target)'s is a node certificate") && nodeBody.contains("certs issue --operator"),
                 "\(nodeBody)")
+        let nodeClient = try APIClient(tlsDirectory: tls, identity: target)
+        for path in ["/failover?to=\(target)&reason=test", "/recover-quorum?reason=test"] {
+            let answer = try await nodeClient.post(host: "127.0.0.1", port: port, path: path, timeout: .seconds(3))
+            #expect(answer.status == 403, "\(path): \(answer.status)")
+        }
+        // The same CA's operator of another cluster names nobody here.
+        _ = try ClusterCertificates.issueOperators(cluster: "other", names: ["mallory"], directory: tls)
+        let (foreignStatus, foreignBody) = try await refusal(try APIClient(tlsDirectory: tls, operator: "mallory"))
+        #expect(foreignStatus == 403 && foreignBody.contains("names no operator or node of cluster test"), "\(foreignBody)")
+        try FileManager.default.removeItem(atPath: tls + "/operators/mallory.crt")
+        try FileManager.default.removeItem(atPath: tls + "/operators/mallory.key")
         // A node certificate the CA signed for a name outside the cluster is no operator either.
         _ = try ClusterCertificates.issue(cluster: "test", nodes: [NodeIdentity(name: "alice", hosts: ["127.0.0.1"])], directory: tls)
         let (strangerStatus, _) = try await refusal(try APIClient(tlsDirectory: tls, identity: "alice"))
@@ -228,7 +239,7 @@ import Glibc
         // Two operators: the CLI wants to know which one, then records who asked.
         _ = try ClusterCertificates.issueOperators(cluster: "test", names: ["bob"], directory: tls)
         let ambiguous = try cluster.run(["switchover", "--config", cluster.configPath, "--to", target],
-                                        environment: ["USER": "nobody-here"], includeErrors: true)
+                                        environment: ["USER": "nobody-here", "SUDO_USER": ""], includeErrors: true)
         #expect(ambiguous.status != 0 && ambiguous.output.contains("several operator certificates") && ambiguous.output.contains("--as NAME"),
                 "\(ambiguous.output)")
         // With an operator certificate: the named node takes over, by transfer (no PreVote).
@@ -280,6 +291,12 @@ import Glibc
         #expect(forwarded.status == 200, "\(String(decoding: forwarded.body, as: UTF8.self))")
         let status = try cluster.run(["status", "--config", cluster.configPath], includeErrors: true)
         #expect(status.status == 0, "\(status.output)")
+        // The agent's peer links run on threads of their own (AgentEventLoops.peers).
+        let pid = try #require(cluster.pid(of: follower))
+        let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").compactMap {
+            try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .newlines)
+        }
+        #expect(threads.filter { $0 == "pgquorum-peers" }.count == 2, "\(threads)")
     }
 
     @Test func aMinorityNeverElectsALeader() async throws {

@@ -54,7 +54,9 @@ struct CertificateSetOptions: ParsableArguments {
     /// The certificate set these options describe.
     func resolved() throws -> (cluster: String, directory: String, nodes: [NodeIdentity]) {
         guard let config else {
-            return (cluster ?? "pgquorum", dir ?? "", nodes?.nodes ?? [])
+            // The cluster's name is in the CA's own certificate, once there is one.
+            let directory = dir ?? ""
+            return (cluster ?? ClusterCertificates.clusterOfAuthority(in: directory) ?? "pgquorum", directory, nodes?.nodes ?? [])
         }
         let loaded: ClusterConfig
         do {
@@ -117,6 +119,10 @@ struct InitCerts: ParsableCommand {
     var operators: [String] = ["admin"]
 
     func run() throws {
+        let nodes = try set.resolved().nodes
+        if let clash = operators.first(where: { name in nodes.contains { $0.name == name } }) {
+            throw CommandFailure("\(clash) is a node of the cluster; name operators after people or scripts, not nodes")
+        }
         try set.writeCertificates(days: days) { cluster, nodes, directory, validity, now in
             try ClusterCertificates.create(cluster: cluster, nodes: nodes, operators: operators, directory: directory, validity: validity, now: now)
         }
@@ -135,6 +141,10 @@ struct CheckCerts: ParsableCommand {
 
     @Option(help: "Report certificates that expire within this many days.")
     var warnDays = 30
+
+    func validate() throws {
+        if set.config == nil, set.nodes == nil { throw ValidationError("give --config FILE, or --dir and --nodes") }
+    }
 
     func run() throws {
         let (cluster, dir, nodes) = try set.resolved()
@@ -179,12 +189,17 @@ struct IssueCerts: ParsableCommand {
     var operators: [String] = []
 
     func run() throws {
-        guard !operators.isEmpty else { return try set.writeCertificates(days: days, ClusterCertificates.issue) }
-        guard days > 0 else { throw CommandFailure("--days must be positive") }
-        guard set.config != nil || set.cluster != nil else {
-            throw CommandFailure("--operator with --dir needs --cluster NAME (the cluster's name, as in its config), or give --config FILE")
+        let (cluster, dir, nodes) = try set.resolved()
+        if let made = ClusterCertificates.clusterOfAuthority(in: dir), made != cluster {
+            throw CommandFailure("the CA in \(dir) is cluster \(made)'s, not \(cluster)'s: no agent of \(cluster) would accept what it signs")
         }
-        let (cluster, dir, _) = try set.resolved()
+        guard !operators.isEmpty else { return try set.writeCertificates(days: days, ClusterCertificates.issue) }
+        guard set.nodes == nil else { throw CommandFailure("give --nodes or --operator, not both: issue node and operator certificates one command at a time") }
+        // An operator named like a node would read like that node's own hand-over in the history.
+        if set.config != nil, let clash = operators.first(where: { name in nodes.contains { $0.name == name } }) {
+            throw CommandFailure("\(clash) is a node of the cluster; name operators after people or scripts, not nodes")
+        }
+        guard days > 0 else { throw CommandFailure("--days must be positive") }
         let files: [String]
         do {
             files = try ClusterCertificates.issueOperators(cluster: cluster, names: operators, directory: dir, validity: TimeInterval(days) * 86_400)

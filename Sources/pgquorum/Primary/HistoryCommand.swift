@@ -18,11 +18,14 @@ struct HistoryCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON (the body of GET /history).")
     var json = false
 
+    @Option(name: .customLong("as"), help: "Present this operator's certificate from tls.dir/operators (default: the only one there, or the one named like your login; none if neither).")
+    var operatorName: String?
+
     func run() async throws {
         let loaded = try loadConfig(config)
         let client: APIClient
         do {
-            client = try APIClient.reader(tlsDirectory: loaded.tlsDirectory, loginName: OperatorClient.loginName())
+            client = try APIClient.reader(tlsDirectory: loaded.tlsDirectory, named: operatorName, loginName: OperatorClient.loginName())
         } catch {
             throw CommandFailure("cannot load the CA from \(loaded.tlsDirectory): \(error)")
         }

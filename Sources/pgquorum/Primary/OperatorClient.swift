@@ -16,19 +16,25 @@ struct OperatorClient {
         let name: String
         do {
             name = try APIClient.chooseOperator(tlsDirectory: loaded.tlsDirectory, named: operatorName, loginName: Self.loginName())
-            client = try APIClient(tlsDirectory: loaded.tlsDirectory, operator: name)
-        } catch let failure as APIClient.Failure {
-            throw CommandFailure("\(failure)")
         } catch {
-            throw CommandFailure("cannot load the operator certificate from \(loaded.tlsDirectory)/operators: \(error)")
+            throw CommandFailure("\(error)")
+        }
+        do {
+            client = try APIClient(tlsDirectory: loaded.tlsDirectory, operator: name)
+        } catch {
+            throw CommandFailure("cannot load \(loaded.tlsDirectory)/operators/\(name).crt and .key: \(error); check them with pgquorum certs check --config \(configPath)")
         }
         config = loaded
         self.configPath = configPath
     }
 
-    /// Who runs the command (`$USER`, else the password database), to pick their certificate.
+    /// Who runs the command (under sudo the one who ran sudo, else `$USER`, else the password
+    /// database), to pick their certificate.
     static func loginName() -> String? {
-        if let user = ProcessInfo.processInfo.environment["USER"], !user.isEmpty { return user }
+        let environment = ProcessInfo.processInfo.environment
+        for variable in ["SUDO_USER", "USER"] {
+            if let user = environment[variable], !user.isEmpty { return user }
+        }
         guard let entry = getpwuid(getuid()), let name = entry.pointee.pw_name else { return nil }
         return String(cString: name)
     }

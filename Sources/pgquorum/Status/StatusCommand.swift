@@ -34,6 +34,9 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(help: "Answer from a node's local state instead of confirming with the leader.")
     var stale = false
 
+    @Option(name: .customLong("as"), help: "Present this operator's certificate from tls.dir/operators (default: the only one there, or the one named like your login; none if neither).")
+    var operatorName: String?
+
     @Option(help: "Give up on an agent after this many milliseconds.")
     var timeoutMs = 1_500
 
@@ -60,7 +63,7 @@ struct StatusCommand: AsyncParsableCommand {
         let client: APIClient
         do {
             // With the config and no --ca: the operator's certificate too, where one is there.
-            client = try loaded.flatMap { config in ca == nil ? try APIClient.reader(tlsDirectory: config.tlsDirectory, loginName: OperatorClient.loginName()) : nil }
+            client = try loaded.flatMap { config in ca == nil ? try APIClient.reader(tlsDirectory: config.tlsDirectory, named: operatorName, loginName: OperatorClient.loginName()) : nil }
                 ?? APIClient(caFile: caFile)
         } catch {
             throw CommandFailure("cannot load the CA certificate \(caFile): \(error)")

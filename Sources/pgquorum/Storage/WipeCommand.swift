@@ -30,6 +30,9 @@ struct WipeStorage: AsyncParsableCommand {
     @Option(help: "The cluster config file.")
     var config: String
 
+    @Option(name: .customLong("as"), help: "Present this operator's certificate from tls.dir/operators (default: the only one there, or the one named like your login; none if neither).")
+    var operatorName: String?
+
     @Option(help: "The node whose Raft state to replace.")
     var node: String
 
@@ -53,7 +56,7 @@ struct WipeStorage: AsyncParsableCommand {
         // 2. Every other voter's own term, and the leader's confirmed view.
         let client: APIClient
         do {
-            client = try APIClient.reader(tlsDirectory: loaded.tlsDirectory, loginName: OperatorClient.loginName())
+            client = try APIClient.reader(tlsDirectory: loaded.tlsDirectory, named: operatorName, loginName: OperatorClient.loginName())
         } catch {
             throw CommandFailure("cannot load \(loaded.tlsDirectory)/ca.crt: \(error)")
         }
