@@ -297,6 +297,7 @@ import Glibc
             try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .newlines)
         }
         #expect(threads.filter { $0 == "pgquorum-peers" }.count == 2, "\(threads)")
+        #expect(threads.contains("pgquorum-raft"), "\(threads)")
     }
 
     @Test func aMinorityNeverElectsALeader() async throws {

@@ -370,6 +370,12 @@ import Glibc
         let cluster = try LocalCluster(nodes: 3, postgres: true, postgresSettings: "  restart_timeout_s: 3\n")
         defer { cluster.tearDown() }
         let (stalled, others) = try await Self.settled(cluster)
+        // The thread that runs these queries carries its own name (`top -H`, `ps -L`).
+        let agent = try #require(cluster.pid(of: stalled))
+        let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(agent)/task").compactMap {
+            try? String(contentsOfFile: "/proc/\(agent)/task/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .newlines)
+        }
+        #expect(threads.contains("pgquorum-pg"), "\(threads)")
         // A stalled disk: every query of the agent hangs. The postmaster is frozen, so no new
         // connection gets through (a reconnect that won a race with the freezer once answered
         // a query and reset the agent's count of failed checks), and each backend the agent

@@ -143,10 +143,12 @@ final class PostgresManager: @unchecked Sendable {
 
     func start() {
         let thread = Thread { [self] in
+            // Foundation's `Thread.name` does not reliably reach the kernel (see
+            // DedicatedThreadExecutor): `top -H` showed this thread under a pool thread's name.
+            DedicatedThreadExecutor.nameCurrentThread("pgquorum-pg")
             run()
             finished.signal()
         }
-        thread.name = "pgquorum-postgres"
         thread.stackSize = 4 << 20
         thread.start()
     }
