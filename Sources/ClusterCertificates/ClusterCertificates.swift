@@ -67,9 +67,7 @@ public enum ClusterCertificates {
         guard isValidName(cluster) else { throw CertificateError.invalidNodeName(cluster) }
         for name in operators where !isValidName(name) { throw CertificateError.invalidNodeName(name) }
         let files = ["ca.crt", "ca.key"] + nodes.flatMap { ["\($0.name).crt", "\($0.name).key"] } + operatorFiles(operators)
-        for file in files where FileManager.default.fileExists(atPath: directory + "/" + file) {
-            throw CertificateError.fileExists(directory + "/" + file)
-        }
+        try refuseExisting(files, in: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
 
@@ -114,9 +112,7 @@ public enum ClusterCertificates {
         for node in nodes where !isValidName(node.name) { throw CertificateError.invalidNodeName(node.name) }
         let (caCertificate, caKey) = try loadAuthority(directory)
         let files = nodes.flatMap { ["\($0.name).crt", "\($0.name).key"] }
-        for file in files where FileManager.default.fileExists(atPath: directory + "/" + file) {
-            throw CertificateError.fileExists(directory + "/" + file)
-        }
+        try refuseExisting(files, in: directory)
         for node in nodes {
             try issueNode(node, cluster: cluster, caName: caCertificate.subject, caKey: caKey, directory: directory,
                           validity: validity, now: now)
@@ -134,9 +130,7 @@ public enum ClusterCertificates {
         for name in names where !seen.insert(name).inserted { throw CertificateError.duplicateNode(name) }
         let (caCertificate, caKey) = try loadAuthority(directory)
         let files = operatorFiles(names)
-        for file in files where FileManager.default.fileExists(atPath: directory + "/" + file) {
-            throw CertificateError.fileExists(directory + "/" + file)
-        }
+        try refuseExisting(files, in: directory)
         for name in names {
             try issueOperator(name, cluster: cluster, caName: caCertificate.subject, caKey: caKey, directory: directory,
                               validity: validity, now: now)
@@ -155,6 +149,13 @@ public enum ClusterCertificates {
             }
         }
         return nil
+    }
+
+    /// Certificates and keys are never overwritten: the first that exists stops everything.
+    private static func refuseExisting(_ files: [String], in directory: String) throws {
+        for file in files where FileManager.default.fileExists(atPath: directory + "/" + file) {
+            throw CertificateError.fileExists(directory + "/" + file)
+        }
     }
 
     static func operatorFiles(_ names: [String]) -> [String] {
