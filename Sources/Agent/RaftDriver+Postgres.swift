@@ -52,23 +52,25 @@ extension RaftDriver {
         let leaseHeld = expiry.map { ContinuousClock.now < $0 } == true
         defer { wasWritable = mayWrite && leaseHeld }
         guard let permission = postgres?.permission else { return }
+        let grant = WritePermission.Grant(term: node.term, epoch: clusterState.epoch)
+        let lapsed = permission.lapsedGrant
         let order = FenceOrder.decide(mayWrite: mayWrite, leaseHeld: leaseHeld, leaseForfeited: node.leaseForfeited,
                                       leaseMoved: expiry != renewedExpiry, keeperHolds: wasWritable || renewedExpiry != nil,
-                                      frozen: permission.lapsed)
+                                      frozen: lapsed != nil, frozenInAnotherGrant: lapsed.map { $0 != grant } ?? false)
         switch order {
         case .none:
             break
         case .renew(let continuing):
             guard let expiry else { return }
             if continuing { logger.notice("lease regained: PostgreSQL continues") }
-            permission.allow(until: expiry, grant: .init(term: node.term, epoch: clusterState.epoch))
+            permission.allow(until: expiry, grant: grant)
             renewedExpiry = expiry
         case .freeze:
             logger.warning("lease lapsed: PostgreSQL is frozen until this leader regains it (stopped if it does not soon)")
             permission.lapse()
             renewedExpiry = nil
         case .stop(let frozen):
-            logger.warning(frozen ? "the lapsed lease cannot come back (leadership lost or handed over): stopping the frozen PostgreSQL"
+            logger.warning(frozen ? "the lapsed lease cannot come back (leadership lost or handed over, or a later term or epoch): stopping the frozen PostgreSQL"
                                   : "lease handed over or leadership lost: PostgreSQL stops accepting writes now")
             permission.stop()
             renewedExpiry = nil

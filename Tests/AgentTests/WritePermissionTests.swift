@@ -49,7 +49,7 @@ private final class KeeperPipe {
         #expect(permission.deadline() != nil)
         permission.stop()
         #expect(keeper.told() == [-2])
-        #expect(!permission.keeperEnforces && !permission.lapsed)
+        #expect(!permission.keeperEnforces && permission.lapsedGrant == nil)
         // The PostgreSQL thread still holds an intent writable for another second: it must not
         // promote (the old code re-armed the keeper from that intent here).
         #expect(permission.deadline() == nil)
@@ -94,11 +94,11 @@ private final class KeeperPipe {
         _ = keeper.told()
         permission.lapse()
         #expect(keeper.told() == [1])
-        #expect(permission.lapsed && permission.keeperEnforces, "the frozen server is the keeper's, not the PostgreSQL thread's")
+        #expect(permission.lapsedGrant != nil && permission.keeperEnforces, "the frozen server is the keeper's, not the PostgreSQL thread's")
         #expect(permission.deadline() == nil)
         permission.allow(until: .now + .seconds(1), grant: termFive)
         #expect(keeper.told().map { $0 > 1 } == [true])
-        #expect(!permission.lapsed && permission.deadline() != nil)
+        #expect(permission.lapsedGrant == nil && permission.deadline() != nil)
     }
 
     /// A lease of another term or epoch never continues a frozen server: another node may have
@@ -138,6 +138,6 @@ private final class KeeperPipe {
         let keeper = try KeeperPipe()
         permission.attach(keeper.line)
         #expect(keeper.told().isEmpty)
-        #expect(!permission.keeperEnforces && !permission.lapsed)
+        #expect(!permission.keeperEnforces && permission.lapsedGrant == nil)
     }
 }

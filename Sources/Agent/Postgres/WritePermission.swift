@@ -41,7 +41,8 @@ final class WritePermission: Sendable {
         state.withLock { state in
             if let previous = state.granted, previous != grant, state.until.map({ ContinuousClock.now >= $0 }) ?? true {
                 // The previous grant lapsed (the server may be frozen): never continue it under
-                // another term or epoch, another node may have been primary in between.
+                // another term or epoch, another node may have been primary in between. The Raft
+                // task stops it first (`FenceOrder`); this keeps the rule for any other caller.
                 state.line?.stopNow()
             }
             state.until = deadline
@@ -98,11 +99,11 @@ final class WritePermission: Sendable {
         state.withLock { $0.line != nil && $0.granted != nil }
     }
 
-    /// Whether a grant lapsed without being stopped: the server may be frozen, waiting for the
-    /// lease of that grant to come back.
-    var lapsed: Bool {
+    /// The grant that lapsed without being stopped, or nil: the server may be frozen, waiting for
+    /// the lease of that grant to come back.
+    var lapsedGrant: Grant? {
         state.withLock { state in
-            state.granted != nil && (state.until.map { ContinuousClock.now >= $0 } ?? true)
+            state.until.map { ContinuousClock.now >= $0 } ?? true ? state.granted : nil
         }
     }
 }
