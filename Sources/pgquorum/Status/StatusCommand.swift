@@ -62,9 +62,12 @@ struct StatusCommand: AsyncParsableCommand {
         let caFile = ca ?? (loaded.map { $0.tlsDirectory + "/ca.crt" } ?? "")
         let client: APIClient
         do {
-            // With the config and no --ca: the operator's certificate too, where one is there.
-            client = try loaded.flatMap { config in ca == nil ? try APIClient.reader(tlsDirectory: config.tlsDirectory, named: operatorName, loginName: OperatorClient.loginName()) : nil }
-                ?? APIClient(caFile: caFile)
+            if let loaded, ca == nil {
+                // With the config and no --ca: the operator's certificate too, where one is there.
+                client = try APIClient.reader(tlsDirectory: loaded.tlsDirectory, named: operatorName, loginName: OperatorClient.loginName())
+            } else {
+                client = try APIClient(caFile: caFile)
+            }
         } catch {
             throw CommandFailure("cannot load the CA certificate \(caFile): \(error)")
         }
